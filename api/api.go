@@ -1,0 +1,147 @@
+// Package api is sockd's control protocol: HTTP with JSON bodies over a
+// Unix socket. It holds the wire types, the Server (which calls a Backend
+// it defines, implemented by supervisord), and the Client used by sockctl.
+// It knows nothing of how units are supervised.
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a Backend wraps (with %w) so the server maps them to a status;
+// the Client returns an *Error that matches them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found") // 404: no such unit
+	ErrInvalid  = errors.New("invalid")   // 400: a bad field or argument
+	ErrConflict = errors.New("conflict")  // 409: not possible in the unit's state
+	ErrFailed   = errors.New("failed")    // 422: the operation ran and failed
+)
+
+// Backend is what the server serves. Every method may be called from many
+// goroutines at once; unit names come with or without ".service".
+type Backend interface {
+	List(ctx context.Context) ([]UnitStatus, error)
+	Status(ctx context.Context, unit string) (UnitStatus, error)
+	Start(ctx context.Context, unit string) error
+	Stop(ctx context.Context, unit string) error
+	// Restart restarts unit. With opts.Wait unset it returns once the
+	// restart is accepted (queued behind any under way) with a zero
+	// result. With opts.Wait set it blocks until the restart has ended,
+	// calling progress (from the caller's goroutine) for each phase, and
+	// returns the result; a rolled-back restart is a result with OK
+	// false, not an error.
+	Restart(ctx context.Context, unit string, opts RestartOptions, progress func(Event)) (RestartResult, error)
+	// ReloadApp runs the unit's ExecReload= (or sends SIGHUP when it has
+	// none) to the running processes.
+	ReloadApp(ctx context.Context, unit string) error
+	// Reload re-reads the unit directory and applies the changes.
+	Reload(ctx context.Context) (ReloadResult, error)
+	// Logs returns up to n of the unit's last output lines, oldest first.
+	Logs(ctx context.Context, unit string, n int) ([]LogLine, error)
+}
+
+// UnitStatus is the state of one service and its sockets.
+type UnitStatus struct {
+	Name    string         `json:"name"` // "app.service"
+	Service ServiceStatus  `json:"service"`
+	Sockets []SocketStatus `json:"sockets"`
+}
+
+// Service states, as systemd names them.
+const (
+	StateInactive     = "inactive"
+	StateActivating   = "activating"
+	StateActive       = "active"
+	StateDeactivating = "deactivating"
+	StateFailed       = "failed"
+)
+
+// ServiceStatus is the service half of a UnitStatus.
+type ServiceStatus struct {
+	State       string         `json:"state"`               // one of the State* constants
+	SubState    string         `json:"sub_state,omitempty"` // finer: "listening", "running", "restarting", …
+	Pids        []int          `json:"pids"`                // every running process, current generation first
+	MainPID     int            `json:"main_pid,omitempty"`
+	Generation  int            `json:"generation"` // increments with each start
+	Since       time.Time      `json:"since"`      // when State last changed
+	Restarts    int            `json:"restarts"`
+	Status      string         `json:"status,omitempty"` // the last STATUS= from sd_notify
+	LastExit    string         `json:"last_exit,omitempty"`
+	Result      string         `json:"result,omitempty"` // systemd's Result: "success", "exit-code", "start-limit-hit", …
+	LastRestart *RestartResult `json:"last_restart,omitempty"`
+	Instances   int            `json:"instances"`
+}
+
+// SocketStatus is one listening address of one of the unit's sockets.
+type SocketStatus struct {
+	Unit   string `json:"unit"`   // "app.socket"
+	Type   string `json:"type"`   // "Stream", "Datagram", "SequentialPacket", "FIFO"
+	Listen string `json:"listen"` // "127.0.0.1:8080", "/run/app.sock"
+	FDName string `json:"fd_name"`
+}
+
+// RestartOptions are the knobs of a restart.
+type RestartOptions struct {
+	Wait      bool `json:"wait"`
+	StopFirst bool `json:"stop_first"` // systemd's order: stop, then start
+}
+
+// Restart phases, in the order they happen.
+const (
+	PhaseQueued   = "queued"
+	PhaseSpawned  = "spawned"  // a new process started (Pid)
+	PhaseWaiting  = "waiting"  // waiting for it to become ready
+	PhaseReady    = "ready"    // it is ready (Pid)
+	PhaseDraining = "draining" // an old process was told to stop (Pid)
+	PhaseStopped  = "stopped"  // an old process has exited (Pid)
+	PhaseFailed   = "failed"   // the new process failed (Message says why)
+	PhaseDone     = "done"
+)
+
+// Event is one phase of a restart as it happens.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Phase   string    `json:"phase"`
+	Pid     int       `json:"pid,omitempty"`
+	Message string    `json:"message,omitempty"`
+}
+
+// RestartResult is how a restart ended.
+type RestartResult struct {
+	Unit    string   `json:"unit"`
+	OK      bool     `json:"ok"`
+	Outcome string   `json:"outcome"` // "done", "rolled-back", "failed"
+	Cause   string   `json:"cause,omitempty"`
+	OldPids []int    `json:"old_pids,omitempty"`
+	NewPids []int    `json:"new_pids,omitempty"`
+	Millis  int64    `json:"millis"`
+	LogTail []string `json:"log_tail,omitempty"` // the failed process's last output lines
+}
+
+// ReloadResult says what a reload of the unit directory changed.
+type ReloadResult struct {
+	Added       []string     `json:"added,omitempty"`
+	Removed     []string     `json:"removed,omitempty"`
+	Changed     []string     `json:"changed,omitempty"`
+	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`
+}
+
+// Diagnostic is a problem in a unit file, as units reports it.
+type Diagnostic struct {
+	File     string `json:"file"`
+	Line     int    `json:"line,omitempty"`
+	Option   string `json:"option,omitempty"`
+	Severity string `json:"severity"` // "error" or "warning"
+	Message  string `json:"message"`
+	Text     string `json:"text"` // "file:line: Option: message"
+}
+
+// LogLine is one line of a unit's output.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Pid    int       `json:"pid"`
+	Stream string    `json:"stream"` // "stdout" or "stderr"
+	Line   string    `json:"line"`
+}

@@ -1,0 +1,182 @@
+package units
+
+import (
+	"math"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Infinity is the time span systemd spells "infinity" (and "0" for
+// TimeoutStartSec=/TimeoutStopSec=): no limit.
+const Infinity = time.Duration(math.MaxInt64)
+
+// Set is a loaded, validated unit directory. Units with errors are left
+// out; their problems are in the Diagnostics returned beside the Set.
+type Set struct {
+	// Dir is the directory the set was loaded from ("" for LoadFiles).
+	Dir string
+	// Services holds every valid service unit by full name ("app.service",
+	// templates as "app@.service").
+	Services map[string]*Service
+	// Sockets holds every valid socket unit by full name ("app.socket").
+	Sockets map[string]*Socket
+}
+
+// ListenKind is the kind of a Listen*= line.
+type ListenKind int
+
+// The Listen*= kinds of systemd.socket(5).
+const (
+	Stream           ListenKind = iota // ListenStream=
+	Datagram                           // ListenDatagram=
+	SequentialPacket                   // ListenSequentialPacket=
+	FIFO                               // ListenFIFO=
+)
+
+// Listen is one Listen*= line of a socket unit.
+type Listen struct {
+	Kind ListenKind
+	// Network is the Go network name: "tcp", "tcp6" (BindIPv6Only=ipv6-only),
+	// "udp", "udp6", "unix", "unixgram", "unixpacket", or "fifo".
+	Network string
+	// Address is "host:port" for IP ("[::]:8080" for a bare port, which
+	// binds dual-stack as systemd does), a filesystem path, or "@name" for
+	// an abstract Unix socket.
+	Address string
+	// Line is the line of the Listen*= option in File.
+	Line int
+}
+
+// Socket is a parsed socket unit (systemd.socket(5)).
+type Socket struct {
+	Name string // "app.socket"
+	File string // path of the unit file; drop-ins are in DropIns
+	// DropIns lists the drop-in files merged into this unit, in order.
+	DropIns []string
+
+	Listens []Listen
+	// Service is the unit it activates: "app.service" by default, the
+	// template "app@.service" when Accept is set, or what Service= names.
+	Service string
+	Accept  bool
+
+	FileDescriptorName string // default: Name without ".socket"
+	Backlog            int    // default 4096 (SOMAXCONN)
+	BindIPv6Only       string // "default", "both", "ipv6-only"
+	ReusePort          bool
+	NoDelay            bool
+	KeepAlive          bool
+	KeepAliveTime      time.Duration // 0: kernel default
+	KeepAliveInterval  time.Duration // 0: kernel default
+	KeepAliveProbes    int           // 0: kernel default
+	FreeBind           bool
+	Transparent        bool
+	Broadcast          bool
+	PassCredentials    bool
+	ReceiveBuffer      int // bytes; 0: kernel default
+	SendBuffer         int // bytes; 0: kernel default
+	BindToDevice       string
+	SocketMode         os.FileMode // default 0666
+	DirectoryMode      os.FileMode // default 0755
+	SocketUser         string
+	SocketGroup        string
+	RemoveOnStop       bool
+	Symlinks           []string
+	NonBlocking        bool
+
+	MaxConnections          int // default 64
+	MaxConnectionsPerSource int // default 0: no limit
+	TriggerLimitInterval    time.Duration
+	TriggerLimitBurst       int
+}
+
+// Command is one Exec*= line after systemd quoting and prefixes.
+type Command struct {
+	// Path is the program (Argv[0] unless the "@" prefix set another argv0).
+	Path string
+	// Argv is the argument vector the program sees, Argv[0] included.
+	Argv []string
+	// IgnoreFailure is the "-" prefix: a failing exit code is not a failure.
+	IgnoreFailure bool
+	// Line is the line of the option in its file.
+	Line int
+}
+
+// Output is where StandardOutput=/StandardError= send a stream.
+type Output struct {
+	// Kind is "journal" (sockd's log, the default), "inherit", "null",
+	// "file", "append" or "truncate".
+	Kind string
+	Path string // for file:, append:, truncate:
+}
+
+// EnvironmentFile is one EnvironmentFile= line.
+type EnvironmentFile struct {
+	Path     string
+	Optional bool // "-" prefix: a missing file is not an error
+}
+
+// Rlimit is one Limit*= option.
+type Rlimit struct {
+	Resource int    // unix.RLIMIT_*
+	Soft     uint64 // unix.RLIM_INFINITY for infinity
+	Hard     uint64
+}
+
+// Service is a parsed service unit (systemd.service(5)).
+type Service struct {
+	Name     string // "app.service", a template "app@.service", an instance "app@x.service"
+	File     string
+	DropIns  []string
+	Template bool   // Name is "prefix@.service"
+	Instance string // the instance of an instantiated template, "" otherwise
+
+	Type          string // "simple" (default), "exec", "notify", "oneshot"
+	ExecStart     []Command
+	ExecStartPre  []Command
+	ExecStartPost []Command
+	ExecStop      []Command
+	ExecReload    []Command
+
+	Restart            string        // "no" (default), "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"
+	RestartSec         time.Duration // default 100ms
+	StartLimitInterval time.Duration // default 10s
+	StartLimitBurst    int           // default 5
+	TimeoutStartSec    time.Duration // default 90s; Infinity for none
+	TimeoutStopSec     time.Duration // default 90s in systemd; sockd's default is 10s (documented)
+	KillSignal         syscall.Signal
+	KillMode           string // "control-group" (default: the process group), "mixed", "process", "none"
+	SendSIGKILL        bool   // default true
+	SuccessExitStatus  []int
+	SuccessSignals     []syscall.Signal
+
+	Environment      []string // "KEY=value", in order
+	EnvironmentFiles []EnvironmentFile
+	UnsetEnvironment []string
+	PassEnvironment  []string
+
+	WorkingDirectory    string
+	User                string
+	Group               string
+	SupplementaryGroups []string
+	UMask               os.FileMode // default 0022
+	Nice                int
+	HasNice             bool
+	Limits              []Rlimit
+	StandardOutput      Output
+	StandardError       Output
+
+	Sockets      []string // socket units whose fds this service receives
+	NotifyAccess string   // "none", "main", "exec", "all"; default "main" for Type=notify, "none" otherwise
+	WatchdogSec  time.Duration
+
+	// Instances is the sockd extension X-Instances=: how many processes
+	// of this service run on the same sockets (default 1).
+	Instances int
+	// ReadyAfter is the sockd extension X-ReadyAfterSec=: for services
+	// that do not notify, the time a new process must stay alive before
+	// a restart counts it ready. 0 means ready at once (systemd's
+	// Type=simple behaviour).
+	ReadyAfter time.Duration
+}
