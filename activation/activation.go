@@ -3,59 +3,305 @@
 // builds the LISTEN_FDS / LISTEN_FDNAMES environment of the systemd
 // socket-activation protocol (sd_listen_fds(3)). LISTEN_PID is set by the
 // child itself, through children.Spec.PIDEnv.
+//
+// Every Listener holds two descriptors of the same open file description:
+// one registered with the Go runtime's netpoller, which Wait and Accept
+// use, and the one File returns for children. Both are close-on-exec in
+// sockd. Because O_NONBLOCK belongs to the open file description, the
+// mode File sets is shared by both and by every child holding the
+// socket; sockd itself never reads from or accepts on a socket it hands
+// to children, so the mode only matters to them.
 package activation
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/units"
 )
 
 // Listener is one open socket (or FIFO) of a socket unit. sockd owns it
 // for the unit's whole life; children receive File().
-type Listener struct{}
+type Listener struct {
+	name string
+	spec units.Listen
+	// addr is the bound address: the real port for IP sockets, the path
+	// or "@name" for Unix sockets, the path for FIFOs.
+	addr string
+	// sockType is unix.SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET; 0 for
+	// a FIFO.
+	sockType int
+	// nonBlocking is the unit's NonBlocking=: the mode of File and of
+	// accepted connections.
+	nonBlocking bool
+	// accept is the unit's Accept=: the listener stays non-blocking.
+	accept bool
+
+	poll *os.File // registered with the netpoller; Wait and Accept
+	file *os.File // created from a blocking fd: Fd() never flips it
+
+	// paths are the filesystem entries Open created, removed by Close.
+	paths []createdPath
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// createdPath is a file Open created: a socket, a FIFO or a symlink. Close
+// removes it only if it is still that same file.
+type createdPath struct {
+	path string
+	mode uint32 // unix.S_IFSOCK, S_IFIFO or S_IFLNK
+	dev  uint64
+	ino  uint64
+}
 
 // Open binds every Listen*= line of s with s's options, in order. It is
 // all or nothing: if one fails, those already open are closed and the
 // error names the socket unit, the address and the cause.
+//
+// A zero SocketMode or DirectoryMode means systemd's default (0666,
+// 0755); a Backlog of 0 or less means SOMAXCONN. The files Open creates
+// (socket files, FIFOs, Symlinks=) are removed by Close whatever
+// RemoveOnStop says; a FIFO that already existed is reused and kept.
 func Open(s *units.Socket) ([]*Listener, error) {
-	panic("activation.Open: not implemented")
+	name := s.FileDescriptorName
+	if name == "" {
+		name = strings.TrimSuffix(s.Name, ".socket")
+	}
+	if err := checkFDName(name); err != nil {
+		return nil, fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
+	}
+	if len(s.Symlinks) > 0 {
+		n := 0
+		for _, spec := range s.Listens {
+			if isFilesystem(spec) {
+				n++
+			}
+		}
+		if n != 1 {
+			return nil, fmt.Errorf("open %s: Symlinks= needs exactly one filesystem socket or FIFO, the unit has %d", s.Name, n)
+		}
+	}
+	ls := make([]*Listener, 0, len(s.Listens))
+	for _, spec := range s.Listens {
+		l, err := open(s, name, spec)
+		if err != nil {
+			CloseAll(ls)
+			return nil, fmt.Errorf("open %s: %w", s.Name, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// checkFDName applies sd_notify(3)'s rules for FDNAME=: at most 255
+// printable ASCII characters, no colon.
+func checkFDName(name string) error {
+	if name == "" || len(name) > 255 {
+		return errors.New("must be 1 to 255 characters")
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || c == ':' {
+			return errors.New("must be printable ASCII without spaces or colons")
+		}
+	}
+	return nil
+}
+
+// isFilesystem tells whether spec names a path in the filesystem.
+func isFilesystem(spec units.Listen) bool {
+	switch spec.Network {
+	case "fifo":
+		return true
+	case "unix", "unixgram", "unixpacket":
+		return !strings.HasPrefix(spec.Address, "@")
+	}
+	return false
+}
+
+// open opens one Listen*= line.
+func open(s *units.Socket, name string, spec units.Listen) (_ *Listener, err error) {
+	l := &Listener{name: name, spec: spec, nonBlocking: s.NonBlocking, accept: s.Accept}
+	op := "listen " + spec.Network + " " + spec.Address
+	defer func() {
+		if err != nil {
+			l.removePaths()
+			err = fmt.Errorf("%s: %w", op, err)
+		}
+	}()
+	var fd int
+	switch spec.Network {
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+		fd, err = l.openIP(s)
+	case "unix", "unixgram", "unixpacket":
+		fd, err = l.openUnix(s)
+	case "fifo":
+		fd, err = l.openFIFO(s)
+	default:
+		return nil, fmt.Errorf("unknown network %q", spec.Network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Symlinks) > 0 && isFilesystem(spec) {
+		if err := l.symlink(s); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
+	if err := l.makeFiles(fd); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// makeFiles wraps fd, which is non-blocking and close-on-exec, into the
+// pollable file Wait uses and the blocking-created file children get.
+func (l *Listener) makeFiles(fd int) error {
+	// fd is non-blocking: os.NewFile registers it with the netpoller.
+	l.poll = os.NewFile(uintptr(fd), l.spec.Network+":"+l.addr)
+	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		l.poll.Close()
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	// The description is blocking when os.NewFile sees it, so the
+	// *os.File is not pollable and its Fd() (called by exec.Cmd on
+	// ExtraFiles) never changes the mode behind our back.
+	if err := unix.SetNonblock(d, false); err != nil {
+		unix.Close(d)
+		l.poll.Close()
+		return os.NewSyscallError("fcntl F_SETFL", err)
+	}
+	l.file = os.NewFile(uintptr(d), l.name)
+	if err := l.setMode(); err != nil {
+		l.file.Close()
+		l.poll.Close()
+		return err
+	}
+	return nil
+}
+
+// setMode puts the shared open file description in the unit's mode.
+func (l *Listener) setMode() error {
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		// Accept=yes listeners stay non-blocking: sockd accepts on
+		// them and never hands them to a child.
+		serr = unix.SetNonblock(int(fd), l.nonBlocking || l.accept)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("fcntl F_SETFL", serr)
+	}
+	return nil
 }
 
 // Name returns the name of the listener's fd in LISTEN_FDNAMES.
-func (l *Listener) Name() string { panic("not implemented") }
+func (l *Listener) Name() string { return l.name }
 
 // Spec returns the Listen*= line the listener was opened from.
-func (l *Listener) Spec() units.Listen { panic("not implemented") }
+func (l *Listener) Spec() units.Listen { return l.spec }
+
+// Addr returns the address the listener is bound to: "host:port" for IP
+// sockets with the real port when the unit asked for port 0, the path or
+// "@name" for Unix sockets, the path for FIFOs.
+func (l *Listener) Addr() string { return l.addr }
 
 // File returns the fd to hand to children as one of fds 3, 4, …. It is
 // the same *os.File on every call, in blocking mode unless the unit sets
 // NonBlocking=yes, close-on-exec in sockd. Callers must not close it.
-func (l *Listener) File() *os.File { panic("not implemented") }
-
-// Accept accepts one connection on an Accept=yes stream socket and
-// returns it as a blocking file for a child's fd 3, with the peer address.
-func (l *Listener) Accept() (*os.File, net.Addr, error) { panic("not implemented") }
+//
+// File sets the mode again on every call, because a previous child may
+// have changed it on the shared open file description (Go's
+// net.FileListener does). Listeners of Accept=yes units stay
+// non-blocking: they are not meant for children.
+func (l *Listener) File() *os.File {
+	_ = l.setMode() // fails only once the listener is closed
+	return l.file
+}
 
 // Close closes the socket and removes the socket file, its symlinks and
 // FIFOs that Open created. Closing twice is harmless.
-func (l *Listener) Close() error { panic("not implemented") }
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		errs := []error{l.removePaths()}
+		if err := l.poll.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := l.file.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
 
-// Wait blocks until one of ls is readable — a connection waits in its
-// accept queue, or a datagram in its receive queue — without accepting
-// or reading anything, and returns that listener. It returns ctx.Err()
-// when ctx ends first. At most one Wait may be under way per listener.
-// It costs no CPU while it waits (the runtime's netpoller).
-func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
-	panic("activation.Wait: not implemented")
+// removePaths removes the files Open created, symlinks first, each only
+// if it is still the file Open created.
+func (l *Listener) removePaths() error {
+	var errs []error
+	for i := len(l.paths) - 1; i >= 0; i-- {
+		p := l.paths[i]
+		var st unix.Stat_t
+		if err := unix.Lstat(p.path, &st); err != nil {
+			continue // gone already
+		}
+		if st.Mode&unix.S_IFMT != p.mode || st.Dev != p.dev || st.Ino != p.ino {
+			continue // replaced by someone else: not ours any more
+		}
+		if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	l.paths = nil
+	return errors.Join(errs...)
+}
+
+// created records path as created by Open.
+func (l *Listener) created(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	l.paths = append(l.paths, createdPath{path: path, mode: st.Mode & unix.S_IFMT, dev: st.Dev, ino: st.Ino})
+	return nil
 }
 
 // Env returns LISTEN_FDS=N and LISTEN_FDNAMES=a:b:… for ls passed as
 // fds 3, 4, … in order. It does not set LISTEN_PID.
 func Env(ls []*Listener) []string {
-	panic("activation.Env: not implemented")
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = l.name
+	}
+	return []string{
+		"LISTEN_FDS=" + strconv.Itoa(len(ls)),
+		"LISTEN_FDNAMES=" + strings.Join(names, ":"),
+	}
+}
+
+// Files returns File() of every listener of ls, in order: the ExtraFiles
+// of a child that receives ls as fds 3, 4, ….
+func Files(ls []*Listener) []*os.File {
+	fs := make([]*os.File, len(ls))
+	for i, l := range ls {
+		fs[i] = l.File()
+	}
+	return fs
 }
 
 // CloseAll closes every listener of ls.
@@ -63,4 +309,25 @@ func CloseAll(ls []*Listener) {
 	for _, l := range ls {
 		_ = l.Close()
 	}
+}
+
+// peerAddr converts an accepted peer's socket address.
+func peerAddr(network string, sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		zone := ""
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				zone = ifi.Name
+			} else {
+				zone = strconv.Itoa(int(sa.ZoneId))
+			}
+		}
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: network}
+	}
+	return nil
 }

@@ -2,32 +2,468 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Server serves a Backend over HTTP+JSON.
+// Server serves a Backend over HTTP+JSON. Set its fields, then call Serve
+// once per listener; Shutdown ends it. A Server is not reusable after
+// Shutdown.
 type Server struct {
 	Backend Backend
 	Log     zerolog.Logger
+	// Version is what GET /v1/version reports as the daemon's version.
+	Version string
+
+	mu       sync.Mutex
+	srv      *http.Server
+	cancel   context.CancelFunc // cancels every request context
+	sockets  []socketFile       // files Shutdown removes
+	shutdown bool
 }
 
-// Listen creates the control socket at path with the given mode. A stale
-// socket file (one nobody answers on) is removed first; a live one is an
-// error, so two sockd never share an API socket.
-func Listen(path string, mode os.FileMode) (net.Listener, error) {
-	panic("api.Listen: not implemented")
+// socketFile is a socket file the server serves on, identified by inode so
+// Shutdown never removes a file some other process put there since.
+type socketFile struct {
+	path string
+	info os.FileInfo
 }
 
-// Handler returns the HTTP handler with every route.
-func (s *Server) Handler() http.Handler { panic("not implemented") }
+// VersionInfo is the body of GET /v1/version.
+type VersionInfo struct {
+	Version string `json:"version"` // the daemon's version, "" if unset
+	API     int    `json:"api"`     // the protocol version: 1
+}
 
-// Serve serves l until Shutdown.
-func (s *Server) Serve(l net.Listener) error { panic("not implemented") }
+// APIVersion is the protocol version this package speaks; the path prefix
+// of every route is "/v" + APIVersion.
+const APIVersion = 1
+
+// Limits of the logs route's n parameter.
+const (
+	DefaultLogLines = 100
+	MaxLogLines     = 10000
+)
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// route is one entry of the route table. Write routes change state: the
+// server logs who asked for them.
+type route struct {
+	pattern string
+	write   bool
+	handle  func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+// routes is every route the server answers, in one table.
+var routes = []route{
+	{"GET /v1/version", false, (*Server).version},
+	{"GET /v1/units", false, (*Server).list},
+	{"GET /v1/units/{name}", false, (*Server).status},
+	{"GET /v1/units/{name}/logs", false, (*Server).logs},
+	{"POST /v1/units/{name}/start", true, (*Server).start},
+	{"POST /v1/units/{name}/stop", true, (*Server).stop},
+	{"POST /v1/units/{name}/restart", true, (*Server).restart},
+	{"POST /v1/units/{name}/reload-app", true, (*Server).reloadApp},
+	{"POST /v1/reload", true, (*Server).reload},
+}
+
+// Handler returns the HTTP handler with every route. Unknown paths get a
+// JSON 404, known paths with another method a JSON 405.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	known := http.NewServeMux() // the table alone, to tell 404 from 405
+	for _, rt := range routes {
+		h := s.wrap(rt)
+		mux.Handle(rt.pattern, h)
+		known.Handle(rt.pattern, h)
+	}
+	mux.Handle("/", s.wrap(route{"/", false, func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		return noRoute(known, w, r)
+	}}))
+	return mux
+}
+
+// noRoute answers a request no route matched.
+func noRoute(known *http.ServeMux, w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := known.Handler(r2); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return &statusError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)}
+	}
+	return fmt.Errorf("no route %s %s: %w", r.Method, r.URL.Path, ErrNotFound)
+}
+
+// statusError is an error with an explicit status, for the few answers
+// the sentinels do not cover.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// wrap turns a route into an http.Handler: it logs write requests with
+// their peer and turns a returned error into the error answer.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.write {
+			ev := s.Log.Info().Str("method", r.Method).Str("path", r.URL.Path)
+			logPeer(ev, r.Context()).Msg("api request")
+		}
+		if err := rt.handle(s, w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// writeError is the one place an error becomes a status and a JSON body,
+// and is logged.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	body := s.logError(r, err)
+	writeJSON(w, body.Status, errorBody{Error: body.Error, Field: body.Field})
+}
+
+// logError logs err once and returns the error body it maps to.
+func (s *Server) logError(r *http.Request, err error) errorBody {
+	body := errorBody{Error: err.Error(), Status: statusFor(err)}
+	var se *statusError
+	if errors.As(err, &se) {
+		body.Status = se.status
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		body.Field = fe.Field
+	}
+	ev := s.Log.Warn()
+	if body.Status >= 500 {
+		ev = s.Log.Error()
+	}
+	ev = ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", body.Status)
+	logPeer(ev, r.Context()).Err(err).Msg("api error")
+	return body
+}
+
+// writeJSON writes v as the JSON body with status. Encoding errors of the
+// wire types cannot happen; if one did, the answer is a 500.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{Error: fmt.Sprintf("encode response: %v", err)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// decodeBody decodes the request's JSON body into v. An empty body leaves
+// v as it is. Unknown fields, wrong types, bad syntax and trailing data
+// are FieldErrors (400).
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == io.EOF {
+		return nil
+	}
+	if err == nil {
+		if dec.Decode(new(json.RawMessage)) != io.EOF {
+			return &FieldError{Message: "request body: unexpected data after the JSON object"}
+		}
+		return nil
+	}
+	var (
+		typeErr *json.UnmarshalTypeError
+		syntax  *json.SyntaxError
+		tooBig  *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return &FieldError{Field: typeErr.Field, Message: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)}
+	case errors.As(err, &typeErr):
+		return &FieldError{Message: fmt.Sprintf("request body: must be a JSON object, not %s", typeErr.Value)}
+	case errors.As(err, &syntax):
+		return &FieldError{Message: fmt.Sprintf("request body: bad JSON at offset %d: %v", syntax.Offset, err)}
+	case errors.As(err, &tooBig):
+		return &FieldError{Message: fmt.Sprintf("request body: larger than %d bytes", tooBig.Limit)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &FieldError{Message: "request body: truncated JSON"}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unq, qerr := strconv.Unquote(name); qerr == nil {
+			name = unq
+		}
+		return &FieldError{Field: name, Message: "unknown field"}
+	}
+	return fmt.Errorf("read request body: %w", err)
+}
+
+// jsonKind names a Go kind as JSON calls it.
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "bool":
+		return "boolean"
+	case "string":
+		return "string"
+	case "slice", "array":
+		return "array"
+	case "struct", "map":
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, VersionInfo{Version: s.Version, API: APIVersion})
+	return nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+	units, err := s.Backend.List(r.Context())
+	if err != nil {
+		return err
+	}
+	if units == nil {
+		units = []UnitStatus{}
+	}
+	writeJSON(w, http.StatusOK, units)
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.Backend.Status(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
+	n := DefaultLogLines
+	if q := r.URL.Query(); q.Has("n") {
+		v, err := strconv.Atoi(q.Get("n"))
+		if err != nil || v < 1 || v > MaxLogLines {
+			return &FieldError{Field: "n", Message: fmt.Sprintf("must be an integer from 1 to %d, not %q", MaxLogLines, q.Get("n"))}
+		}
+		n = v
+	}
+	lines, err := s.Backend.Logs(r.Context(), r.PathValue("name"), n)
+	if err != nil {
+		return err
+	}
+	if lines == nil {
+		lines = []LogLine{}
+	}
+	writeJSON(w, http.StatusOK, lines)
+	return nil
+}
+
+// simple serves a POST route whose body must be empty or {} and whose
+// answer is {}.
+func simple(w http.ResponseWriter, r *http.Request, op func(context.Context, string) error) error {
+	if err := decodeBody(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	if err := op(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
+	return simple(w, r, s.Backend.Start)
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
+	return simple(w, r, s.Backend.Stop)
+}
+
+func (s *Server) reloadApp(w http.ResponseWriter, r *http.Request) error {
+	return simple(w, r, s.Backend.ReloadApp)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeBody(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	res, err := s.Backend.Reload(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) restart(w http.ResponseWriter, r *http.Request) error {
+	var opts RestartOptions
+	if err := decodeBody(w, r, &opts); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if !opts.Wait {
+		if _, err := s.Backend.Restart(r.Context(), name, opts, func(Event) {}); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusAccepted, struct{}{})
+		return nil
+	}
+	st := &stream{w: w, rc: http.NewResponseController(w)}
+	res, err := s.Backend.Restart(r.Context(), name, opts, st.event)
+	if err != nil && !st.begun() {
+		return err // nothing sent yet: a plain error answer
+	}
+	if err != nil {
+		st.line(s.logError(r, err))
+		return nil
+	}
+	st.line(struct {
+		Result RestartResult `json:"result"`
+	}{res})
+	return nil
+}
+
+// stream writes an application/x-ndjson answer line by line, flushing
+// each. Its header goes out with the first line.
+type stream struct {
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (st *stream) begun() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.started
+}
+
+func (st *stream) event(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	st.line(e)
+}
+
+// line writes v as one JSON line. Write errors mean the client has gone;
+// the request context is then cancelled, which the Backend sees.
+func (st *stream) line(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(errorBody{Error: fmt.Sprintf("encode stream line: %v", err), Status: http.StatusInternalServerError})
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.started {
+		h := st.w.Header()
+		h.Set("Content-Type", "application/x-ndjson")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		st.w.WriteHeader(http.StatusOK)
+		st.started = true
+	}
+	if _, err := st.w.Write(append(b, '\n')); err == nil {
+		st.rc.Flush()
+	}
+}
+
+// Serve serves l until Shutdown, then returns nil; it returns an error
+// only when accepting fails otherwise. Serve may be called for several
+// listeners. If l is a Unix socket with a path, Shutdown removes the file.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	if s.srv == nil {
+		base, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		s.srv = &http.Server{
+			Handler:           s.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			BaseContext:       func(net.Listener) context.Context { return base },
+			ConnContext:       withPeer,
+			ErrorLog:          log.New(s.Log, "api: ", 0),
+		}
+	}
+	if a := l.Addr(); a.Network() == "unix" && a.String() != "" && !strings.HasPrefix(a.String(), "@") {
+		if fi, err := os.Stat(a.String()); err == nil {
+			s.sockets = append(s.sockets, socketFile{a.String(), fi})
+		}
+	}
+	srv := s.srv
+	s.mu.Unlock()
+
+	err := srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve api on %s: %w", l.Addr(), err)
+}
 
 // Shutdown stops accepting, waits for requests under way until ctx ends,
-// and removes the socket file.
-func (s *Server) Shutdown(ctx context.Context) error { panic("not implemented") }
+// and removes the socket file. Requests still running when ctx ends (a
+// long restart stream) are cut and their contexts cancelled; Shutdown
+// then returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	srv, cancel, sockets := s.srv, s.cancel, s.sockets
+	s.sockets = nil
+	s.mu.Unlock()
+
+	var err error
+	if srv != nil {
+		if err = srv.Shutdown(ctx); err != nil {
+			srv.Close()
+			err = fmt.Errorf("shut down api server: %w", err)
+		}
+		cancel()
+	}
+	for _, f := range sockets {
+		if rerr := removeSocket(f); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// removeSocket removes f's path if it is still the socket the server
+// served on.
+func removeSocket(f socketFile) error {
+	fi, err := os.Lstat(f.path)
+	if err != nil || !os.SameFile(fi, f.info) {
+		return nil // gone, or someone else's now
+	}
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove api socket: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package api
+
+import (
+	"context"
+	"net"
+
+	"github.com/rs/zerolog"
+)
+
+// Peer is the process at the other end of an API connection, as the
+// kernel reports it (SO_PEERCRED) when the connection was made.
+type Peer struct {
+	PID int
+	UID int
+	GID int
+}
+
+type peerKey struct{}
+
+// PeerFromContext returns the peer of the API request whose context ctx
+// is, if the server could read its credentials.
+func PeerFromContext(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}
+
+// withPeer is the http.Server's ConnContext: it reads the peer's
+// credentials once per connection.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if p, ok := peerOf(c); ok {
+		return context.WithValue(ctx, peerKey{}, p)
+	}
+	return ctx
+}
+
+// logPeer adds the request's peer to a log event.
+func logPeer(ev *zerolog.Event, ctx context.Context) *zerolog.Event {
+	if p, ok := PeerFromContext(ctx); ok {
+		ev = ev.Int("peer_uid", p.UID).Int("peer_pid", p.PID)
+	}
+	return ev
+}

@@ -1,0 +1,566 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sockd/sockd/api"
+)
+
+const usage = `usage: sockctl [--api PATH] [--json] [--timeout DUR] VERB [ARGS]
+
+Verbs:
+  list                      list units: UNIT, STATE, PIDS, LISTEN
+  status UNIT               show one unit
+  start UNIT                start the unit's service now
+  stop UNIT                 stop the unit's service (its sockets stay open)
+  restart UNIT [--wait] [--stop-first]
+                            restart without dropping connections; --wait
+                            follows it to the end and fails if it rolled back
+  reload-app UNIT           run ExecReload= (or send SIGHUP) to its processes
+  reload                    re-read the unit directory and apply changes
+  logs UNIT [-n N]          show the last N output lines (default 100)
+  help                      show this help
+
+UNIT is a service name, with or without ".service". Flags may come before
+or after the verb.
+  --api PATH     the API socket (default $SOCKD_API, else ` + api.DefaultPath + `)
+  --json         print JSON instead of text
+  --timeout DUR  give up after DUR, e.g. 30s (default: no limit)
+
+Exit codes: 0 done, 1 the operation failed, 2 usage, 3 cannot reach sockd.
+`
+
+// cli is one run of sockctl with its surroundings, so tests can run it
+// in-process.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	terminal       bool // stdout is a terminal: show restart phases live
+}
+
+// usageError is wrong use of the command line: exit 2, with the usage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// exitError ends sockctl with code after the output already said why.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return "" }
+
+// exitCode maps the error of a run to sockctl's exit code.
+func exitCode(err error) int {
+	var (
+		ue *usageError
+		ee *exitError
+		un *api.UnreachableError
+	)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &un):
+		return 3
+	default:
+		return 1
+	}
+}
+
+// errorText is what sockctl prints to stderr for the error of a run.
+func errorText(err error) string {
+	var (
+		ue *usageError
+		ee *exitError
+	)
+	switch {
+	case err == nil, errors.As(err, &ee):
+		return ""
+	case errors.As(err, &ue):
+		return "sockctl: " + ue.msg + "\n\n" + strings.TrimRight(usage, "\n")
+	default:
+		return "sockctl: " + err.Error()
+	}
+}
+
+// flagSpec describes one flag. Flags with verb set belong to that verb.
+type flagSpec struct {
+	value bool // takes a value: --api PATH or --api=PATH
+	verb  string
+}
+
+var flagSpecs = map[string]flagSpec{
+	"api":        {value: true},
+	"json":       {},
+	"timeout":    {value: true},
+	"h":          {},
+	"help":       {},
+	"wait":       {verb: "restart"},
+	"stop-first": {verb: "restart"},
+	"n":          {value: true, verb: "logs"},
+}
+
+// options are the parsed command line.
+type options struct {
+	flags map[string]string // name → value ("true" for booleans given)
+	verb  string
+	args  []string
+}
+
+func (o *options) bool(name string) bool {
+	v, ok := o.flags[name]
+	return ok && v == "true"
+}
+
+// parse splits args into flags (anywhere; "-x" and "--x" alike) and
+// positional arguments, the first of which is the verb.
+func parse(args []string) (*options, error) {
+	o := &options{flags: map[string]string{}}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		name, val, hasVal := strings.Cut(name, "=")
+		spec, ok := flagSpecs[name]
+		if !ok {
+			return nil, &usageError{fmt.Sprintf("unknown flag %s", a)}
+		}
+		switch {
+		case spec.value && !hasVal:
+			if i+1 >= len(args) {
+				return nil, &usageError{fmt.Sprintf("flag %s needs a value", a)}
+			}
+			i++
+			val = args[i]
+		case !spec.value && hasVal:
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return nil, &usageError{fmt.Sprintf("flag %s: not a boolean: %q", a, val)}
+			}
+			val = strconv.FormatBool(b)
+		case !spec.value:
+			val = "true"
+		}
+		o.flags[name] = val
+	}
+	if len(pos) > 0 {
+		o.verb, o.args = pos[0], pos[1:]
+	}
+	return o, nil
+}
+
+// verb is one sockctl verb: its positional arguments and what it does.
+type verb struct {
+	args []string // names of the required positional arguments
+	run  func(c *cli, ctx context.Context, cl *api.Client, o *options) error
+}
+
+var verbs = map[string]verb{
+	"list":       {nil, (*cli).list},
+	"status":     {[]string{"UNIT"}, (*cli).status},
+	"start":      {[]string{"UNIT"}, (*cli).start},
+	"stop":       {[]string{"UNIT"}, (*cli).stop},
+	"restart":    {[]string{"UNIT"}, (*cli).restart},
+	"reload-app": {[]string{"UNIT"}, (*cli).reloadApp},
+	"reload":     {nil, (*cli).reload},
+	"logs":       {[]string{"UNIT"}, (*cli).logs},
+}
+
+// run runs sockctl with args (without the program name).
+func (c *cli) run(ctx context.Context, args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	if o.bool("h") || o.bool("help") || o.verb == "help" {
+		io.WriteString(c.stdout, usage)
+		return nil
+	}
+	if o.verb == "" {
+		return &usageError{"missing verb"}
+	}
+	v, ok := verbs[o.verb]
+	if !ok {
+		return &usageError{fmt.Sprintf("unknown verb %q", o.verb)}
+	}
+	for name := range o.flags {
+		if s := flagSpecs[name]; s.verb != "" && s.verb != o.verb {
+			return &usageError{fmt.Sprintf("flag --%s is only for %s", name, s.verb)}
+		}
+	}
+	if len(o.args) < len(v.args) {
+		return &usageError{fmt.Sprintf("%s: missing %s", o.verb, v.args[len(o.args)])}
+	}
+	if len(o.args) > len(v.args) {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", o.verb, o.args[len(v.args)])}
+	}
+	if s, ok := o.flags["timeout"]; ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return &usageError{fmt.Sprintf("--timeout: not a positive duration: %q", s)}
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	path := o.flags["api"]
+	if path == "" {
+		path = c.getenv("SOCKD_API")
+	}
+	cl := &api.Client{Path: path}
+	if path == "" {
+		cl.Path = api.DefaultPath
+	}
+	err = v.run(c, ctx, cl, o)
+	var (
+		ae *api.Error
+		ue *api.UnreachableError
+		xe *exitError
+		se *usageError
+	)
+	if err == nil || errors.As(err, &ae) || errors.As(err, &ue) || errors.As(err, &xe) || errors.As(err, &se) {
+		return err
+	}
+	what := o.verb
+	if len(o.args) > 0 {
+		what += " " + o.args[0]
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: timed out after %s", what, o.flags["timeout"])
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// printJSON writes v as one line of JSON.
+func (c *cli) printJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = c.stdout.Write(append(b, '\n'))
+	return err
+}
+
+func (c *cli) list(ctx context.Context, cl *api.Client, o *options) error {
+	units, err := cl.List(ctx)
+	if err != nil {
+		return err
+	}
+	if o.bool("json") {
+		if units == nil {
+			units = []api.UnitStatus{}
+		}
+		return c.printJSON(units)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "UNIT\tSTATE\tPIDS\tLISTEN")
+	for _, u := range units {
+		var listen []string
+		for _, s := range u.Sockets {
+			listen = append(listen, s.Listen)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, state(u.Service), orDash(joinInts(u.Service.Pids, ",")), orDash(strings.Join(listen, ",")))
+	}
+	return tw.Flush()
+}
+
+func state(s api.ServiceStatus) string {
+	if s.SubState == "" {
+		return s.State
+	}
+	return s.State + " (" + s.SubState + ")"
+}
+
+func joinInts(xs []int, sep string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, sep)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
+	u, err := cl.Status(ctx, o.args[0])
+	if err != nil {
+		return err
+	}
+	if o.bool("json") {
+		return c.printJSON(u)
+	}
+	s := u.Service
+	w := c.stdout
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "%12s: %s\n", label, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(w, "%s - %s", u.Name, state(s))
+	if !s.Since.IsZero() {
+		fmt.Fprintf(w, " since %s; %s ago", s.Since.Local().Format("2006-01-02 15:04:05 MST"), time.Since(s.Since).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	if len(s.Pids) > 0 {
+		pids := make([]string, len(s.Pids))
+		for i, p := range s.Pids {
+			pids[i] = strconv.Itoa(p)
+			if p == s.MainPID {
+				pids[i] += " (main)"
+			}
+		}
+		line("Pids", "%s", strings.Join(pids, ", "))
+	}
+	for i, so := range u.Sockets {
+		label := ""
+		if i == 0 {
+			label = "Listen"
+		}
+		line(label, "%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
+	}
+	line("Generation", "%d, %d restarts, %d instances", s.Generation, s.Restarts, s.Instances)
+	if s.Status != "" {
+		line("Status", "%q", s.Status)
+	}
+	if s.Result != "" || s.LastExit != "" {
+		line("Last exit", "%s", strings.Trim(s.LastExit+", result "+s.Result, ", "))
+	}
+	if r := s.LastRestart; r != nil {
+		txt := fmt.Sprintf("%s in %d ms", r.Outcome, r.Millis)
+		if r.Cause != "" {
+			txt += ": " + r.Cause
+		}
+		line("Last restart", "%s", txt)
+	}
+	return nil
+}
+
+func (c *cli) start(ctx context.Context, cl *api.Client, o *options) error {
+	return cl.Start(ctx, o.args[0])
+}
+
+func (c *cli) stop(ctx context.Context, cl *api.Client, o *options) error {
+	return cl.Stop(ctx, o.args[0])
+}
+
+func (c *cli) reloadApp(ctx context.Context, cl *api.Client, o *options) error {
+	return cl.ReloadApp(ctx, o.args[0])
+}
+
+func (c *cli) restart(ctx context.Context, cl *api.Client, o *options) error {
+	opts := api.RestartOptions{Wait: o.bool("wait"), StopFirst: o.bool("stop-first")}
+	if !opts.Wait {
+		_, err := cl.Restart(ctx, o.args[0], opts, nil)
+		return err
+	}
+	p := &progress{w: c.stdout, live: c.terminal && !o.bool("json"), json: o.bool("json")}
+	res, err := cl.Restart(ctx, o.args[0], opts, p.event)
+	p.end()
+	if err != nil {
+		return err
+	}
+	if p.json {
+		c.printJSON(struct {
+			Result api.RestartResult `json:"result"`
+		}{res})
+	} else if res.OK {
+		fmt.Fprintf(c.stdout, "done in %d ms\n", res.Millis)
+	}
+	if res.OK {
+		return nil
+	}
+	unit := res.Unit
+	if unit == "" {
+		unit = o.args[0]
+	}
+	msg := fmt.Sprintf("restart %s: %s", unit, orDefault(res.Outcome, "failed"))
+	if res.Cause != "" {
+		msg += ": " + res.Cause
+	}
+	fmt.Fprintln(c.stderr, "sockctl: "+msg)
+	if len(res.LogTail) > 0 {
+		fmt.Fprintln(c.stderr, "last output:")
+		for _, l := range res.LogTail {
+			fmt.Fprintln(c.stderr, "  "+l)
+		}
+	}
+	return &exitError{1}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// progress prints restart events as they come: line by line, or on a
+// terminal with the waiting phases shown on a line the next one replaces,
+// or as NDJSON.
+type progress struct {
+	w       io.Writer
+	live    bool
+	json    bool
+	pending bool // a transient line is on screen, without newline
+}
+
+func (p *progress) event(e api.Event) {
+	if p.json {
+		b, _ := json.Marshal(e)
+		p.w.Write(append(b, '\n'))
+		return
+	}
+	var text string
+	transient := false
+	switch e.Phase {
+	case api.PhaseQueued:
+		text, transient = "queued behind a restart under way", true
+	case api.PhaseSpawned:
+		text = fmt.Sprintf("spawned pid %d", e.Pid)
+	case api.PhaseWaiting:
+		text, transient = "waiting for ready...", true
+		if p.live {
+			text = "waiting for ready…"
+		}
+	case api.PhaseReady:
+		text = "ready"
+		if e.Pid != 0 {
+			text += fmt.Sprintf(" (pid %d)", e.Pid)
+		}
+	case api.PhaseDraining:
+		text = fmt.Sprintf("draining pid %d", e.Pid)
+	case api.PhaseStopped:
+		text = fmt.Sprintf("pid %d stopped", e.Pid)
+	case api.PhaseFailed:
+		text = "failed"
+	case api.PhaseDone:
+		return // the result says it
+	default:
+		text = e.Phase
+		if e.Pid != 0 {
+			text += fmt.Sprintf(" pid %d", e.Pid)
+		}
+	}
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	p.clear()
+	if p.live && transient {
+		io.WriteString(p.w, text)
+		p.pending = true
+		return
+	}
+	io.WriteString(p.w, text+"\n")
+}
+
+// clear removes a transient line from the terminal.
+func (p *progress) clear() {
+	if p.pending {
+		io.WriteString(p.w, "\r\x1b[K")
+		p.pending = false
+	}
+}
+
+// end is called when the stream ends.
+func (p *progress) end() { p.clear() }
+
+func (c *cli) reload(ctx context.Context, cl *api.Client, o *options) error {
+	res, err := cl.Reload(ctx)
+	if err != nil {
+		return err
+	}
+	if o.bool("json") {
+		if err := c.printJSON(res); err != nil {
+			return err
+		}
+	} else {
+		for _, ch := range []struct {
+			what  string
+			units []string
+		}{{"added", res.Added}, {"removed", res.Removed}, {"changed", res.Changed}} {
+			for _, u := range ch.units {
+				fmt.Fprintf(c.stdout, "%s: %s\n", ch.what, u)
+			}
+		}
+		if len(res.Added)+len(res.Removed)+len(res.Changed) == 0 {
+			fmt.Fprintln(c.stdout, "no changes")
+		}
+	}
+	failed := false
+	for _, d := range res.Diagnostics {
+		text := d.Text
+		if text == "" {
+			text = d.File
+			if d.Line > 0 {
+				text += ":" + strconv.Itoa(d.Line)
+			}
+			if d.Option != "" {
+				text += ": " + d.Option
+			}
+			text += ": " + d.Message
+		}
+		if !o.bool("json") {
+			fmt.Fprintf(c.stderr, "%s: %s\n", orDefault(d.Severity, "error"), text)
+		}
+		if d.Severity != "warning" {
+			failed = true
+		}
+	}
+	if failed {
+		if !o.bool("json") {
+			fmt.Fprintln(c.stderr, "sockctl: reload: unit files have errors")
+		}
+		return &exitError{1}
+	}
+	return nil
+}
+
+func (c *cli) logs(ctx context.Context, cl *api.Client, o *options) error {
+	n := 0
+	if s, ok := o.flags["n"]; ok {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > api.MaxLogLines {
+			return &usageError{fmt.Sprintf("-n: not an integer from 1 to %d: %q", api.MaxLogLines, s)}
+		}
+		n = v
+	}
+	lines, err := cl.Logs(ctx, o.args[0], n)
+	if err != nil {
+		return err
+	}
+	if o.bool("json") {
+		if lines == nil {
+			lines = []api.LogLine{}
+		}
+		return c.printJSON(lines)
+	}
+	for _, l := range lines {
+		who := strconv.Itoa(l.Pid)
+		if l.Stream == "stderr" {
+			who += " stderr"
+		}
+		fmt.Fprintf(c.stdout, "%s [%s] %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), who, l.Line)
+	}
+	return nil
+}

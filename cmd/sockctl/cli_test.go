@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sockd/sockd/api"
+)
+
+// backend is a fake api.Backend: a few canned answers and a record of
+// calls. It is a test seam; the real one is supervisord.
+type backend struct {
+	mu      sync.Mutex
+	calls   []string
+	restart func(progress func(api.Event)) (api.RestartResult, error)
+	reload  api.ReloadResult
+}
+
+func (b *backend) record(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, s)
+}
+
+func (b *backend) lastCall() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.calls) == 0 {
+		return ""
+	}
+	return b.calls[len(b.calls)-1]
+}
+
+var app = api.UnitStatus{
+	Name: "app.service",
+	Service: api.ServiceStatus{
+		State: api.StateActive, SubState: "running", Pids: []int{1234, 1200}, MainPID: 1234,
+		Generation: 2, Since: time.Now().Add(-time.Minute), Restarts: 1, Instances: 1,
+	},
+	Sockets: []api.SocketStatus{
+		{Unit: "app.socket", Type: "Stream", Listen: "127.0.0.1:8080", FDName: "http"},
+		{Unit: "app.socket", Type: "Stream", Listen: "/run/app.sock", FDName: "local"},
+	},
+}
+
+func (b *backend) find(unit string) (api.UnitStatus, error) {
+	if unit == "app" || unit == "app.service" {
+		return app, nil
+	}
+	return api.UnitStatus{}, fmt.Errorf("unit %s: %w", unit, api.ErrNotFound)
+}
+
+func (b *backend) List(context.Context) ([]api.UnitStatus, error) {
+	idle := api.UnitStatus{Name: "idle.service", Service: api.ServiceStatus{State: api.StateInactive}}
+	return []api.UnitStatus{app, idle}, nil
+}
+
+func (b *backend) Status(_ context.Context, unit string) (api.UnitStatus, error) {
+	return b.find(unit)
+}
+
+func (b *backend) Start(_ context.Context, unit string) error {
+	b.record("start " + unit)
+	_, err := b.find(unit)
+	return err
+}
+
+func (b *backend) Stop(_ context.Context, unit string) error {
+	b.record("stop " + unit)
+	_, err := b.find(unit)
+	return err
+}
+
+func (b *backend) Restart(_ context.Context, unit string, o api.RestartOptions, progress func(api.Event)) (api.RestartResult, error) {
+	b.record(fmt.Sprintf("restart %s wait=%v stop-first=%v", unit, o.Wait, o.StopFirst))
+	if _, err := b.find(unit); err != nil {
+		return api.RestartResult{}, err
+	}
+	if !o.Wait || b.restart == nil {
+		return api.RestartResult{}, nil
+	}
+	return b.restart(progress)
+}
+
+func (b *backend) ReloadApp(_ context.Context, unit string) error {
+	b.record("reload-app " + unit)
+	_, err := b.find(unit)
+	return err
+}
+
+func (b *backend) Reload(context.Context) (api.ReloadResult, error) {
+	return b.reload, nil
+}
+
+func (b *backend) Logs(_ context.Context, unit string, n int) ([]api.LogLine, error) {
+	b.record(fmt.Sprintf("logs %s %d", unit, n))
+	if _, err := b.find(unit); err != nil {
+		return nil, err
+	}
+	return []api.LogLine{
+		{Time: time.Now(), Pid: 1234, Stream: "stdout", Line: "listening"},
+		{Time: time.Now(), Pid: 1234, Stream: "stderr", Line: "warning: x"},
+	}, nil
+}
+
+func okRestart(progress func(api.Event)) (api.RestartResult, error) {
+	for _, e := range []api.Event{
+		{Phase: api.PhaseSpawned, Pid: 1300},
+		{Phase: api.PhaseWaiting},
+		{Phase: api.PhaseReady, Pid: 1300},
+		{Phase: api.PhaseDraining, Pid: 1234},
+		{Phase: api.PhaseStopped, Pid: 1234},
+		{Phase: api.PhaseDone},
+	} {
+		progress(e)
+	}
+	return api.RestartResult{Unit: "app.service", OK: true, Outcome: "done", OldPids: []int{1234}, NewPids: []int{1300}, Millis: 812}, nil
+}
+
+func rolledBack(progress func(api.Event)) (api.RestartResult, error) {
+	progress(api.Event{Phase: api.PhaseSpawned, Pid: 1300})
+	progress(api.Event{Phase: api.PhaseWaiting})
+	progress(api.Event{Phase: api.PhaseFailed, Pid: 1300, Message: "exited with status 1 before READY=1"})
+	return api.RestartResult{Unit: "app.service", OK: false, Outcome: "rolled-back", Cause: "exited with status 1 before READY=1",
+		OldPids: []int{1234}, Millis: 40, LogTail: []string{"config error: no such file", "exiting"}}, nil
+}
+
+// serve starts a real api.Server for b on a Unix socket and returns its
+// path.
+func serve(t *testing.T, b api.Backend) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sockctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "api.sock")
+	l, err := api.Listen(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &api.Server{Backend: b, Log: zerolog.New(zerolog.NewTestWriter(t))}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	return path
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// sockctl runs the command in-process as main would, with SOCKD_API from
+// env.
+func sockctl(t *testing.T, env map[string]string, terminal bool, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, terminal: terminal}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.run(ctx, args)
+	if msg := errorText(err); msg != "" {
+		fmt.Fprintln(&errb, msg)
+	}
+	return result{exitCode(err), out.String(), errb.String()}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{}, {"frobnicate"}, {"status"}, {"list", "--bogus"}, {"status", "app", "extra"},
+		{"status", "app", "--wait"}, {"logs", "app", "-n", "0"}, {"logs", "app", "-n", "many"},
+		{"--api"}, {"restart", "app", "--timeout", "soon"},
+	} {
+		r := sockctl(t, nil, false, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "usage: sockctl") || r.stdout != "" {
+			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"status", "-h"}} {
+		r := sockctl(t, nil, false, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Exit codes") {
+			t.Errorf("%q: exit %d: %s", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	r := sockctl(t, nil, false, "--api", "/nonexistent/sockd.sock", "list")
+	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach sockd at /nonexistent/sockd.sock") {
+		t.Errorf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestList(t *testing.T) {
+	path := serve(t, &backend{})
+	r := sockctl(t, nil, false, "list", "--api", path)
+	want := "UNIT          STATE             PIDS       LISTEN\n" +
+		"app.service   active (running)  1234,1200  127.0.0.1:8080,/run/app.sock\n" +
+		"idle.service  inactive          -          -\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	// SOCKD_API, and --json: one JSON array.
+	r = sockctl(t, map[string]string{"SOCKD_API": path}, false, "--json", "list")
+	var units []api.UnitStatus
+	if err := json.Unmarshal([]byte(r.stdout), &units); err != nil || len(units) != 2 || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("list --json: %v\n%s", err, r.stdout)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	path := serve(t, &backend{})
+	r := sockctl(t, nil, false, "--api", path, "status", "app", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var m struct {
+		Service struct {
+			State string `json:"state"`
+			Pids  []int  `json:"pids"`
+		} `json:"service"`
+		Sockets []struct {
+			Listen string `json:"listen"`
+		} `json:"sockets"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Service.State != "active" || !reflect.DeepEqual(m.Service.Pids, []int{1234, 1200}) || m.Sockets[0].Listen != "127.0.0.1:8080" {
+		t.Errorf("status --json: %s", r.stdout)
+	}
+
+	r = sockctl(t, nil, false, "--api", path, "status", "app.service")
+	for _, s := range []string{"app.service - active (running) since", "1234 (main), 1200", "127.0.0.1:8080 app.socket (Stream, fd http)", "/run/app.sock"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("status lacks %q:\n%s", s, r.stdout)
+		}
+	}
+
+	r = sockctl(t, nil, false, "--api", path, "status", "nope")
+	if r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
+		t.Errorf("status nope: exit %d: %q", r.code, r.stderr)
+	}
+}
+
+func TestSimpleVerbs(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	for _, tc := range []struct {
+		args []string
+		call string
+	}{
+		{[]string{"start", "app"}, "start app"},
+		{[]string{"stop", "app.service"}, "stop app.service"},
+		{[]string{"reload-app", "app"}, "reload-app app"},
+		{[]string{"restart", "app"}, "restart app wait=false stop-first=false"},
+		{[]string{"restart", "--stop-first", "app"}, "restart app wait=false stop-first=true"},
+	} {
+		r := sockctl(t, nil, false, append([]string{"--api=" + path}, tc.args...)...)
+		if r.code != 0 || r.stdout != "" || r.stderr != "" || b.lastCall() != tc.call {
+			t.Errorf("%q: exit %d, call %q\n%s%s", tc.args, r.code, b.lastCall(), r.stdout, r.stderr)
+		}
+	}
+	if r := sockctl(t, nil, false, "--api", path, "stop", "nope"); r.code != 1 {
+		t.Errorf("stop nope: exit %d", r.code)
+	}
+}
+
+func TestRestartWait(t *testing.T) {
+	b := &backend{restart: okRestart}
+	path := serve(t, b)
+
+	r := sockctl(t, nil, false, "--api", path, "restart", "app", "--wait")
+	want := "spawned pid 1300\nwaiting for ready...\nready (pid 1300)\ndraining pid 1234\npid 1234 stopped\ndone in 812 ms\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, r.stderr)
+	}
+
+	// On a terminal the waiting line is replaced by the next one.
+	r = sockctl(t, nil, true, "--api", path, "restart", "app", "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, "waiting for ready…\r\x1b[Kready (pid 1300)\n") {
+		t.Errorf("terminal: exit %d %q", r.code, r.stdout)
+	}
+
+	r = sockctl(t, nil, false, "--api", path, "--json", "restart", "app", "--wait")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var last struct{ Result api.RestartResult }
+	if r.code != 0 || len(lines) != 7 || json.Unmarshal([]byte(lines[6]), &last) != nil || !last.Result.OK {
+		t.Errorf("--json: exit %d\n%s", r.code, r.stdout)
+	}
+	var e api.Event
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Phase != api.PhaseSpawned || e.Pid != 1300 {
+		t.Errorf("first line %s: %v", lines[0], err)
+	}
+
+	b.restart = rolledBack
+	r = sockctl(t, nil, false, "--api", path, "restart", "app", "--wait")
+	if r.code != 1 ||
+		!strings.Contains(r.stdout, "failed: exited with status 1 before READY=1\n") ||
+		!strings.Contains(r.stderr, "sockctl: restart app.service: rolled-back: exited with status 1 before READY=1\n") ||
+		!strings.Contains(r.stderr, "  config error: no such file\n  exiting\n") {
+		t.Errorf("rollback: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := sockctl(t, nil, false, "--api", path, "restart", "nope", "--wait"); r.code != 1 {
+		t.Errorf("restart nope: exit %d", r.code)
+	}
+}
+
+func TestRestartTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	path := serve(t, &backend{restart: func(progress func(api.Event)) (api.RestartResult, error) {
+		progress(api.Event{Phase: api.PhaseWaiting})
+		<-release
+		return api.RestartResult{OK: true}, nil
+	}})
+	r := sockctl(t, nil, false, "--api", path, "restart", "app", "--wait", "--timeout", "200ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "timed out after 200ms") {
+		t.Errorf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestReload(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	r := sockctl(t, nil, false, "--api", path, "reload")
+	if r.code != 0 || r.stdout != "no changes\n" {
+		t.Errorf("exit %d %q", r.code, r.stdout)
+	}
+	b.reload = api.ReloadResult{Added: []string{"new.service"}, Changed: []string{"app.service"},
+		Diagnostics: []api.Diagnostic{
+			{File: "old.socket", Severity: "warning", Message: "m", Text: "old.socket:2: Backlog: ignored"},
+			{File: "bad.socket", Line: 4, Option: "ListenStream", Severity: "error", Message: "bad address"},
+		}}
+	r = sockctl(t, nil, false, "--api", path, "reload")
+	if r.code != 1 || r.stdout != "added: new.service\nchanged: app.service\n" ||
+		!strings.Contains(r.stderr, "warning: old.socket:2: Backlog: ignored\nerror: bad.socket:4: ListenStream: bad address\n") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = sockctl(t, nil, false, "--api", path, "reload", "--json")
+	var res api.ReloadResult
+	if r.code != 1 || json.Unmarshal([]byte(r.stdout), &res) != nil || len(res.Diagnostics) != 2 {
+		t.Errorf("--json: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	r := sockctl(t, nil, false, "--api", path, "logs", "app", "-n", "5")
+	if r.code != 0 || b.lastCall() != "logs app 5" || !strings.Contains(r.stdout, "[1234] listening\n") || !strings.Contains(r.stdout, "[1234 stderr] warning: x\n") {
+		t.Errorf("exit %d %q\n%s", r.code, b.lastCall(), r.stdout)
+	}
+	r = sockctl(t, nil, false, "--api", path, "logs", "app", "--json")
+	var lines []api.LogLine
+	if r.code != 0 || b.lastCall() != "logs app 100" || json.Unmarshal([]byte(r.stdout), &lines) != nil || len(lines) != 2 {
+		t.Errorf("--json: exit %d %q\n%s", r.code, b.lastCall(), r.stdout)
+	}
+}
+
+// buildSockctl builds the real binary once per test that needs it.
+func buildSockctl(t *testing.T) string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("linux only")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "sockctl"), ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// TestBinaryAndDeployHook runs the built sockctl, and contrib/deploy-hook
+// with it on PATH, against the fake server.
+func TestBinaryAndDeployHook(t *testing.T) {
+	bin := buildSockctl(t)
+	b := &backend{restart: okRestart}
+	path := serve(t, b)
+	hook, err := filepath.Abs("../../contrib/deploy-hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(api string, name string, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if name == "sockctl" {
+			name = filepath.Join(bin, name)
+		}
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "SOCKD_API="+api)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{code, out.String(), errb.String()}
+	}
+
+	if r := run(path, "sockctl", "list"); r.code != 0 || !strings.HasPrefix(r.stdout, "UNIT") {
+		t.Errorf("sockctl list: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("/nonexistent/api.sock", "sockctl", "list"); r.code != 3 || !strings.HasPrefix(r.stderr, "sockctl: cannot reach sockd at /nonexistent/api.sock") {
+		t.Errorf("unreachable: %d %s", r.code, r.stderr)
+	}
+	if r := run(path, "sockctl", "jump"); r.code != 2 {
+		t.Errorf("usage: %d %s", r.code, r.stderr)
+	}
+
+	r := run(path, hook, "app", "--timeout", "20s")
+	if r.code != 0 || !strings.Contains(r.stdout, "done in 812 ms") || !strings.Contains(r.stdout, "deploy-hook: app restarted") {
+		t.Errorf("deploy-hook ok: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := b.lastCall(); got != "restart app wait=true stop-first=false" {
+		t.Errorf("backend saw %q", got)
+	}
+	b.restart = rolledBack
+	r = run(path, hook, "app")
+	if r.code != 1 || !strings.Contains(r.stderr, "rolled-back") || !strings.Contains(r.stderr, "deploy-hook: app: restart failed") {
+		t.Errorf("deploy-hook rollback: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("/nonexistent/api.sock", hook, "app"); r.code != 3 {
+		t.Errorf("deploy-hook unreachable: %d %s", r.code, r.stderr)
+	}
+	if r := run(path, hook); r.code != 2 {
+		t.Errorf("deploy-hook no unit: %d %s", r.code, r.stderr)
+	}
+
+	// Bash completion asks the built sockctl for unit names.
+	if _, err := exec.LookPath("bash"); err == nil {
+		script, err := filepath.Abs("../../contrib/completion/sockctl.bash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl restart ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "app idle\n" {
+			t.Errorf("completion: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+	}
+}
