@@ -1,0 +1,34 @@
+# sockd: `make run` serves the demo, `make test` runs every test, `make bench` prints the figures.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+RUNDIR  := $(CURDIR)/.run
+API     ?= $(RUNDIR)/api.sock
+
+.PHONY: all build run test bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sockd ./cmd/sockd
+	$(GO) build -o $(BIN)/sockctl ./cmd/sockctl
+	$(GO) build -o $(BIN)/sockd-demo ./contrib/demo
+
+# Starts sockd on contrib/examples; the demo answers on 127.0.0.1:8080.
+# Try: curl http://127.0.0.1:8080/ ; bin/sockctl --api .run/api.sock status demo
+run: build
+	@mkdir -p $(RUNDIR)
+	PATH="$(BIN):$$PATH" $(BIN)/sockd --units contrib/examples --api $(API)
+
+# Installs what the tests need (Debian packages, Go modules); idempotent.
+deps:
+	./.ci/deps
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 12m ./...
+
+bench: deps build
+	$(GO) run ./bench -out bench/results/latest.md
+
+clean:
+	rm -rf $(BIN) $(RUNDIR)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/supervisord"
+	"github.com/sockd/sockd/units"
+)
+
+const usage = `usage: sockd [--units DIR] [--api PATH] [--log-format auto|json|console] [--log-level LEVEL]
+       sockd verify DIR|FILE...
+
+sockd owns the sockets declared in the unit files of DIR (env SOCKD_UNITS)
+and starts each service on its first connection. The control API listens
+on PATH (env SOCKD_API, default /run/sockd/api.sock); see sockctl.
+`
+
+// run is sockd's whole life; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && args[0] == "verify" {
+		return verify(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("sockd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	unitsDir := fs.String("units", envOr("SOCKD_UNITS", "/etc/sockd/units"), "directory of unit files")
+	apiPath := fs.String("api", envOr("SOCKD_API", api.DefaultPath), "control socket path")
+	apiMode := fs.String("api-mode", "0600", "control socket file mode")
+	logFormat := fs.String("log-format", "auto", "auto (console on a terminal, else JSON), json or console")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	runDir := fs.String("runtime-dir", "", "directory for NOTIFY_SOCKETs (default: a temporary directory)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, nil
+		}
+		return 2, nil
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, usage)
+		return 2, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var mode uint32
+	if _, err := fmt.Sscanf(*apiMode, "%o", &mode); err != nil {
+		return 2, fmt.Errorf("--api-mode %q: not an octal mode", *apiMode)
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return 2, err
+	}
+	signal.Ignore(syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	logNofile(log)
+	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, RuntimeDir: *runDir, Log: log})
+	if err := d.Open(); err != nil {
+		return 1, err
+	}
+	l, err := api.Listen(*apiPath, os.FileMode(mode))
+	if err != nil {
+		d.Shutdown(context.Background())
+		return 1, err
+	}
+	srv := &api.Server{Backend: d, Log: log}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
+	daemon.SdNotify(true, daemon.SdNotifyReady)
+
+	code := 0
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info().Msg("SIGHUP: reloading unit files")
+				if _, err := d.Reload(context.Background()); err != nil {
+					log.Error().Err(err).Msg("reload")
+				}
+				continue
+			}
+			log.Info().Str("signal", sig.String()).Msg("shutting down")
+			break loop
+		case err := <-serveErr:
+			log.Error().Err(err).Msg("api server stopped")
+			code = 1
+			break loop
+		}
+	}
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(ctx)
+	cancel()
+	// Units stop in parallel, each bounded by its TimeoutStopSec=; a
+	// second signal is not needed, SIGKILL follows the timeout.
+	if err := d.Shutdown(context.Background()); err != nil {
+		log.Error().Err(err).Msg("shutdown")
+		code = 1
+	}
+	log.Info().Msg("sockd stopped")
+	return code, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	switch format {
+	case "auto":
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		}
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: true}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want auto, json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// logNofile logs sockd's RLIMIT_NOFILE. The Go runtime has already raised
+// the soft limit to the hard limit at start (and restores the original
+// for children, unless a unit sets LimitNOFILE=).
+func logNofile(log zerolog.Logger) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil {
+		if rl.Cur < rl.Max {
+			rl.Cur = rl.Max
+			unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+			unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
+		}
+		log.Info().Uint64("soft", rl.Cur).Uint64("hard", rl.Max).Msg("RLIMIT_NOFILE")
+	}
+}
+
+// verify prints every problem of the named unit files or directories as
+// file:line: message; exit 1 when any is an error.
+func verify(paths []string, stdout, stderr io.Writer) (int, error) {
+	if len(paths) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2, nil
+	}
+	diags, err := units.Verify(paths...)
+	if err != nil {
+		return 1, err
+	}
+	code := 0
+	for _, d := range diags {
+		fmt.Fprintln(stdout, d.Error())
+		if d.Severity == units.Error {
+			code = 1
+		}
+	}
+	return code, nil
+}

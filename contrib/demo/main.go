@@ -1,0 +1,91 @@
+// Command sockd-demo is a small HTTP app for socket activation: it takes
+// its listening sockets from sockd (or systemd) with go-systemd's
+// activation package, answers every request with its pid, tells its
+// supervisor READY=1 through sd_notify, and drains gracefully on SIGTERM.
+//
+// Environment: DEMO_MESSAGE (the greeting), DEMO_START_DELAY (a Go
+// duration to wait before READY=1, to watch a readiness-gated restart),
+// DEMO_FAIL=1 (exit at once with status 3: a broken build), DEMO_NEVER_READY=1
+// (serve but never send READY=1).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+func main() {
+	log.SetFlags(0)
+	if os.Getenv("DEMO_FAIL") == "1" {
+		log.Print("DEMO_FAIL=1: exiting with status 3")
+		os.Exit(3)
+	}
+	named, err := activation.ListenersWithNames()
+	if err != nil {
+		log.Fatalf("activation: %v", err)
+	}
+	var ls []net.Listener
+	for name, group := range named {
+		for _, l := range group {
+			log.Printf("listening on %s (%s)", l.Addr(), name)
+			ls = append(ls, l)
+		}
+	}
+	if len(ls) == 0 {
+		l, err := net.Listen("tcp", envOr("DEMO_ADDR", "127.0.0.1:8080"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("no sockets passed (LISTEN_FDS); listening on %s", l.Addr())
+		ls = append(ls, l)
+	}
+	msg := envOr("DEMO_MESSAGE", "hello from sockd-demo")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s (pid %d)\n", msg, os.Getpid())
+	})}
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Printf("serve: %v", err)
+			}
+		}()
+	}
+	if d, err := time.ParseDuration(os.Getenv("DEMO_START_DELAY")); err == nil {
+		time.Sleep(d) // pretend to warm up
+	}
+	if os.Getenv("DEMO_NEVER_READY") != "1" {
+		daemon.SdNotify(false, daemon.SdNotifyReady)
+		daemon.SdNotify(false, "STATUS=serving")
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	<-sigs
+	log.Print("draining")
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	wg.Wait()
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

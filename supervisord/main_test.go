@@ -1,0 +1,244 @@
+package supervisord
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/rs/zerolog"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
+)
+
+// TestMain lets the test binary play a unit's service: with
+// SOCKD_TEST_CHILD set it is the child, not the tests.
+func TestMain(m *testing.M) {
+	children.MaybeRunHelper()
+	if mode := os.Getenv("SOCKD_TEST_CHILD"); mode != "" {
+		childMain(mode)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// childMain is the test service. Modes: "serve" answers HTTP with its pid
+// on every socket it was handed and says READY=1 (after CHILD_DELAY);
+// "fail" prints a line and exits 3; "never-ready" serves but never says
+// READY=1; "crash" exits 1 at once without output.
+func childMain(mode string) {
+	switch mode {
+	case "fail":
+		fmt.Println("broken build: cannot start")
+		os.Exit(3)
+	case "crash":
+		os.Exit(1)
+	}
+	ls, err := activation.Listeners()
+	if err != nil || len(ls) == 0 {
+		fmt.Fprintln(os.Stderr, "child: no sockets:", err, os.Getenv("LISTEN_PID"), os.Getpid())
+		os.Exit(1)
+	}
+	tag := os.Getenv("CHILD_TAG")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %s", os.Getpid(), tag)
+	})}
+	for _, l := range ls {
+		go srv.Serve(l)
+	}
+	if d, err := time.ParseDuration(os.Getenv("CHILD_DELAY")); err == nil {
+		time.Sleep(d) // the app's start-up time
+	}
+	if mode == "serve" {
+		daemon.SdNotify(false, "READY=1\nSTATUS=serving")
+	}
+	fmt.Println("child ready", os.Getpid())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	<-sigs
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	os.Exit(0)
+}
+
+// env is one test's unit directory and daemon.
+type env struct {
+	t    *testing.T
+	dir  string
+	sock string
+	d    *Daemon
+	obs  chan api.ServiceStatus
+}
+
+func shortTemp(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "sdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// newEnv writes a unit "app" on a Unix socket whose service is the test
+// binary with the given [Service] lines, and starts a Daemon on it.
+func newEnv(t *testing.T, serviceLines string) *env {
+	t.Helper()
+	base := shortTemp(t)
+	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
+	os.MkdirAll(e.dir, 0o755)
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")
+	e.write("app.service", e.service(serviceLines))
+	e.obs = make(chan api.ServiceStatus, 1024)
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Observe: func(unit string, st api.ServiceStatus) {
+			select {
+			case e.obs <- st:
+			default:
+				t.Errorf("observer channel full")
+			}
+		}})
+	if err := e.d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) service(lines string) string {
+	self, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return "[Service]\nExecStart=" + self + "\nTimeoutStopSec=5s\n" + lines
+}
+
+func (e *env) write(name, content string) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// get asks the app for its pid and tag over a new connection.
+func (e *env) get() (int, string, error) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", e.sock)
+		}}}
+	resp, err := c.Get("http://app/")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", err
+	}
+	pid, tag, _ := strings.Cut(string(b), " ")
+	n, err := strconv.Atoi(pid)
+	return n, tag, err
+}
+
+func (e *env) mustGet() (int, string) {
+	e.t.Helper()
+	pid, tag, err := e.get()
+	if err != nil {
+		e.t.Fatalf("request: %v", err)
+	}
+	return pid, tag
+}
+
+func (e *env) status() api.ServiceStatus {
+	e.t.Helper()
+	st, err := e.d.Status(e.ctx(), "app")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st.Service
+}
+
+func (e *env) restart(opts api.RestartOptions) (api.RestartResult, []api.Event) {
+	e.t.Helper()
+	opts.Wait = true
+	var evs []api.Event
+	res, err := e.d.Restart(e.ctx(), "app", opts, func(ev api.Event) { evs = append(evs, ev) })
+	if err != nil {
+		e.t.Fatalf("restart: %v", err)
+	}
+	return res, evs
+}
+
+// reload rewrites app.service and reloads the directory.
+func (e *env) reload(serviceLines string) {
+	e.t.Helper()
+	e.write("app.service", e.service(serviceLines))
+	res, err := e.d.Reload(e.ctx())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, d := range res.Diagnostics {
+		if d.Severity == "error" {
+			e.t.Fatalf("reload: %s", d.Text)
+		}
+	}
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+}
+
+func phases(evs []api.Event) string {
+	var p []string
+	for _, e := range evs {
+		p = append(p, e.Phase)
+	}
+	return strings.Join(p, ",")
+}
+
+// await waits until the unit's observed status matches, and returns it.
+func (e *env) await(match func(api.ServiceStatus) bool) api.ServiceStatus {
+	e.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case st := <-e.obs:
+			if match(st) {
+				return st
+			}
+		case <-timeout:
+			e.t.Fatalf("no matching status within 20s; now %+v", e.status())
+		}
+	}
+}
