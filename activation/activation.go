@@ -222,17 +222,20 @@ func (l *Listener) Spec() units.Listen { return l.spec }
 func (l *Listener) Addr() string { return l.addr }
 
 // File returns the fd to hand to children as one of fds 3, 4, …. It is
-// the same *os.File on every call, in blocking mode unless the unit sets
-// NonBlocking=yes, close-on-exec in sockd. Callers must not close it.
-//
-// File sets the mode again on every call, because a previous child may
-// have changed it on the shared open file description (Go's
-// net.FileListener does). Listeners of Accept=yes units stay
-// non-blocking: they are not meant for children.
-func (l *Listener) File() *os.File {
-	_ = l.setMode() // fails only once the listener is closed
-	return l.file
-}
+// the same *os.File on every call, close-on-exec in sockd. Callers must
+// not close it. File does not touch the mode: O_NONBLOCK lives on the
+// open file description that every child of the unit shares, so changing
+// it while a child serves (during an overlapping restart) would switch
+// that child's accept loop between blocking and non-blocking under it.
+// Call ResetMode when no child holds the socket.
+func (l *Listener) File() *os.File { return l.file }
+
+// ResetMode puts the shared open file description back in the unit's
+// mode: blocking unless NonBlocking=yes (Accept=yes listeners stay
+// non-blocking: sockd accepts on them). A child may have changed it (Go's
+// net.FileListener sets O_NONBLOCK); call ResetMode before starting a
+// child while no other child holds the socket.
+func (l *Listener) ResetMode() error { return l.setMode() }
 
 // Close closes the socket and removes the socket file, its symlinks and
 // FIFOs that Open created. Closing twice is harmless.

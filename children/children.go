@@ -5,12 +5,37 @@
 // and report its exit exactly once. It also owns NOTIFY_SOCKET, the
 // datagram socket of sd_notify(3). It knows nothing of unit files or of
 // restart policy.
+//
+// Start forks with syscall.ForkExec and hands the child duplicates of the
+// raw descriptors it is given, obtained through (*os.File).SyscallConn: it
+// never calls (*os.File).Fd, which would switch a socket that Go put into
+// non-blocking mode back to blocking mode for sockd too (the flag lives on
+// the open file description the duplicates share). The child therefore
+// sees each socket in exactly the mode the caller left it in.
+//
+// Settings that Go cannot apply between fork and exec (a variable holding
+// the child's own pid, umask, nice, rlimits) take an exec helper: Start
+// re-executes the running binary (/proc/self/exe) with a hidden argument,
+// MaybeRunHelper in that process applies the settings and execs the real
+// program in the same process, so the pid the supervisor knows is the
+// program's pid. See MaybeRunHelper.
 package children
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Rlimit is one resource limit set in the child before it execs.
@@ -23,16 +48,31 @@ type Rlimit struct {
 // fields nil the stream goes to /dev/null.
 type Output struct {
 	// File, if set, receives the stream directly (inherit, file:, append:).
+	// The child gets a duplicate of its descriptor; its flags are left as
+	// they are.
 	File *os.File
 	// Lines, if set (and File is nil), is called with each line of the
-	// stream, without its newline, from one goroutine per stream.
+	// stream, without its newline, from one goroutine per stream. A line
+	// longer than MaxLine bytes arrives in pieces of MaxLine bytes; a last
+	// line without a newline is delivered too. Lines is never called after
+	// Done is closed.
 	Lines func(line string)
 }
 
+// MaxLine is the longest line Output.Lines delivers in one call; longer
+// lines are split.
+const MaxLine = 64 << 10
+
+// OutputGrace is how long Done waits, after the process is reaped, for
+// its output pipes to reach end of file. A grandchild that inherited the
+// pipe can keep it open forever; after the grace the pipe is closed and
+// whatever it writes later is lost (it gets EPIPE).
+const OutputGrace = 200 * time.Millisecond
+
 // Spec describes one process to start.
 type Spec struct {
-	Path string   // program to exec; looked up in PATH if it has no slash
-	Argv []string // argument vector, Argv[0] included
+	Path string   // program to exec; looked up in sockd's PATH if it has no slash
+	Argv []string // argument vector, Argv[0] included; empty means {Path}
 	Env  []string // the complete environment, "KEY=value"
 	Dir  string   // working directory; "" for sockd's
 
@@ -41,7 +81,7 @@ type Spec struct {
 	ExtraFiles []*os.File
 
 	Credential *syscall.Credential // nil: run as sockd's user
-	Umask      int                 // -1: inherit sockd's
+	Umask      int                 // -1: inherit sockd's (0 is a umask: set it to -1!)
 	Nice       *int                // nil: inherit
 	Rlimits    []Rlimit
 
@@ -64,64 +104,471 @@ type ExitStatus struct {
 func (e ExitStatus) Success() bool { return e.Err == nil && e.Signal == 0 && e.Code == 0 }
 
 // String reads as "exit status 3", "signal: killed".
-func (e ExitStatus) String() string { panic("not implemented") }
+func (e ExitStatus) String() string {
+	switch {
+	case e.Err != nil:
+		return "unknown status: " + e.Err.Error()
+	case e.Signal != 0:
+		return "signal: " + e.Signal.String()
+	default:
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+}
+
+func exitStatus(ws syscall.WaitStatus) ExitStatus {
+	if ws.Signaled() {
+		return ExitStatus{Code: -1, Signal: ws.Signal()}
+	}
+	return ExitStatus{Code: ws.ExitStatus()}
+}
 
 // Process is one started child. Exactly one goroutine waits for it.
-type Process struct{}
+type Process struct {
+	pid     int
+	path    string
+	started time.Time
+
+	mu     sync.Mutex // held while signalling and while reaping
+	reaped bool
+
+	exited chan struct{} // closed after the reap
+	done   chan struct{} // closed after the reap and the output drain
+	exit   ExitStatus    // written before exited is closed
+}
+
+// live counts the goroutines this package runs (waiters and readers), so
+// that tests can wait for all of them to end.
+var live sync.WaitGroup
 
 // Start starts spec's process in a new process group whose id is its pid.
-func Start(spec Spec) (*Process, error) { panic("children.Start: not implemented") }
+//
+// A program that cannot be found or is not executable, a working
+// directory that does not exist and any failure of fork or exec are
+// errors of Start. Failures inside the exec helper (a limit it may not
+// raise, say) happen after Start returned: the helper writes them to the
+// child's stderr and exits with status 127.
+//
+// The child's stdin is /dev/null. Before forking, Start marks every
+// descriptor of sockd above 2 close-on-exec (close_range(2)), so that a
+// descriptor sockd inherited without that flag cannot leak into
+// children; Go's own descriptors have it anyway.
+func Start(spec Spec) (*Process, error) {
+	path, err := resolvePath(spec.Path, spec.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Dir != "" {
+		if fi, err := os.Stat(spec.Dir); err != nil {
+			return nil, fmt.Errorf("start %s: chdir %s: %w", path, spec.Dir, unwrapPathError(err))
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("start %s: chdir %s: %w", path, spec.Dir, syscall.ENOTDIR)
+		}
+	}
+	argv := spec.Argv
+	if len(argv) == 0 {
+		argv = []string{spec.Path}
+	}
+
+	var fs fdSet
+	defer fs.closeAll() // the parent's copies; the child has its own
+	fail := func(err error) (*Process, error) {
+		fs.closeReaders()
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+
+	devnull, err := fs.devNull()
+	if err != nil {
+		return fail(err)
+	}
+	stdout, err := fs.output(spec.Stdout, devnull, "stdout")
+	if err != nil {
+		return fail(err)
+	}
+	stderr, err := fs.output(spec.Stderr, devnull, "stderr")
+	if err != nil {
+		return fail(err)
+	}
+	fds := []uintptr{uintptr(devnull), uintptr(stdout), uintptr(stderr)}
+	for i, f := range spec.ExtraFiles {
+		if f == nil {
+			return fail(fmt.Errorf("extra file %d: nil", i+3))
+		}
+		fd, err := fs.dup(f)
+		if err != nil {
+			return fail(fmt.Errorf("extra file %d (%s): %w", i+3, f.Name(), err))
+		}
+		fds = append(fds, uintptr(fd))
+	}
+
+	attr := &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   spec.Env,
+		Files: fds,
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	execPath, execArgv := path, argv
+	if needsHelper(&spec) {
+		settings, err := encodeHelper(&spec, len(spec.ExtraFiles))
+		if err != nil {
+			return fail(err)
+		}
+		// The helper applies the credential itself, after nice and
+		// rlimits, which may take privileges the user lacks.
+		execPath = "/proc/self/exe"
+		execArgv = append([]string{"sockd-exec", helperArg, settings, path}, argv...)
+	} else {
+		attr.Sys.Credential = spec.Credential
+	}
+
+	closeOnExecAll()
+	pid, err := syscall.ForkExec(execPath, execArgv, attr)
+	if err != nil {
+		return fail(err)
+	}
+	p := &Process{
+		pid:     pid,
+		path:    path,
+		started: time.Now(),
+		exited:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	readers := fs.startReaders()
+	live.Add(1)
+	go p.wait(readers)
+	return p, nil
+}
+
+// closeOnExecAll marks every descriptor above 2 of this process
+// close-on-exec, so that none reaches a child except at the positions
+// ForkExec puts them. Go opens all of its descriptors close-on-exec; this
+// catches the ones sockd inherited from its own parent (or that cgo code
+// opened), which would otherwise leak into every child.
+func closeOnExecAll() {
+	if unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	// Before Linux 5.11: one by one.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+}
+
+// resolvePath returns the absolute path of the program to exec, or an
+// error reading "exec /path/x: no such file or directory".
+func resolvePath(path, dir string) (string, error) {
+	if path == "" {
+		return "", errors.New("exec: empty path")
+	}
+	if !strings.Contains(path, "/") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			var ee *exec.Error
+			if errors.As(err, &ee) {
+				err = ee.Err
+			}
+			return "", fmt.Errorf("exec %s: %w", path, err)
+		}
+		path = p
+	} else if !filepath.IsAbs(path) && dir != "" {
+		path = filepath.Join(dir, path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("exec %s: %w", path, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("exec %s: %w", abs, unwrapPathError(err))
+	case fi.IsDir():
+		return "", fmt.Errorf("exec %s: %w", abs, syscall.EISDIR)
+	case fi.Mode()&0o111 == 0:
+		return "", fmt.Errorf("exec %s: %w", abs, syscall.EACCES)
+	}
+	return abs, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fdSet holds the descriptors Start opens for one child: the parent's
+// copies are closed once the child has its own.
+type fdSet struct {
+	close   []int
+	devnull int
+	readers []*lineReader
+}
+
+func (s *fdSet) devNull() (int, error) {
+	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/null: %w", err)
+	}
+	s.close = append(s.close, fd)
+	return fd, nil
+}
+
+// dup returns a close-on-exec duplicate of f's descriptor, leaving f and
+// the flags of its open file description alone.
+func (s *fdSet) dup(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	s.close = append(s.close, nfd)
+	return nfd, nil
+}
+
+// output returns the descriptor the child writes o's stream to.
+func (s *fdSet) output(o Output, devnull int, name string) (int, error) {
+	switch {
+	case o.File != nil:
+		fd, err := s.dup(o.File)
+		if err != nil {
+			return -1, fmt.Errorf("%s %s: %w", name, o.File.Name(), err)
+		}
+		return fd, nil
+	case o.Lines != nil:
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return -1, fmt.Errorf("%s: pipe: %w", name, err)
+		}
+		// Only the read side goes non-blocking (and into Go's poller, so
+		// that closing it ends a pending read); the child's write side
+		// is a separate open file description and stays blocking.
+		if err := unix.SetNonblock(p[0], true); err != nil {
+			unix.Close(p[0])
+			unix.Close(p[1])
+			return -1, fmt.Errorf("%s: pipe: %w", name, err)
+		}
+		s.close = append(s.close, p[1])
+		s.readers = append(s.readers, &lineReader{
+			f:    os.NewFile(uintptr(p[0]), "|"+name),
+			fn:   o.Lines,
+			done: make(chan struct{}),
+		})
+		return p[1], nil
+	default:
+		return devnull, nil
+	}
+}
+
+func (s *fdSet) closeAll() {
+	for _, fd := range s.close {
+		unix.Close(fd)
+	}
+	s.close = nil
+}
+
+func (s *fdSet) closeReaders() {
+	for _, r := range s.readers {
+		r.f.Close()
+	}
+	s.readers = nil
+}
+
+func (s *fdSet) startReaders() []*lineReader {
+	for _, r := range s.readers {
+		live.Add(1)
+		go r.run()
+	}
+	return s.readers
+}
+
+// lineReader calls fn with each line read from f until end of file or
+// until f is closed under it.
+type lineReader struct {
+	f    *os.File
+	fn   func(string)
+	done chan struct{}
+}
+
+func (r *lineReader) run() {
+	defer live.Done()
+	defer close(r.done)
+	defer r.f.Close()
+	br := bufio.NewReaderSize(r.f, MaxLine)
+	split := false // the previous piece was a full buffer without newline
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			if !(split && len(line) == 1) { // not the newline ending a split line
+				r.fn(string(line[:len(line)-1]))
+			}
+			split = false
+		case errors.Is(err, bufio.ErrBufferFull):
+			r.fn(string(line))
+			split = true
+			continue
+		default: // io.EOF, or the file closed after the grace
+			if len(line) > 0 && err == io.EOF {
+				r.fn(string(line))
+			}
+			return
+		}
+	}
+}
+
+// wait is the one goroutine that waits for p. It reaps the process
+// under p.mu, so that a signal is never sent to a pid that was reaped
+// and may have been reused.
+func (p *Process) wait(readers []*lineReader) {
+	defer live.Done()
+	var info unix.Siginfo
+	err := ignoringEINTR(func() error {
+		return unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+	})
+	p.mu.Lock()
+	var ws syscall.WaitStatus
+	if err == nil {
+		err = ignoringEINTR(func() error {
+			_, err := syscall.Wait4(p.pid, &ws, 0, nil)
+			return err
+		})
+	}
+	if err != nil {
+		p.exit = ExitStatus{Code: -1, Err: fmt.Errorf("wait pid %d: %w", p.pid, err)}
+	} else {
+		p.exit = exitStatus(ws)
+	}
+	p.reaped = true
+	p.mu.Unlock()
+	close(p.exited)
+
+	if len(readers) > 0 {
+		grace := time.NewTimer(OutputGrace)
+		expired := false
+		for _, r := range readers {
+			if !expired {
+				select {
+				case <-r.done:
+					continue
+				case <-grace.C:
+					expired = true
+					for _, r := range readers {
+						r.f.Close() // ends the pending read
+					}
+				}
+			}
+			<-r.done
+		}
+		grace.Stop()
+	}
+	close(p.done)
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
 
 // Pid returns the child's pid (its process group id too).
-func (p *Process) Pid() int { panic("not implemented") }
+func (p *Process) Pid() int { return p.pid }
+
+// Path returns the absolute path of the program Start executed (after
+// the PATH lookup).
+func (p *Process) Path() string { return p.path }
+
+// Started returns the time Start forked the process.
+func (p *Process) Started() time.Time { return p.started }
+
+// Exited is closed once the process has exited and been reaped, which
+// may be up to OutputGrace before Done.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // Done is closed once the process has exited and been reaped, and its
 // captured output has been read to the end (or a short grace passed
 // when a grandchild keeps the pipe open).
-func (p *Process) Done() <-chan struct{} { panic("not implemented") }
+func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Exit returns how the process ended; valid once Done is closed.
-func (p *Process) Exit() ExitStatus { panic("not implemented") }
+// Exit returns how the process ended; valid once Exited (or Done) is
+// closed, the zero ExitStatus before.
+func (p *Process) Exit() ExitStatus {
+	select {
+	case <-p.exited:
+		return p.exit
+	default:
+		return ExitStatus{}
+	}
+}
 
 // Signal sends sig to the process alone. It is a no-op once reaped.
-func (p *Process) Signal(sig syscall.Signal) error { panic("not implemented") }
+func (p *Process) Signal(sig syscall.Signal) error {
+	return p.kill(p.pid, sig)
+}
 
-// SignalGroup sends sig to the process group. It is a no-op once reaped.
-func (p *Process) SignalGroup(sig syscall.Signal) error { panic("not implemented") }
+// SignalGroup sends sig to the process group. It is a no-op once reaped,
+// even if other members of the group still run: after the reap the
+// group id may belong to somebody else.
+func (p *Process) SignalGroup(sig syscall.Signal) error {
+	return p.kill(-p.pid, sig)
+}
+
+func (p *Process) kill(target int, sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return nil
+	}
+	if err := syscall.Kill(target, sig); err != nil && err != syscall.ESRCH {
+		what := "pid"
+		if target < 0 {
+			what, target = "process group", -target
+		}
+		return fmt.Errorf("kill %s %d with %v: %w", what, target, sig, err)
+	}
+	return nil
+}
 
 // Stop sends sig (to the group if group is set), waits up to timeout for
 // the exit, then sends SIGKILL to the group if sigkill is set, and waits
 // for Done. It returns the exit status. Safe to call more than once.
+// Without sigkill, Stop waits for the exit as long as it takes.
 func (p *Process) Stop(sig syscall.Signal, timeout time.Duration, sigkill, group bool) ExitStatus {
-	panic("not implemented")
+	select {
+	case <-p.exited:
+		<-p.done
+		return p.exit
+	default:
+	}
+	if group {
+		p.SignalGroup(sig)
+	} else {
+		p.Signal(sig)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		if sigkill {
+			p.SignalGroup(syscall.SIGKILL)
+		}
+	}
+	<-p.done
+	return p.exit
 }
-
-// MaybeRunHelper runs the exec helper when the program was started as
-// one (by Start with a PIDEnv, umask, nice or rlimits) and then never
-// returns; otherwise it returns at once. Call it first thing in main and
-// in TestMain of any package whose tests start children.
-func MaybeRunHelper() {}
-
-// Notification is one sd_notify datagram.
-type Notification struct {
-	Pid    int               // sender pid from SCM_CREDENTIALS; 0 if unknown
-	Fields map[string]string // READY=1 → Fields["READY"]="1"
-	Raw    string
-}
-
-// NotifySocket is a NOTIFY_SOCKET: a datagram Unix socket with
-// SO_PASSCRED, so every message carries its sender's pid.
-type NotifySocket struct{}
-
-// ListenNotify creates the socket at path (removing a stale socket file
-// first) and starts reading it.
-func ListenNotify(path string) (*NotifySocket, error) { panic("not implemented") }
-
-// Path returns the socket's path, the value for NOTIFY_SOCKET.
-func (n *NotifySocket) Path() string { panic("not implemented") }
-
-// C delivers the notifications in arrival order.
-func (n *NotifySocket) C() <-chan Notification { panic("not implemented") }
-
-// Close stops reading, closes the socket and removes its file.
-func (n *NotifySocket) Close() error { panic("not implemented") }

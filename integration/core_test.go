@@ -159,7 +159,7 @@ func TestTwoSocketsNamedInOrder(t *testing.T) {
 	s := startSockd(t, writeUnits(t, map[string]string{
 		"two.socket": fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\nListenStream=%s\n", port, sock),
 		"two.service": "[Service]\nType=notify\nExecStart=" + bin.self +
-			"\nEnvironment=SOCKD_TEST_CHILD=fds\n",
+			"\nEnvironment=SOCKD_TEST_CHILD=fds GORACE=atexit_sleep_ms=0\n",
 		"extra.socket": "[Socket]\nService=two.service\nFileDescriptorName=admin\nListenStream=" + filepath.Join(dir, "admin.sock") + "\n",
 	}))
 	var rep fdReport

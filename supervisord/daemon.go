@@ -173,6 +173,12 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 			continue
 		}
 		want[name] = true
+		if dep := brokenDependency(svc, broken); dep != "" {
+			// Its socket did not load: starting it as a socket-less
+			// service would be wrong. A running old version stays.
+			d.log.Error().Str("unit", name).Str("socket", dep).Msg("not loaded: its socket has errors")
+			continue
+		}
 		socks := set.SocketsFor(name)
 		d.mu.Lock()
 		old := d.units[name]
@@ -222,6 +228,21 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 		res.Removed = append(res.Removed, u.name)
 	}
 	return res, nil
+}
+
+// brokenDependency names the socket unit of svc (NAME.socket or one in
+// Sockets=) that failed to load, or "".
+func brokenDependency(svc *units.Service, broken map[string]bool) string {
+	own := strings.TrimSuffix(svc.Name, ".service") + ".socket"
+	if broken[own] {
+		return own
+	}
+	for _, s := range svc.Sockets {
+		if broken[s] {
+			return s
+		}
+	}
+	return ""
 }
 
 func brokenSocket(u *unit, broken map[string]bool) bool {

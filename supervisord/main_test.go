@@ -103,7 +103,7 @@ func newEnv(t *testing.T, serviceLines string) *env {
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")
 	e.write("app.service", e.service(serviceLines))
 	e.obs = make(chan api.ServiceStatus, 1024)
-	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t)),
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
 		Observe: func(unit string, st api.ServiceStatus) {
 			select {
 			case e.obs <- st:
@@ -129,7 +129,8 @@ func (e *env) service(lines string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return "[Service]\nExecStart=" + self + "\nTimeoutStopSec=5s\n" + lines
+	// GORACE: a -race binary sleeps 1 s at exit by default.
+	return "[Service]\nExecStart=" + self + "\nTimeoutStopSec=5s\nEnvironment=GORACE=atexit_sleep_ms=0\n" + lines
 }
 
 func (e *env) write(name, content string) {
@@ -242,3 +243,5 @@ func (e *env) await(match func(api.ServiceStatus) bool) api.ServiceStatus {
 		}
 	}
 }
+
+func init() { zerolog.TimeFieldFormat = "15:04:05.000000" }

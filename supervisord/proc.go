@@ -95,6 +95,16 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
 	}
 	if len(u.ls) > 0 {
+		if u.idle() {
+			// No child holds the sockets: put back the unit's blocking
+			// mode, which the previous child may have changed. Never
+			// while one serves (see activation.Listener.File).
+			for _, l := range u.ls {
+				if err := l.ResetMode(); err != nil {
+					return nil, fmt.Errorf("%s: %w", svc.Name, err)
+				}
+			}
+		}
 		for _, l := range u.ls {
 			spec.ExtraFiles = append(spec.ExtraFiles, l.File())
 		}

@@ -1,6 +1,7 @@
 package supervisord
 
 import (
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/api"
 )
@@ -21,6 +24,7 @@ func TestLazyStart(t *testing.T) {
 		t.Fatalf("before any connection: %+v", st)
 	}
 	pid, _ := e.mustGet()
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
 	st := e.status()
 	if st.State != api.StateActive || len(st.Pids) != 1 || st.Pids[0] != pid || st.Status != "serving" {
 		t.Fatalf("after a connection: %+v, want active [%d]", st, pid)
@@ -31,10 +35,24 @@ func TestLazyStart(t *testing.T) {
 // then drains the old one; phases arrive in order.
 func TestRestartOverlapping(t *testing.T) {
 	e := newEnv(t, notifyService+"Environment=CHILD_DELAY=200ms\n")
+	var evs []api.Event
 	old, _ := e.mustGet()
-	res, evs := e.restart(api.RestartOptions{})
-	if !res.OK || res.Outcome != "done" || len(res.NewPids) != 1 || res.OldPids[0] != old {
-		t.Fatalf("result %+v", res)
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
+	// The old child (Go) made the shared socket non-blocking; starting
+	// the new one beside it must not switch it back under its feet.
+	u, _ := e.d.lookup("app")
+	var blockedDuringOverlap []bool
+	res, err := e.d.Restart(e.ctx(), "app", api.RestartOptions{Wait: true}, func(ev api.Event) {
+		evs = append(evs, ev)
+		if ev.Phase == api.PhaseWaiting {
+			blockedDuringOverlap = append(blockedDuringOverlap, !nonBlocking(t, u.ls[0].File()))
+		}
+	})
+	if err != nil || !res.OK || res.Outcome != "done" || len(res.NewPids) != 1 || res.OldPids[0] != old {
+		t.Fatalf("result %+v %v", res, err)
+	}
+	if len(blockedDuringOverlap) != 1 || blockedDuringOverlap[0] {
+		t.Fatalf("socket blocking during the overlap: %v (want non-blocking, as the serving child set it)", blockedDuringOverlap)
 	}
 	if got := phases(evs); got != "spawned,waiting,ready,draining,stopped,done" {
 		t.Fatalf("phases %s", got)
@@ -235,7 +253,12 @@ func TestInstancesRollingRestart(t *testing.T) {
 func TestStartLimit(t *testing.T) {
 	e := newEnv(t, "Environment=SOCKD_TEST_CHILD=crash\nRestart=always\nRestartSec=10ms\n"+
 		"[Unit]\nStartLimitBurst=3\nStartLimitIntervalSec=1min\n")
-	e.get() // triggers; the child exits without answering
+	// A connection triggers the unit; the child exits without accepting it.
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateFailed && st.Result == "start-limit-hit" })
 	if st := e.status(); len(st.Pids) != 0 {
 		t.Fatalf("processes after start limit: %v", st.Pids)
@@ -249,7 +272,7 @@ func TestRestartNoLeaks(t *testing.T) {
 	e.mustGet()
 	e.restart(api.RestartOptions{})
 	g0, f0 := runtime.NumGoroutine(), countFDs(t)
-	const n = 100
+	const n = 200
 	for range n {
 		if res, _ := e.restart(api.RestartOptions{}); !res.OK {
 			t.Fatalf("restart: %+v", res)
@@ -306,4 +329,18 @@ func zombies(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+func nonBlocking(t *testing.T, f *os.File) bool {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fl int
+	rc.Control(func(fd uintptr) { fl, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl&unix.O_NONBLOCK != 0
 }

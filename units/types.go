@@ -46,6 +46,8 @@ type Listen struct {
 	Address string
 	// Line is the line of the Listen*= option in File.
 	Line int
+	// File is the unit file or drop-in holding the option.
+	File string
 }
 
 // Socket is a parsed socket unit (systemd.socket(5)).
@@ -54,6 +56,8 @@ type Socket struct {
 	File string // path of the unit file; drop-ins are in DropIns
 	// DropIns lists the drop-in files merged into this unit, in order.
 	DropIns []string
+	// Description is [Unit] Description=.
+	Description string
 
 	Listens []Listen
 	// Service is the unit it activates: "app.service" by default, the
@@ -89,6 +93,10 @@ type Socket struct {
 	MaxConnectionsPerSource int // default 0: no limit
 	TriggerLimitInterval    time.Duration
 	TriggerLimitBurst       int
+
+	// linkOpt is the option that chose Service (Accept= or Service=), for
+	// diagnostics when that service is missing.
+	linkOpt rawOption
 }
 
 // Command is one Exec*= line after systemd quoting and prefixes.
@@ -101,6 +109,11 @@ type Command struct {
 	IgnoreFailure bool
 	// Line is the line of the option in its file.
 	Line int
+	// File is the unit file or drop-in holding the option.
+	File string
+	// NoEnvExpand is the ":" prefix: $VAR and ${VAR} in Argv are not
+	// replaced (see Expand).
+	NoEnvExpand bool
 }
 
 // Output is where StandardOutput=/StandardError= send a stream.
@@ -131,6 +144,8 @@ type Service struct {
 	DropIns  []string
 	Template bool   // Name is "prefix@.service"
 	Instance string // the instance of an instantiated template, "" otherwise
+	// Description is [Unit] Description=.
+	Description string
 
 	Type          string // "simple" (default), "exec", "notify", "oneshot"
 	ExecStart     []Command
@@ -156,16 +171,21 @@ type Service struct {
 	UnsetEnvironment []string
 	PassEnvironment  []string
 
-	WorkingDirectory    string
-	User                string
-	Group               string
-	SupplementaryGroups []string
-	UMask               os.FileMode // default 0022
-	Nice                int
-	HasNice             bool
-	Limits              []Rlimit
-	StandardOutput      Output
-	StandardError       Output
+	// WorkingDirectory is an absolute path, "~" for the home of User=,
+	// or "" for the default (sockd's own working directory).
+	WorkingDirectory string
+	// WorkingDirectoryOptional is the "-" prefix: a missing directory is
+	// not an error.
+	WorkingDirectoryOptional bool
+	User                     string
+	Group                    string
+	SupplementaryGroups      []string
+	UMask                    os.FileMode // default 0022
+	Nice                     int
+	HasNice                  bool
+	Limits                   []Rlimit
+	StandardOutput           Output
+	StandardError            Output
 
 	Sockets      []string // socket units whose fds this service receives
 	NotifyAccess string   // "none", "main", "exec", "all"; default "main" for Type=notify, "none" otherwise
@@ -179,4 +199,10 @@ type Service struct {
 	// a restart counts it ready. 0 means ready at once (systemd's
 	// Type=simple behaviour).
 	ReadyAfter time.Duration
+
+	// raw holds a template's options so that Instantiate can build an
+	// instance from them.
+	raw []rawOption
+	// socketsOpt maps each Sockets= entry to its option, for diagnostics.
+	socketsOpt map[string]rawOption
 }

@@ -69,35 +69,6 @@ func (ds Diagnostics) Err() error {
 	return errors.Join(errs...)
 }
 
-// LoadDir reads every *.socket and *.service file of dir (and their
-// NAME.socket.d/*.conf, NAME.service.d/*.conf drop-ins), validates them
-// and returns the valid units. A unit with an error is left out of the
-// Set, and so is a socket whose service is left out; the others load.
-// The returned error is for a directory that cannot be read at all.
-func LoadDir(dir string) (*Set, Diagnostics, error) {
-	panic("units.LoadDir: not implemented")
-}
-
-// LoadFiles reads the named unit files (and their drop-ins beside them)
-// as LoadDir does; a socket may name a service in the same directory.
-func LoadFiles(paths ...string) (*Set, Diagnostics, error) {
-	panic("units.LoadFiles: not implemented")
-}
-
-// SocketsFor returns the sockets that activate or are passed to the
-// service named name ("app.service" or the template "app@.service"), in
-// the order their fds are passed: the service's Sockets= order, else
-// sorted by socket name.
-func (s *Set) SocketsFor(name string) []*Socket {
-	panic("units.Set.SocketsFor: not implemented")
-}
-
-// Instantiate returns the instance "prefix@instance.service" of the
-// template t, with %i, %I and the other instance specifiers expanded.
-func (t *Service) Instantiate(instance string) (*Service, error) {
-	panic("units.Service.Instantiate: not implemented")
-}
-
 // FDName returns the name the socket's fds carry in LISTEN_FDNAMES.
 func (s *Socket) FDName() string {
 	if s.FileDescriptorName != "" {

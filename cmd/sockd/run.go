@@ -20,6 +20,9 @@ import (
 	"github.com/sockd/sockd/units"
 )
 
+// version is set by the build (-ldflags "-X main.version=…").
+var version = "dev"
+
 const usage = `usage: sockd [--units DIR] [--api PATH] [--log-format auto|json|console] [--log-level LEVEL]
        sockd verify DIR|FILE...
 
@@ -60,9 +63,10 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	signal.Ignore(syscall.SIGPIPE)
+	// SIGPIPE is caught and dropped, not ignored: an ignored signal
+	// stays ignored in every child sockd execs.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
 	logNofile(log)
@@ -75,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		d.Shutdown(context.Background())
 		return 1, err
 	}
-	srv := &api.Server{Backend: d, Log: log}
+	srv := &api.Server{Backend: d, Log: log, Version: version}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
@@ -86,6 +90,9 @@ loop:
 	for {
 		select {
 		case sig := <-sigs:
+			if sig == syscall.SIGPIPE {
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				log.Info().Msg("SIGHUP: reloading unit files")
 				if _, err := d.Reload(context.Background()); err != nil {

@@ -1,0 +1,203 @@
+package children
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// notifyBufferMax is the largest datagram read, as systemd's
+// NOTIFY_BUFFER_MAX; longer (truncated) messages are dropped.
+const notifyBufferMax = 4096
+
+// notifyMaxFds is how many descriptors one message may carry before the
+// kernel drops the excess; all of them are closed unread.
+const notifyMaxFds = 768
+
+// Notification is one sd_notify datagram.
+type Notification struct {
+	Pid    int               // sender pid from SCM_CREDENTIALS; 0 if unknown
+	Fields map[string]string // READY=1 → Fields["READY"]="1"
+	Raw    string
+}
+
+// NotifySocket is a NOTIFY_SOCKET: a datagram Unix socket with
+// SO_PASSCRED, so every message carries its sender's pid.
+//
+// The socket file has mode 0666 so that children running as other users
+// can send to it; put it in a directory that only sockd can write to
+// (and that the children's users can search), since the file mode alone
+// does not keep a user from sending forged datagrams: check
+// Notification.Pid against the pid of the process that may send.
+// Descriptors sent along (FDSTORE=1) are closed: sockd keeps no fd store.
+type NotifySocket struct {
+	path string
+	conn *net.UnixConn
+	c    chan Notification
+	quit chan struct{}
+	done chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ListenNotify creates the socket at path (removing a stale socket file
+// first) and starts reading it. A socket file that something still
+// reads from is not removed: that is an error wrapping EADDRINUSE, as is
+// a file at path that is not a socket (EEXIST).
+func ListenNotify(path string) (*NotifySocket, error) {
+	fail := func(err error) (*NotifySocket, error) {
+		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return fail(err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return fail(fmt.Errorf("socket: %w", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close() // net.FileConn holds its own duplicate
+	// SO_PASSCRED before bind: no datagram arrives without credentials.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		return fail(fmt.Errorf("setsockopt SO_PASSCRED: %w", err))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fail(fmt.Errorf("bind: %w", err))
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		os.Remove(path)
+		return fail(err)
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		os.Remove(path)
+		return fail(err)
+	}
+	n := &NotifySocket{
+		path: path,
+		conn: c.(*net.UnixConn),
+		c:    make(chan Notification, 64),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	live.Add(1)
+	go n.read()
+	return n, nil
+}
+
+// removeStaleSocket removes path if it is a socket nobody reads from.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%w: not a socket", os.ErrExist)
+	}
+	addr := &net.UnixAddr{Name: path, Net: "unixgram"}
+	if c, err := net.DialUnix("unixgram", nil, addr); err == nil {
+		c.Close()
+		return fmt.Errorf("socket in use: %w", unix.EADDRINUSE)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// Path returns the socket's path, the value for NOTIFY_SOCKET.
+func (n *NotifySocket) Path() string { return n.path }
+
+// C delivers the notifications in arrival order. It is closed when the
+// socket is closed (or fails). The reader does not drop messages: if
+// nobody receives from C, it stops reading once the buffer of C is full.
+func (n *NotifySocket) C() <-chan Notification { return n.c }
+
+// Close stops reading, closes the socket and removes its file.
+func (n *NotifySocket) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.quit)
+		err := n.conn.Close()
+		<-n.done
+		if rerr := os.Remove(n.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
+		if err != nil {
+			n.closeErr = fmt.Errorf("close unixgram %s: %w", n.path, err)
+		}
+	})
+	return n.closeErr
+}
+
+func (n *NotifySocket) read() {
+	defer live.Done()
+	defer close(n.done)
+	defer close(n.c)
+	buf := make([]byte, notifyBufferMax)
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*notifyMaxFds))
+	for {
+		nb, noob, flags, _, err := n.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return // closed; nothing else fails on a bound datagram socket
+		}
+		pid := parseControl(oob[:noob])
+		if flags&unix.MSG_TRUNC != 0 {
+			continue
+		}
+		note := Notification{Pid: pid, Raw: string(buf[:nb]), Fields: ParseNotify(string(buf[:nb]))}
+		select {
+		case n.c <- note:
+		case <-n.quit:
+			return
+		}
+	}
+}
+
+// parseControl returns the sender pid and closes any passed descriptor.
+func parseControl(oob []byte) (pid int) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Level != unix.SOL_SOCKET {
+			continue
+		}
+		switch m.Header.Type {
+		case unix.SCM_CREDENTIALS:
+			if cred, err := unix.ParseUnixCredentials(m); err == nil {
+				pid = int(cred.Pid)
+			}
+		case unix.SCM_RIGHTS:
+			if fds, err := unix.ParseUnixRights(m); err == nil {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}
+		}
+	}
+	return pid
+}
+
+// ParseNotify parses an sd_notify message, newline-separated KEY=VALUE
+// assignments, into a map; a later assignment of a key wins, lines
+// without "=" are ignored.
+func ParseNotify(msg string) map[string]string {
+	fields := make(map[string]string)
+	for _, line := range strings.Split(msg, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && k != "" {
+			fields[k] = v
+		}
+	}
+	return fields
+}

@@ -1,0 +1,377 @@
+package units
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// loader loads units into a Set and collects diagnostics.
+type loader struct {
+	set    *Set
+	diags  Diagnostics
+	failed map[string]bool   // units left out because of errors
+	paths  map[string]string // unit name → file, for every unit seen
+}
+
+func newLoader(dir string) *loader {
+	return &loader{
+		set:    &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
+		failed: map[string]bool{},
+		paths:  map[string]string{},
+	}
+}
+
+// dropInFiles lists the *.conf files of the drop-in directories of the
+// unit name beside dir, sorted by file name; for an instance, the
+// template's directory comes first and a file of the instance's
+// directory replaces one of the same name.
+func dropInFiles(dir string, n unitName) ([]string, error) {
+	dirs := []string{n.Full + ".d"}
+	if n.Instance != "" {
+		dirs = []string{n.Prefix + "@." + n.Suffix + ".d", n.Full + ".d"}
+	}
+	byName := map[string]string{}
+	for _, d := range dirs {
+		ents, err := os.ReadDir(filepath.Join(dir, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read drop-in directory %s: %w", filepath.Join(dir, d), err)
+		}
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".conf") {
+				continue
+			}
+			p := filepath.Join(dir, d, e.Name())
+			if st, err := os.Stat(p); err != nil || st.IsDir() {
+				continue
+			}
+			byName[e.Name()] = p
+		}
+	}
+	if len(byName) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(byName))
+	for k := range byName {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]string, len(names))
+	for i, k := range names {
+		out[i] = byName[k]
+	}
+	return out, nil
+}
+
+// loadUnit reads, merges and builds the unit in path; units with errors
+// are recorded as failed.
+func (l *loader) loadUnit(path string) {
+	base := filepath.Base(path)
+	if _, seen := l.paths[base]; seen {
+		if l.paths[base] != path {
+			l.diags = append(l.diags, Diagnostic{File: path, Unit: base, Severity: Error,
+				Msg: fmt.Sprintf("unit %s is also defined in %s, ignored", base, l.paths[base])})
+		}
+		return
+	}
+	l.paths[base] = path
+	n, err := parseUnitName(base)
+	if err != nil {
+		l.fail(Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+		return
+	}
+	opts, diags, err := lexFile(path, base)
+	if err != nil {
+		l.fail(Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+		return
+	}
+	dropIns, err := dropInFiles(filepath.Dir(path), n)
+	if err != nil {
+		diags = append(diags, Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+	}
+	for _, d := range dropIns {
+		o, ds, err := lexFile(d, base)
+		if err != nil {
+			diags = append(diags, Diagnostic{File: d, Unit: base, Severity: Error, Msg: err.Error()})
+			continue
+		}
+		opts = append(opts, o...)
+		diags = append(diags, ds...)
+	}
+	var bd Diagnostics
+	switch n.Suffix {
+	case "socket":
+		var s *Socket
+		s, bd = buildSocket(n, path, dropIns, opts)
+		diags = append(diags, bd...)
+		if diags.Err() == nil {
+			l.set.Sockets[base] = s
+		}
+	case "service":
+		var s *Service
+		s, bd = buildService(n, path, dropIns, opts)
+		diags = append(diags, bd...)
+		if diags.Err() == nil {
+			l.set.Services[base] = s
+		}
+	default:
+		diags = append(diags, Diagnostic{File: path, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit type .%s is not supported by sockd", n.Suffix)})
+	}
+	l.diags = append(l.diags, diags...)
+	if diags.Err() != nil {
+		l.failed[base] = true
+	}
+}
+
+func (l *loader) fail(d Diagnostic) {
+	l.diags = append(l.diags, d)
+	l.failed[d.Unit] = true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// link checks that every socket's service and every service's Sockets=
+// exist, leaving out units that point to missing or failed ones, until
+// nothing changes.
+func (l *loader) link() {
+	for changed := true; changed; {
+		changed = false
+		for _, name := range sortedKeys(l.set.Sockets) {
+			s := l.set.Sockets[name]
+			if _, ok := l.set.Services[s.Service]; ok {
+				continue
+			}
+			if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" && !l.failed[s.Service] {
+				if t, ok := l.set.Services[n.Prefix+"@.service"]; ok {
+					inst, err := t.Instantiate(n.Instance)
+					if err == nil {
+						l.set.Services[s.Service] = inst
+						continue
+					}
+					l.failed[s.Service] = true
+				}
+			}
+			o := s.linkOpt
+			if o.File == "" {
+				o.File = s.File
+			}
+			msg := fmt.Sprintf("service %s not found", s.Service)
+			if l.failed[s.Service] {
+				msg = fmt.Sprintf("service %s has errors", s.Service)
+			}
+			l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error, Msg: msg})
+			delete(l.set.Sockets, name)
+			l.failed[name] = true
+			changed = true
+		}
+		for _, name := range sortedKeys(l.set.Services) {
+			svc := l.set.Services[name]
+			for _, sock := range svc.Sockets {
+				if _, ok := l.set.Sockets[sock]; ok {
+					continue
+				}
+				o := svc.socketsOpt[sock]
+				msg := fmt.Sprintf("socket %s not found", sock)
+				if l.failed[sock] {
+					msg = fmt.Sprintf("socket %s has errors", sock)
+				}
+				l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error, Msg: msg})
+				delete(l.set.Services, name)
+				l.failed[name] = true
+				changed = true
+				break
+			}
+		}
+	}
+}
+
+func (l *loader) finish() (*Set, Diagnostics) {
+	l.link()
+	sort.SliceStable(l.diags, func(i, j int) bool {
+		a, b := l.diags[i], l.diags[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		// Diagnostics about a whole file come after those of its lines.
+		if (a.Line == 0) != (b.Line == 0) {
+			return b.Line == 0
+		}
+		return a.Line < b.Line
+	})
+	return l.set, l.diags
+}
+
+// isUnitFile reports whether name is a file name LoadDir reads.
+func isUnitFile(name string) bool {
+	return strings.HasSuffix(name, ".socket") || strings.HasSuffix(name, ".service")
+}
+
+// LoadDir reads every *.socket and *.service file of dir (and their
+// NAME.socket.d/*.conf, NAME.service.d/*.conf drop-ins), validates them
+// and returns the valid units. A unit with an error is left out of the
+// Set, and so is a socket whose service is left out; the others load.
+// The returned error is for a directory that cannot be read at all.
+func LoadDir(dir string) (*Set, Diagnostics, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load units %s: %w", dir, err)
+	}
+	l := newLoader(dir)
+	for _, e := range ents {
+		if !isUnitFile(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Stat(p)
+		if err != nil {
+			l.fail(Diagnostic{File: p, Unit: e.Name(), Severity: Error, Msg: fmt.Sprintf("stat unit: %v", err)})
+			continue
+		}
+		if st.IsDir() {
+			continue
+		}
+		l.loadUnit(p)
+	}
+	set, diags := l.finish()
+	return set, diags, nil
+}
+
+// LoadFiles reads the named unit files (and their drop-ins beside them)
+// as LoadDir does; a socket may name a service in the same directory.
+func LoadFiles(paths ...string) (*Set, Diagnostics, error) {
+	l := newLoader("")
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load unit %s: %w", p, err)
+		}
+		if st.IsDir() {
+			return nil, nil, fmt.Errorf("load unit %s: is a directory", p)
+		}
+		if !isUnitFile(p) {
+			return nil, nil, fmt.Errorf("load unit %s: not a .socket or .service file", p)
+		}
+	}
+	for _, p := range paths {
+		l.loadUnit(p)
+	}
+	// Services named by sockets (and templates of instances) that live
+	// beside the socket file.
+	for _, name := range sortedKeys(l.set.Sockets) {
+		s := l.set.Sockets[name]
+		want := []string{s.Service}
+		if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" {
+			want = append(want, n.Prefix+"@.service")
+		}
+		for _, w := range want {
+			if _, seen := l.paths[w]; seen {
+				continue
+			}
+			p := filepath.Join(filepath.Dir(s.File), w)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				l.loadUnit(p)
+			}
+		}
+	}
+	set, diags := l.finish()
+	return set, diags, nil
+}
+
+// Verify loads each path, a unit directory or a unit file, and returns
+// every diagnostic found, sorted by file and line. Files are loaded
+// together as LoadFiles does; each directory as LoadDir does. The error
+// is for a path that cannot be read at all.
+func Verify(paths ...string) (Diagnostics, error) {
+	var (
+		all   Diagnostics
+		files []string
+	)
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("verify %s: %w", p, err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		_, ds, err := LoadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		all = append(all, ds...)
+	}
+	if len(files) > 0 {
+		_, ds, err := LoadFiles(files...)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		all = append(all, ds...)
+	}
+	return all, nil
+}
+
+// SocketsFor returns the sockets that activate or are passed to the
+// service named name ("app.service" or the template "app@.service"), in
+// the order their fds are passed: the service's Sockets= order, else
+// sorted by socket name. Sockets named in Sockets= come first, then the
+// other sockets that activate the service, sorted by name.
+func (s *Set) SocketsFor(name string) []*Socket {
+	var out []*Socket
+	seen := map[string]bool{}
+	if svc, ok := s.Services[name]; ok {
+		for _, n := range svc.Sockets {
+			if sock, ok := s.Sockets[n]; ok && !seen[n] {
+				seen[n] = true
+				out = append(out, sock)
+			}
+		}
+	}
+	for _, n := range sortedKeys(s.Sockets) {
+		if sock := s.Sockets[n]; sock.Service == name && !seen[n] {
+			seen[n] = true
+			out = append(out, sock)
+		}
+	}
+	return out
+}
+
+// Instantiate returns the instance "prefix@instance.service" of the
+// template t, with %i, %I and the other instance specifiers expanded.
+// The instance must be a valid unit name instance (see EscapeInstance).
+func (t *Service) Instantiate(instance string) (*Service, error) {
+	if !t.Template {
+		return nil, fmt.Errorf("instantiate %s: not a template", t.Name)
+	}
+	n, err := parseUnitName(t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate %s: %w", t.Name, err)
+	}
+	full := n.Prefix + "@" + instance + "." + n.Suffix
+	if err := validInstance(instance); err != nil {
+		return nil, fmt.Errorf("instantiate %s: %w", full, err)
+	}
+	in, err := parseUnitName(full)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate %s: %w", full, err)
+	}
+	s, diags := buildService(in, t.File, t.DropIns, t.raw)
+	if err := diags.Err(); err != nil {
+		return nil, fmt.Errorf("instantiate %s: %w", full, err)
+	}
+	return s, nil
+}

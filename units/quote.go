@@ -1,0 +1,223 @@
+package units
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// splitWords splits s into words as systemd's extract_first_word does
+// with unquoting and C escapes (systemd.syntax(7), "Quoting"): words are
+// separated by whitespace; double or single quotes group text with
+// whitespace into one word and may appear inside a word; a backslash
+// introduces a C escape (\n, \t, \", \\, \s, \xNN, \NNN, \uNNNN, …)
+// inside and outside quotes.
+func splitWords(s string) ([]string, error) {
+	var (
+		words []string
+		w     strings.Builder
+		inW   bool
+		quote byte
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			r, n, err := unescapeAt(s[i+1:])
+			if err != nil {
+				return nil, err
+			}
+			w.WriteString(r)
+			i += n
+			inW = true
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				w.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			quote = c
+			inW = true
+		case strings.IndexByte(whitespace, c) >= 0:
+			if inW {
+				words = append(words, w.String())
+				w.Reset()
+				inW = false
+			}
+		default:
+			w.WriteByte(c)
+			inW = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quote %c", quote)
+	}
+	if inW {
+		words = append(words, w.String())
+	}
+	return words, nil
+}
+
+// unescapeAt decodes the escape whose backslash precedes s, returning
+// the decoded text and how many bytes of s it used.
+func unescapeAt(s string) (string, int, error) {
+	if s == "" {
+		return "", 0, errors.New("trailing backslash")
+	}
+	switch s[0] {
+	case 'a':
+		return "\a", 1, nil
+	case 'b':
+		return "\b", 1, nil
+	case 'f':
+		return "\f", 1, nil
+	case 'n':
+		return "\n", 1, nil
+	case 'r':
+		return "\r", 1, nil
+	case 't':
+		return "\t", 1, nil
+	case 'v':
+		return "\v", 1, nil
+	case 's':
+		return " ", 1, nil
+	case '\\', '"', '\'', ' ', ';', '$':
+		return s[:1], 1, nil
+	case 'x':
+		if len(s) < 3 {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s)
+		}
+		v, err := strconv.ParseUint(s[1:3], 16, 8)
+		if err != nil || v == 0 {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s[:3])
+		}
+		return string([]byte{byte(v)}), 3, nil
+	case 'u', 'U':
+		n := 4
+		if s[0] == 'U' {
+			n = 8
+		}
+		if len(s) < n+1 {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s)
+		}
+		v, err := strconv.ParseUint(s[1:n+1], 16, 32)
+		if err != nil || v == 0 || !utf8.ValidRune(rune(v)) {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s[:n+1])
+		}
+		return string(rune(v)), n + 1, nil
+	case '0', '1', '2', '3':
+		if len(s) < 3 {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s)
+		}
+		v, err := strconv.ParseUint(s[:3], 8, 8)
+		if err != nil || v == 0 {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s[:3])
+		}
+		return string([]byte{byte(v)}), 3, nil
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return "", 0, fmt.Errorf("invalid escape \\%c", r)
+}
+
+// unitNameChars are the characters systemd allows in unit names besides '@'.
+const unitNameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\"
+
+// unitName is a unit name split into its parts.
+type unitName struct {
+	Full     string // "app@x.service"
+	Prefix   string // "app"
+	Instance string // "x"; "" for a template or a plain unit
+	Template bool   // "app@.service"
+	Suffix   string // "service"
+}
+
+// parseUnitName splits and validates a unit name as systemd.unit(5)
+// describes it.
+func parseUnitName(name string) (unitName, error) {
+	u := unitName{Full: name}
+	if len(name) > 255 {
+		return u, fmt.Errorf("unit name %q: too long", name)
+	}
+	dot := strings.LastIndexByte(name, '.')
+	if dot <= 0 {
+		return u, fmt.Errorf("unit name %q: no type suffix", name)
+	}
+	u.Suffix = name[dot+1:]
+	base := name[:dot]
+	if at := strings.IndexByte(base, '@'); at >= 0 {
+		u.Prefix, u.Instance = base[:at], base[at+1:]
+		u.Template = u.Instance == ""
+		if strings.IndexByte(u.Instance, '@') >= 0 {
+			return u, fmt.Errorf("unit name %q: more than one '@'", name)
+		}
+	} else {
+		u.Prefix = base
+	}
+	if u.Prefix == "" {
+		return u, fmt.Errorf("unit name %q: empty prefix", name)
+	}
+	for _, part := range []string{u.Prefix, u.Instance} {
+		for i := 0; i < len(part); i++ {
+			if strings.IndexByte(unitNameChars, part[i]) < 0 {
+				return u, fmt.Errorf("unit name %q: invalid character %q", name, part[i])
+			}
+		}
+	}
+	return u, nil
+}
+
+// validInstance reports whether s may be the instance of a unit name.
+func validInstance(s string) error {
+	if s == "" {
+		return errors.New("empty instance")
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(unitNameChars, s[i]) < 0 {
+			return fmt.Errorf("invalid character %q in instance %q", s[i], s)
+		}
+	}
+	return nil
+}
+
+// unescapeName reverses systemd-escape: "-" is "/", "\xNN" a byte.
+func unescapeName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '-':
+			b.WriteByte('/')
+		case s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x':
+			if v, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+			b.WriteByte(s[i])
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// EscapeInstance escapes s for use as the instance of a unit name, as
+// "systemd-escape" does: "/" becomes "-", and characters not allowed
+// in unit names (and "-" itself) become "\xNN".
+func EscapeInstance(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c == '.' && i == 0, c == '-', c == '\\', strings.IndexByte(unitNameChars, c) < 0:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,464 @@
+package units
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pendingListen is a Listen*= line whose Network is settled once
+// BindIPv6Only= is known.
+type pendingListen struct {
+	Listen
+	barePort bool
+}
+
+type socketBuild struct {
+	*builder
+	s          *Socket
+	listens    []pendingListen
+	acceptOpt  rawOption
+	serviceOpt rawOption
+	symlinkOpt rawOption
+	burstSet   bool
+	// listenFailed is set when a Listen*= option had an error, which
+	// makes "no Listen*=" a consequence not worth reporting.
+	listenFailed bool
+}
+
+type socketHandler func(b *socketBuild, o rawOption) error
+
+var socketOptions = map[string]socketHandler{
+	"ListenStream":           func(b *socketBuild, o rawOption) error { return b.listen(o, Stream) },
+	"ListenDatagram":         func(b *socketBuild, o rawOption) error { return b.listen(o, Datagram) },
+	"ListenSequentialPacket": func(b *socketBuild, o rawOption) error { return b.listen(o, SequentialPacket) },
+	"ListenFIFO":             func(b *socketBuild, o rawOption) error { return b.listen(o, FIFO) },
+	"Accept": func(b *socketBuild, o rawOption) error {
+		b.acceptOpt = o
+		return setBool(&b.s.Accept, o.Value)
+	},
+	"Service": func(b *socketBuild, o rawOption) error {
+		v, ok := b.expand(o, o.Value)
+		if !ok {
+			return nil
+		}
+		n, err := parseUnitName(v)
+		if err != nil {
+			return err
+		}
+		if n.Suffix != "service" {
+			return fmt.Errorf("%q is not a .service unit", v)
+		}
+		if n.Template {
+			return fmt.Errorf("%q is a template; name an instance or use Accept=yes", v)
+		}
+		b.s.Service, b.serviceOpt = v, o
+		return nil
+	},
+	"FileDescriptorName": func(b *socketBuild, o rawOption) error {
+		v, ok := b.expand(o, o.Value)
+		if !ok {
+			return nil
+		}
+		if len(v) > 255 {
+			return fmt.Errorf("name longer than 255 characters")
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] < ' ' || v[i] > '~' || v[i] == ':' {
+				return fmt.Errorf("invalid character %q in %q (want printable ASCII, no ':')", v[i], v)
+			}
+		}
+		b.s.FileDescriptorName = v
+		return nil
+	},
+	"Backlog": func(b *socketBuild, o rawOption) error { return setInt(&b.s.Backlog, o.Value, 1<<31-1) },
+	"BindIPv6Only": func(b *socketBuild, o rawOption) error {
+		switch o.Value {
+		case "default", "both", "ipv6-only":
+			b.s.BindIPv6Only = o.Value
+			return nil
+		}
+		return fmt.Errorf("invalid value %q (want default, both or ipv6-only)", o.Value)
+	},
+	"ReusePort":            func(b *socketBuild, o rawOption) error { return setBool(&b.s.ReusePort, o.Value) },
+	"NoDelay":              func(b *socketBuild, o rawOption) error { return setBool(&b.s.NoDelay, o.Value) },
+	"KeepAlive":            func(b *socketBuild, o rawOption) error { return setBool(&b.s.KeepAlive, o.Value) },
+	"KeepAliveTimeSec":     func(b *socketBuild, o rawOption) error { return setSeconds(&b.s.KeepAliveTime, o.Value) },
+	"KeepAliveIntervalSec": func(b *socketBuild, o rawOption) error { return setSeconds(&b.s.KeepAliveInterval, o.Value) },
+	"KeepAliveProbes":      func(b *socketBuild, o rawOption) error { return setInt(&b.s.KeepAliveProbes, o.Value, 127) },
+	"FreeBind":             func(b *socketBuild, o rawOption) error { return setBool(&b.s.FreeBind, o.Value) },
+	"Transparent":          func(b *socketBuild, o rawOption) error { return setBool(&b.s.Transparent, o.Value) },
+	"Broadcast":            func(b *socketBuild, o rawOption) error { return setBool(&b.s.Broadcast, o.Value) },
+	"PassCredentials":      func(b *socketBuild, o rawOption) error { return setBool(&b.s.PassCredentials, o.Value) },
+	"ReceiveBuffer":        func(b *socketBuild, o rawOption) error { return setSize(&b.s.ReceiveBuffer, o.Value) },
+	"SendBuffer":           func(b *socketBuild, o rawOption) error { return setSize(&b.s.SendBuffer, o.Value) },
+	"BindToDevice": func(b *socketBuild, o rawOption) error {
+		v, ok := b.expand(o, o.Value)
+		if !ok {
+			return nil
+		}
+		if len(v) > 15 || strings.ContainsAny(v, "/: \t") || v == "." || v == ".." {
+			return fmt.Errorf("invalid network interface name %q", v)
+		}
+		b.s.BindToDevice = v
+		return nil
+	},
+	"SocketMode":    func(b *socketBuild, o rawOption) error { return setMode(&b.s.SocketMode, o.Value) },
+	"DirectoryMode": func(b *socketBuild, o rawOption) error { return setMode(&b.s.DirectoryMode, o.Value) },
+	"SocketUser":    func(b *socketBuild, o rawOption) error { return b.setUser(&b.s.SocketUser, o) },
+	"SocketGroup":   func(b *socketBuild, o rawOption) error { return b.setUser(&b.s.SocketGroup, o) },
+	"RemoveOnStop":  func(b *socketBuild, o rawOption) error { return setBool(&b.s.RemoveOnStop, o.Value) },
+	"Symlinks": func(b *socketBuild, o rawOption) error {
+		ws, err := splitWords(o.Value)
+		if err != nil {
+			return err
+		}
+		if len(ws) == 0 {
+			b.s.Symlinks = nil
+			return nil
+		}
+		b.symlinkOpt = o
+		for _, w := range ws {
+			p, ok := b.expand(o, w)
+			if !ok {
+				return nil
+			}
+			if !filepath.IsAbs(p) {
+				return fmt.Errorf("%q is not an absolute path", p)
+			}
+			b.s.Symlinks = append(b.s.Symlinks, filepath.Clean(p))
+		}
+		return nil
+	},
+	"NonBlocking":             func(b *socketBuild, o rawOption) error { return setBool(&b.s.NonBlocking, o.Value) },
+	"MaxConnections":          func(b *socketBuild, o rawOption) error { return setPositive(&b.s.MaxConnections, o.Value) },
+	"MaxConnectionsPerSource": func(b *socketBuild, o rawOption) error { return setInt(&b.s.MaxConnectionsPerSource, o.Value, 1<<31-1) },
+	"TriggerLimitIntervalSec": func(b *socketBuild, o rawOption) error {
+		return setSeconds(&b.s.TriggerLimitInterval, o.Value)
+	},
+	"TriggerLimitBurst": func(b *socketBuild, o rawOption) error {
+		b.burstSet = true
+		return setInt(&b.s.TriggerLimitBurst, o.Value, 1<<31-1)
+	},
+}
+
+func setBool(dst *bool, v string) error {
+	b, err := parseBool(v)
+	if err == nil {
+		*dst = b
+	}
+	return err
+}
+
+func setInt(dst *int, v string, max uint64) error {
+	n, err := parseUint(v, max)
+	if err == nil {
+		*dst = int(n)
+	}
+	return err
+}
+
+func setPositive(dst *int, v string) error {
+	n, err := parseUint(v, 1<<31-1)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("must be at least 1")
+	}
+	*dst = int(n)
+	return nil
+}
+
+func setSeconds(dst *time.Duration, v string) error {
+	d, err := parseTimespan(v, time.Second)
+	if err == nil {
+		*dst = d
+	}
+	return err
+}
+
+func setSize(dst *int, v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	if n > 1<<31-1 {
+		return fmt.Errorf("size %q too large", v)
+	}
+	*dst = int(n)
+	return nil
+}
+
+func setMode(dst *os.FileMode, v string) error {
+	m, err := parseMode(v, 0o7777)
+	if err == nil {
+		*dst = fileMode(m)
+	}
+	return err
+}
+
+// fileMode turns Unix permission bits (with setuid, setgid and sticky)
+// into an os.FileMode.
+func fileMode(m uint64) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+func (b *builder) setUser(dst *string, o rawOption) error {
+	v, ok := b.expand(o, o.Value)
+	if !ok {
+		return nil
+	}
+	if err := validUserName(v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// validUserName accepts what systemd's relaxed user/group name check
+// accepts: a numeric id or a name without whitespace, ':' or '/'.
+func validUserName(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) > 256 || v == "." || v == ".." || v[0] == '-' || strings.ContainsAny(v, " \t\n:/,") {
+		return fmt.Errorf("invalid user or group name %q", v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < ' ' || v[i] == 0x7f {
+			return fmt.Errorf("invalid user or group name %q", v)
+		}
+	}
+	return nil
+}
+
+// listen parses one Listen*= option.
+func (b *socketBuild) listen(o rawOption, kind ListenKind) error {
+	if o.Value == "" {
+		// An empty assignment resets the list (all Listen*= kinds, as in systemd).
+		b.listens = nil
+		return nil
+	}
+	v, ok := b.expand(o, o.Value)
+	if !ok {
+		return nil
+	}
+	l, bare, err := parseListen(kind, v)
+	if err != nil {
+		return err
+	}
+	l.Line, l.File = o.Line, o.File
+	b.listens = append(b.listens, pendingListen{Listen: l, barePort: bare})
+	return nil
+}
+
+// parseListen reads the address of a Listen*= option as
+// systemd.socket(5) describes it.
+func parseListen(kind ListenKind, v string) (Listen, bool, error) {
+	l := Listen{Kind: kind}
+	if kind == FIFO {
+		if err := checkPath(v); err != nil {
+			return l, false, err
+		}
+		l.Network, l.Address = "fifo", filepath.Clean(v)
+		return l, false, nil
+	}
+	unixNet := map[ListenKind]string{Stream: "unix", Datagram: "unixgram", SequentialPacket: "unixpacket"}[kind]
+	ipNet := map[ListenKind]string{Stream: "tcp", Datagram: "udp"}[kind]
+	switch {
+	case strings.HasPrefix(v, "/"):
+		if err := checkPath(v); err != nil {
+			return l, false, err
+		}
+		l.Network, l.Address = unixNet, filepath.Clean(v)
+		return l, false, nil
+	case strings.HasPrefix(v, "@"):
+		if len(v) < 2 || len(v) >= 108 {
+			return l, false, fmt.Errorf("abstract socket name %q: length must be 1 to 106 characters", v)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return l, false, fmt.Errorf("abstract socket name %q: NUL byte", v)
+		}
+		l.Network, l.Address = unixNet, v
+		return l, false, nil
+	case strings.HasPrefix(v, "vsock:"):
+		return l, false, fmt.Errorf("%q: AF_VSOCK is not supported by sockd", v)
+	}
+	if ipNet == "" {
+		return l, false, fmt.Errorf("%q: sequential packet sockets need a Unix socket path (SCTP is not supported)", v)
+	}
+	if port, err := parsePort(v); err == nil {
+		l.Network, l.Address = ipNet, "[::]:"+strconv.Itoa(port)
+		return l, true, nil
+	} else if !strings.ContainsAny(v, ":") {
+		return l, false, err
+	}
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil {
+		host, port, ok := lastColon(v)
+		if !ok {
+			return l, false, fmt.Errorf("invalid address %q", v)
+		}
+		if _, err := parsePort(port); err != nil {
+			return l, false, fmt.Errorf("invalid address %q: %w", v, err)
+		}
+		return l, false, fmt.Errorf("invalid address %q: %q is not an IP address", v, host)
+	}
+	if ap.Port() == 0 {
+		return l, false, fmt.Errorf("invalid address %q: port must be 1-65535", v)
+	}
+	if ap.Addr().Is4In6() {
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	l.Network, l.Address = ipNet, ap.String()
+	return l, false, nil
+}
+
+func lastColon(v string) (string, string, bool) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	return v[:i], v[i+1:], true
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || s[0] == '+' || s[0] == '-' {
+		return 0, fmt.Errorf("invalid port or address %q", s)
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %d out of range 1-65535", n)
+	}
+	return n, nil
+}
+
+// checkPath validates the path of a Unix socket or FIFO.
+func checkPath(p string) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("%q is not an absolute path", p)
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("path %q: NUL byte", p)
+	}
+	if c := filepath.Clean(p); len(c) >= 108 {
+		return fmt.Errorf("path %q: %d bytes, a Unix socket path must be shorter than 108", p, len(c))
+	}
+	return nil
+}
+
+// buildSocket applies opts to a new socket unit.
+func buildSocket(name unitName, file string, dropIns []string, opts []rawOption) (*Socket, Diagnostics) {
+	b := &socketBuild{
+		builder: &builder{unit: name.Full, spec: &specCtx{name: name, file: file}},
+		s: &Socket{
+			Name: name.Full, File: file, DropIns: dropIns,
+			Backlog: 4096, BindIPv6Only: "default", SocketMode: 0o666, DirectoryMode: 0o755,
+			MaxConnections: 64, TriggerLimitInterval: 2 * time.Second, TriggerLimitBurst: 20,
+		},
+	}
+	if name.Template || name.Instance != "" {
+		b.errf(rawOption{File: file}, "socket templates and instances are not supported by sockd")
+	}
+	for _, o := range opts {
+		if !b.sectionOK(o, "socket") || o.Name == "" {
+			continue
+		}
+		if o.Section == "Unit" || o.Section == "Install" {
+			b.unitOption(o, "socket")
+			continue
+		}
+		if strings.HasPrefix(o.Section, "X-") || strings.HasPrefix(o.Name, "X-") {
+			continue
+		}
+		if h, ok := socketOptions[o.Name]; ok {
+			n := len(b.diags)
+			if err := h(b, o); err != nil {
+				b.errf(o, "%v", err)
+			}
+			if strings.HasPrefix(o.Name, "Listen") && Diagnostics(b.diags[n:]).Err() != nil {
+				b.listenFailed = true
+			}
+			continue
+		}
+		if unsupportedSocket[o.Name] || unsupportedExec[o.Name] {
+			b.warnf(o, "not supported by sockd, ignored")
+			continue
+		}
+		b.unknown(o, socketKnown())
+	}
+	s := b.s
+	s.Description = b.desc
+	for _, p := range b.listens {
+		l := p.Listen
+		if p.barePort && s.BindIPv6Only == "ipv6-only" {
+			l.Network += "6"
+		}
+		s.Listens = append(s.Listens, l)
+	}
+	if !b.burstSet && s.Accept {
+		s.TriggerLimitBurst = 200
+	}
+	whole := rawOption{File: file}
+	if len(s.Listens) == 0 && !b.listenFailed {
+		b.errf(whole, "no ListenStream=, ListenDatagram=, ListenSequentialPacket= or ListenFIFO=")
+	}
+	if s.Accept {
+		for _, l := range s.Listens {
+			if l.Kind == Datagram || l.Kind == FIFO {
+				b.errf(b.acceptOpt, "Accept=yes needs stream or sequential packet sockets, not Listen%s=%s", l.Kind, l.Address)
+				break
+			}
+		}
+		if s.Service != "" {
+			b.errf(b.serviceOpt, "not allowed with Accept=yes")
+		}
+		s.Service = name.Prefix + "@.service"
+		s.linkOpt = b.acceptOpt
+	} else if s.Service != "" {
+		s.linkOpt = b.serviceOpt
+	} else {
+		s.Service = name.Prefix + ".service"
+	}
+	if len(s.Symlinks) > 0 {
+		paths := 0
+		for _, l := range s.Listens {
+			if strings.HasPrefix(l.Address, "/") {
+				paths++
+			}
+		}
+		if paths != 1 {
+			b.errf(b.symlinkOpt, "needs exactly one Unix socket path or FIFO among the Listen*= options, not %d", paths)
+		}
+	}
+	return s, b.diags
+}
+
+func socketKnown() map[string]bool {
+	m := map[string]bool{}
+	for k := range socketOptions {
+		m[k] = true
+	}
+	for k := range unsupportedSocket {
+		m[k] = true
+	}
+	for k := range unsupportedExec {
+		m[k] = true
+	}
+	return m
+}
