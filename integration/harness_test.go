@@ -25,7 +25,7 @@ import (
 )
 
 var bin struct {
-	dir, sockd, sockctl, demo, self string
+	dir, sockd, sockctl, demo, loadgen, self string
 }
 
 func TestMain(m *testing.M) {
@@ -50,12 +50,13 @@ func TestMain(m *testing.M) {
 			{&bin.sockd, "sockd", "../cmd/sockd"},
 			{&bin.sockctl, "sockctl", "../cmd/sockctl"},
 			{&bin.demo, "sockd-demo", "../contrib/demo"},
+			{&bin.loadgen, "loadgen", "../bench/loadgen"},
 		} {
 			*b.out = filepath.Join(dir, b.name)
 			args := []string{"build", "-race", "-o", *b.out, b.pkg}
-			if b.name == "sockd-demo" {
-				// The app is not under test; a -race binary also sleeps
-				// 1 s at exit.
+			if b.name == "sockd-demo" || b.name == "loadgen" {
+				// The app and the load are not under test; a -race
+				// binary also sleeps 1 s at exit.
 				args = []string{"build", "-o", *b.out, b.pkg}
 			}
 			cmd := exec.CommandContext(ctx, "go", args...)

@@ -77,15 +77,11 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	}
 	pr := &proc{gen: gen, slot: slot, started: time.Now()}
 	spec := children.Spec{
-		Path:   cmd.Path,
-		Argv:   cmd.Argv,
-		Env:    env,
-		Dir:    strings.TrimPrefix(svc.WorkingDirectory, "-"),
-		Umask:  int(svc.UMask),
-		PIDEnv: "",
-	}
-	if spec.Dir == "~" {
-		spec.Dir = os.Getenv("HOME")
+		Path:  cmd.Path,
+		Argv:  cmd.Expand(env),
+		Env:   env,
+		Dir:   workingDir(svc, env),
+		Umask: int(svc.UMask),
 	}
 	if svc.HasNice {
 		n := svc.Nice
@@ -148,6 +144,26 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		}
 	}()
 	return pr, nil
+}
+
+// workingDir resolves WorkingDirectory=: "~" is the home of User= (or
+// sockd's), and a missing directory with the "-" prefix means none.
+func workingDir(svc *units.Service, env []string) string {
+	dir := svc.WorkingDirectory
+	if dir == "~" {
+		dir = os.Getenv("HOME")
+		for _, kv := range env {
+			if h, ok := strings.CutPrefix(kv, "HOME="); ok {
+				dir = h
+			}
+		}
+	}
+	if dir != "" && svc.WorkingDirectoryOptional {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return ""
+		}
+	}
+	return dir
 }
 
 // outputs sets spec's Stdout and Stderr from StandardOutput=/StandardError=.
@@ -341,7 +357,7 @@ func killPid(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) 
 
 // runCommand runs one Exec*= command to its end.
 func runCommand(c units.Command, env []string, dir string) error {
-	p, err := children.Start(children.Spec{Path: c.Path, Argv: c.Argv, Env: env, Dir: strings.TrimPrefix(dir, "-"), Umask: -1})
+	p, err := children.Start(children.Spec{Path: c.Path, Argv: c.Expand(env), Env: env, Dir: dir, Umask: -1})
 	if err != nil {
 		return err
 	}

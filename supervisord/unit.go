@@ -970,6 +970,7 @@ func (u *unit) reloadApp(r *request) {
 	}
 	cmds := u.svc.ExecReload
 	env, _ := u.environment()
+	dir := workingDir(u.svc, env)
 	go func() {
 		var errs []error
 		for _, pid := range pids {
@@ -980,7 +981,7 @@ func (u *unit) reloadApp(r *request) {
 				continue
 			}
 			for _, c := range cmds {
-				if err := runCommand(c, append(env, fmt.Sprintf("MAINPID=%d", pid)), u.svc.WorkingDirectory); err != nil && !c.IgnoreFailure {
+				if err := runCommand(c, append(env, fmt.Sprintf("MAINPID=%d", pid)), dir); err != nil && !c.IgnoreFailure {
 					errs = append(errs, err)
 				}
 			}
