@@ -79,6 +79,7 @@ var routes = []route{
 	{"POST /v1/units/{name}/restart", true, (*Server).restart},
 	{"POST /v1/units/{name}/reload-app", true, (*Server).reloadApp},
 	{"POST /v1/reload", true, (*Server).reload},
+	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
 }
 
 // Handler returns the HTTP handler with every route. Unknown paths get a
