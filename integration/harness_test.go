@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		childMain(mode)
 		return
 	}
+	// sockd and sockctl are built with -race, whose runtime sleeps 1 s at
+	// exit unless told not to: that would add a second to every sockctl.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	dir, err := os.MkdirTemp("", "sockd-it-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -9,23 +9,29 @@ import (
 
 // logRing keeps a unit's last output lines for `sockctl logs`. It is a
 // plain buffer behind a mutex: output goroutines write, API calls read.
+// It grows as lines come, up to max: a unit that never prints costs
+// nothing (1,000 idle units would otherwise hold 64 MB).
 type logRing struct {
 	mu    sync.Mutex
+	max   int
 	lines []api.LogLine
 	next  int
 	full  bool
 }
 
-func newLogRing(n int) *logRing { return &logRing{lines: make([]api.LogLine, n)} }
+func newLogRing(n int) *logRing { return &logRing{max: n} }
 
 func (r *logRing) add(l api.LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines[r.next] = l
-	r.next++
-	if r.next == len(r.lines) {
-		r.next, r.full = 0, true
+	if !r.full && len(r.lines) < r.max {
+		r.lines = append(r.lines, l)
+		r.next = len(r.lines) % r.max
+		r.full = len(r.lines) == r.max
+		return
 	}
+	r.lines[r.next] = l
+	r.next = (r.next + 1) % r.max
 }
 
 // last returns up to n lines, oldest first.

@@ -52,15 +52,19 @@ func main() {
 		ls = append(ls, l)
 	}
 	msg := envOr("DEMO_MESSAGE", "hello from sockd-demo")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s (pid %d)\n", msg, os.Getpid())
-	})}
+	conns := newConnCounter()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s (pid %d)\n", msg, os.Getpid())
+		}),
+		ConnState: conns.track,
+	}
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				log.Printf("serve: %v", err)
 			}
 		}()
@@ -79,8 +83,71 @@ func main() {
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	drain(ctx, srv, ls, &wg, conns)
+}
+
+// drain stops an HTTP server without failing a request, on a listening
+// socket that the next process keeps serving. Server.Shutdown alone is
+// not enough: it drops a request that it reads from a connection
+// accepted just before shutdown began (the connection closes unanswered,
+// golang/go#65802). So: stop accepting (what is still queued goes to the
+// next process), answer every connection already accepted with
+// "Connection: close", and only then shut down.
+func drain(ctx context.Context, srv *http.Server, ls []net.Listener, serving *sync.WaitGroup, conns *connCounter) {
+	for _, l := range ls {
+		l.Close()
+	}
+	// Once every Serve loop has returned, each connection it accepted
+	// has been counted (Serve reports StateNew before accepting again).
+	serving.Wait()
+	srv.SetKeepAlivesEnabled(false)
+	conns.waitNone(ctx, 5*time.Second)
 	srv.Shutdown(ctx)
-	wg.Wait()
+}
+
+// connCounter counts the connections that may still carry a request:
+// new (accepted, nothing read yet) and active ones.
+type connCounter struct {
+	mu      sync.Mutex
+	busy    map[net.Conn]bool
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newConnCounter() *connCounter {
+	return &connCounter{busy: map[net.Conn]bool{}, changed: make(chan struct{})}
+}
+
+func (c *connCounter) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch st {
+	case http.StateNew, http.StateActive:
+		c.busy[conn] = true
+	default:
+		delete(c.busy, conn)
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// waitNone waits until no connection is new or active, for at most
+// idle without a change (a client that connected and never spoke).
+func (c *connCounter) waitNone(ctx context.Context, idle time.Duration) {
+	for {
+		c.mu.Lock()
+		n, ch := len(c.busy), c.changed
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-time.After(idle):
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func envOr(k, def string) string {
