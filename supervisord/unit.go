@@ -51,6 +51,10 @@ type unit struct {
 	waitCancel context.CancelFunc
 	waitDone   chan struct{}
 	autoToken  int // the pending auto-restart timer, 0 for none
+	preToken   int // ExecStartPre= under way before spawnMissing, 0 for none
+	preOK      bool
+	preWhy     string
+	posts      int // ExecStartPost= lists under way
 	tokens     int
 	exiting    bool
 }
@@ -102,6 +106,8 @@ type op struct {
 	failure string
 	tail    []string
 	aborted bool
+
+	preRunning, preDone bool // restart: ExecStartPre= of the new generation
 }
 
 type event interface{}
@@ -213,7 +219,7 @@ func (u *unit) settle() {
 		u.beginOp(u.ops[0])
 	}
 	wantWait := len(u.ls) > 0 && !u.exiting && !u.failed && len(u.ops) == 0 &&
-		u.running() == 0 && u.autoToken == 0
+		u.running() == 0 && u.autoToken == 0 && u.preToken == 0
 	if wantWait && u.waitCancel == nil {
 		u.startWaiter()
 	} else if !wantWait && u.waitCancel != nil {
@@ -248,9 +254,9 @@ func (u *unit) computeState() string {
 		}
 	}
 	switch {
-	case n > 0 && ready == n:
+	case n > 0 && ready == n && u.posts == 0:
 		return api.StateActive
-	case n > 0 || u.autoToken != 0:
+	case n > 0 || u.autoToken != 0 || u.preToken != 0:
 		return api.StateActivating
 	case len(u.ops) > 0 && u.ops[0].newProc != nil:
 		return api.StateActivating
@@ -321,6 +327,17 @@ func (u *unit) failStartLimit() {
 // spawnMissing starts a process in every empty slot of the current
 // generation. why is for the log.
 func (u *unit) spawnMissing(why string) error {
+	if len(u.svc.ExecStartPre) > 0 && !u.preOK {
+		// ExecStartPre= first, off the actor; helpersDone comes back here.
+		if u.preToken == 0 {
+			u.tokens++
+			u.preToken = u.tokens
+			u.startHelpers("ExecStartPre", u.svc.ExecStartPre, 0, u.svc.TimeoutStartSec, u.preToken, nil)
+			u.preWhy = why
+		}
+		return nil
+	}
+	u.preOK = false
 	if u.running() == 0 {
 		u.gen++
 	}
@@ -361,6 +378,16 @@ func (u *unit) armReadiness(pr *proc) {
 		return
 	}
 	pr.ready = true
+	u.startPost(pr)
+}
+
+// startPost runs ExecStartPost= once pr is up (ready, for Type=notify).
+// Its failure is logged; it does not stop the process.
+func (u *unit) startPost(pr *proc) {
+	if len(u.svc.ExecStartPost) > 0 {
+		u.posts++
+		u.startHelpers("ExecStartPost", u.svc.ExecStartPost, pr.mainPid, u.svc.TimeoutStartSec, 0, nil)
+	}
 }
 
 func (u *unit) armWatchdog(pr *proc) {
@@ -459,6 +486,7 @@ func (u *unit) beginOp(o *op) {
 		}
 		u.finishIfStarted(o)
 	case reqStop:
+		u.preToken = 0 // an ExecStartPre= under way: its end is ignored
 		for i, p := range u.slots {
 			if p != nil {
 				u.stopProc(p)
@@ -501,6 +529,14 @@ func (u *unit) restartStep(o *op) {
 		u.finishIfRestarted(o)
 		return
 	}
+	if len(u.svc.ExecStartPre) > 0 && !o.preDone {
+		if !o.preRunning {
+			o.preRunning = true
+			o.emit(api.PhaseQueued, 0, "running ExecStartPre=")
+			u.startHelpers("ExecStartPre", u.svc.ExecStartPre, 0, u.svc.TimeoutStartSec, 0, o)
+		}
+		return
+	}
 	pr, err := u.spawn(o.slot, o.gen)
 	if err != nil {
 		o.failure = err.Error()
@@ -523,6 +559,9 @@ func (u *unit) restartStep(o *op) {
 // becameReady handles a process reporting ready (or counted ready).
 func (u *unit) becameReady(pr *proc) {
 	pr.ready = true
+	if u.svc.Type == "notify" || u.svc.ReadyAfter > 0 {
+		u.startPost(pr)
+	}
 	o := pr.restartOp
 	if o == nil {
 		return
@@ -559,7 +598,26 @@ func (u *unit) stopProc(p *proc) {
 	group := u.svc.KillMode != "process" && u.svc.KillMode != "none"
 	sigkill := u.svc.SendSIGKILL && u.svc.KillMode != "none"
 	u.log.Info().Int("pid", p.Pid()).Str("signal", sig.String()).Msg("stopping")
-	go p.p.Stop(sig, timeout, sigkill, group)
+	if len(u.svc.ExecStop) == 0 {
+		go p.p.Stop(sig, timeout, sigkill, group)
+		return
+	}
+	// ExecStop= runs first (with MAINPID), then KillSignal= goes to what
+	// is left, as systemd does; both share TimeoutStopSec=.
+	svc, cmds, pid := u.svc, u.svc.ExecStop, p.mainPid
+	env, _ := u.environment()
+	logLine := u.helperLog("ExecStop")
+	go func() {
+		start := time.Now()
+		if err := runHelpers(svc, env, "ExecStop", cmds, pid, timeout, logLine); err != nil {
+			logLine("stderr", err.Error())
+		}
+		left := timeout
+		if timeout != units.Infinity {
+			left = max(timeout-time.Since(start), 0)
+		}
+		p.p.Stop(sig, left, sigkill, group)
+	}()
 }
 
 // abortOp ends a start or restart early; it finishes once its new
@@ -664,7 +722,7 @@ func (u *unit) handleEvent(e event) {
 			u.failed, u.result = true, "resources"
 			return
 		}
-		if len(u.ops) > 0 || u.running() > 0 || u.failed || u.exiting {
+		if len(u.ops) > 0 || u.running() > 0 || u.failed || u.exiting || u.preToken != 0 {
 			return
 		}
 		if !u.allowStart() {
@@ -677,6 +735,59 @@ func (u *unit) handleEvent(e event) {
 		u.procExited(e.p)
 	case timerFired:
 		u.timerFired(e)
+	case helpersDone:
+		u.helpersDone(e)
+	}
+}
+
+// helpersDone continues a start or restart after its ExecStartPre=, or
+// logs the outcome of ExecStartPost=.
+func (u *unit) helpersDone(e helpersDone) {
+	switch {
+	case e.o != nil: // a restart's ExecStartPre=
+		o := e.o
+		if len(u.ops) == 0 || u.ops[0] != o || o.aborted {
+			return
+		}
+		o.preRunning = false
+		if e.err != nil {
+			o.failure = e.err.Error()
+			u.finishOp(o)
+			return
+		}
+		o.preDone = true
+		u.restartStep(o)
+	case e.token != 0: // ExecStartPre= before spawnMissing
+		if e.token != u.preToken {
+			return // a stop came meanwhile
+		}
+		u.preToken = 0
+		var cur *op
+		if len(u.ops) > 0 {
+			cur = u.ops[0]
+		}
+		if e.err != nil {
+			u.log.Error().Err(e.err).Msg("start failed")
+			u.result, u.lastExit = "exit-code", e.err.Error()
+			if cur != nil && cur.kind == reqStart {
+				cur.failure = e.err.Error()
+				u.finishIfStarted(cur)
+			}
+			return
+		}
+		u.preOK = true
+		u.spawnMissing(u.preWhy)
+		if cur != nil && cur.kind == reqStart {
+			u.finishIfStarted(cur)
+		}
+	default: // ExecStartPost=
+		u.posts--
+		if e.err != nil {
+			u.log.Error().Err(e.err).Str("command", e.what).Msg("failed")
+		}
+		if len(u.ops) > 0 && u.ops[0].kind == reqStart {
+			u.finishIfStarted(u.ops[0])
+		}
 	}
 }
 
@@ -799,6 +910,9 @@ func (u *unit) procExited(p *proc) {
 }
 
 func (u *unit) finishIfStarted(o *op) {
+	if (u.preToken != 0 || u.posts > 0) && o.failure == "" {
+		return // ExecStartPre= or ExecStartPost= under way
+	}
 	n, ready := 0, 0
 	for _, p := range u.slots {
 		if p != nil {
