@@ -15,10 +15,17 @@
 //
 // Settings that Go cannot apply between fork and exec (a variable holding
 // the child's own pid, umask, nice, rlimits) take an exec helper: Start
-// re-executes the running binary (/proc/self/exe) with a hidden argument,
-// MaybeRunHelper in that process applies the settings and execs the real
-// program in the same process, so the pid the supervisor knows is the
-// program's pid. See MaybeRunHelper.
+// re-executes the running binary (/proc/self/exe) with a hidden argument;
+// the helper applies the settings and execs the real program in the same
+// process, so the pid the supervisor knows is the program's pid.
+//
+// In cgo builds with glibc the helper is C code (helper_cgo.c), an ELF
+// constructor that runs before the Go runtime starts, as runc's nsexec
+// does: it costs about what an exec of a minimal dynamically linked C
+// program costs, with no Go runtime start and no package init. Built with
+// CGO_ENABLED=0 (or another C library), the helper is Go code run by
+// MaybeRunHelper at the top of main. Both read the same arguments and
+// behave the same (the tests run both); see MaybeRunHelper.
 package children
 
 import (

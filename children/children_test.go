@@ -371,10 +371,20 @@ func TestPIDEnv(t *testing.T) {
 // status fields, the nice value and the limits.
 func procStatus(t *testing.T, spec Spec) (status map[string]string, nice int, limits string) {
 	t.Helper()
+	return procStatusVia(t, spec, nil)
+}
+
+// procStatusVia is procStatus with the spec started through wrap (see
+// helperImpl), if not nil.
+func procStatusVia(t *testing.T, spec Spec, wrap func(*testing.T, Spec) Spec) (status map[string]string, nice int, limits string) {
+	t.Helper()
 	spec.Path = "/bin/cat"
 	spec.Argv = []string{"cat", "/proc/self/status", "/proc/self/stat", "/proc/self/limits"}
 	out, errs := newCapture(), newCapture()
 	spec.Stdout.Lines, spec.Stderr.Lines = out.add, errs.add
+	if wrap != nil {
+		spec = wrap(t, spec)
+	}
 	p := start(t, spec)
 	if exit := waitDone(t, p); !exit.Success() {
 		t.Fatalf("cat: %v %q", exit, errs.get())

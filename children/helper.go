@@ -14,7 +14,8 @@ import (
 )
 
 // helperArg is the hidden argument (os.Args[1]) that makes the running
-// binary the exec helper. The helper's command line is
+// binary the exec helper (helper_cgo.c spells it too). The helper's
+// command line is
 //
 //	sockd-exec __sockd-exec SETTINGS PATH ARGV0 ARGV1 …
 //
@@ -77,6 +78,11 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 // one (by Start with a PIDEnv, umask, nice or rlimits) and then never
 // returns; otherwise it returns at once. Call it first thing in main and
 // in TestMain of any package whose tests start children.
+//
+// In cgo builds with glibc the C helper of helper_cgo.c has done the work
+// (or exited) before the Go runtime started, and MaybeRunHelper always
+// returns at once; it is the helper of CGO_ENABLED=0 builds, and calling
+// it keeps a binary correct in both.
 //
 // The helper, in this order: sets the umask and the rlimits, marks every
 // descriptor above the child's extra files close-on-exec, locks its

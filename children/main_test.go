@@ -52,6 +52,15 @@ func runChild(mode string) int {
 		time.Sleep(time.Hour)
 	case "spawner":
 		return runSpawner()
+	case "gohelper": // the Go exec helper, whatever Start uses
+		if len(os.Args) < 5 || os.Args[1] != goHelperArg {
+			fmt.Fprintf(os.Stderr, "gohelper: bad arguments %q\n", os.Args)
+			return 2
+		}
+		os.Unsetenv(childEnv)
+		err := runHelper(os.Args[2], os.Args[3], os.Args[4:])
+		os.Stderr.WriteString("sockd-exec: " + err.Error() + "\n")
+		return helperExitCode
 	default:
 		fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
 		return 2
