@@ -512,10 +512,17 @@ func TestFileModeAndCloseOnExec(t *testing.T) {
 				t.Errorf("fd %s is not close-on-exec", g.Name())
 			}
 		}
-		// A child changing the shared mode is undone by the next File().
+		// A child changing the shared mode: File() leaves it (another
+		// child may be serving on it), ResetMode() restores it.
 		withFD(t, f, func(fd int) { unix.SetNonblock(fd, !nb) })
+		if got := nonBlocking(t, l.File()); got != !nb {
+			t.Errorf("NonBlocking=%v: File() changed the mode a child set", nb)
+		}
+		if err := l.ResetMode(); err != nil {
+			t.Fatal(err)
+		}
 		if got := nonBlocking(t, l.File()); got != nb {
-			t.Errorf("NonBlocking=%v: File() did not restore the mode", nb)
+			t.Errorf("NonBlocking=%v: ResetMode() did not restore the mode", nb)
 		}
 	}
 }

@@ -169,8 +169,8 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		svc := set.Services[name]
-		if svc.Template {
-			continue
+		if svc.Template && !hasAcceptSocket(set.SocketsFor(name)) {
+			continue // instantiated only by an Accept=yes socket (accept.go)
 		}
 		want[name] = true
 		if dep := brokenDependency(svc, broken); dep != "" {
@@ -206,11 +206,6 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 			if _, err := old.call(context.Background(), &request{kind: reqUpdate, svc: svc}); err == nil {
 				res.Changed = append(res.Changed, name)
 			}
-		}
-	}
-	for _, s := range set.Sockets {
-		if s.Accept {
-			d.log.Warn().Str("unit", s.Name).Msg("Accept=yes is not supported yet; socket not opened")
 		}
 	}
 	d.mu.Lock()
@@ -283,12 +278,15 @@ func stripLines(ls []units.Listen) []units.Listen {
 
 // addUnit opens a unit's sockets and starts its actor.
 func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
+	if svc.Template {
+		return d.addAcceptUnit(svc, socks) // accept.go
+	}
 	var ls []*activation.Listener
 	var sockSt []api.SocketStatus
 	for _, s := range socks {
 		if s.Accept {
 			activation.CloseAll(ls)
-			return fmt.Errorf("%s: Accept=yes is not supported yet", s.Name)
+			return fmt.Errorf("%s: Sockets=%s: an Accept=yes socket is passed to no service, only its connections to instances", svc.Name, s.Name)
 		}
 		opened, err := activation.Open(s)
 		if err != nil {
@@ -327,7 +325,8 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 }
 
 // lookup finds a unit by "app", "app.service" or one of its sockets'
-// names ("app.socket").
+// names ("app.socket"). An Accept=yes unit is found by its template's
+// name ("app@", "app@.service"), or by "app" if there is no app.service.
 func (d *Daemon) lookup(name string) (*unit, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -341,6 +340,9 @@ func (d *Daemon) lookup(name string) (*unit, error) {
 		full = name + ".service"
 	}
 	u := d.units[full]
+	if base, ok := strings.CutSuffix(full, ".service"); u == nil && ok && !strings.Contains(base, "@") {
+		u = d.units[base+"@.service"]
+	}
 	if u == nil {
 		return nil, fmt.Errorf("unit %s: %w", name, api.ErrNotFound)
 	}

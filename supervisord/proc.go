@@ -1,10 +1,12 @@
 package supervisord
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,14 +106,16 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		for _, l := range u.ls {
 			spec.ExtraFiles = append(spec.ExtraFiles, l.File())
 		}
-		spec.Env = append(spec.Env, activation.Env(u.ls)...)
+		// The protocol's variables win over the unit's: a child reads
+		// the first of duplicate entries, and LISTEN_PID is the helper's.
+		spec.Env = setEnv(spec.Env, activation.Env(u.ls)...)
 		spec.PIDEnv = "LISTEN_PID"
 	}
 	if u.notify != nil {
-		spec.Env = append(spec.Env, "NOTIFY_SOCKET="+u.notify.Path())
+		spec.Env = setEnv(spec.Env, "NOTIFY_SOCKET="+u.notify.Path())
 	}
 	if svc.WatchdogSec > 0 && svc.WatchdogSec != units.Infinity {
-		spec.Env = append(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
+		spec.Env = setEnv(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
 	}
 	if svc.User != "" || svc.Group != "" {
 		cred, err := credential(svc)
@@ -146,17 +150,14 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	return pr, nil
 }
 
-// workingDir resolves WorkingDirectory=: "~" is the home of User= (or
-// sockd's), and a missing directory with the "-" prefix means none.
-func workingDir(svc *units.Service, env []string) string {
+// workingDir resolves WorkingDirectory=: "~" is the home directory of
+// User= (or of sockd's user) from the user database, whatever HOME the
+// unit sets, and a missing directory with the "-" prefix means none.
+// The environment argument is not used; it stays for the callers.
+func workingDir(svc *units.Service, _ []string) string {
 	dir := svc.WorkingDirectory
 	if dir == "~" {
-		dir = os.Getenv("HOME")
-		for _, kv := range env {
-			if h, ok := strings.CutPrefix(kv, "HOME="); ok {
-				dir = h
-			}
-		}
+		dir = homeDir(svc.User)
 	}
 	if dir != "" && svc.WorkingDirectoryOptional {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -166,35 +167,62 @@ func workingDir(svc *units.Service, env []string) string {
 	return dir
 }
 
+// homeDir returns the home directory of name (sockd's user if empty),
+// or "" if the user database has none.
+func homeDir(name string) string {
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+	}
+	usr, err := lookupUser(name)
+	if err != nil {
+		if name == strconv.Itoa(os.Getuid()) {
+			return os.Getenv("HOME")
+		}
+		return ""
+	}
+	return usr.HomeDir
+}
+
 // outputs sets spec's Stdout and Stderr from StandardOutput=/StandardError=.
 // It returns files to close once the child has started.
+// StandardError=inherit sends stderr where stdout goes, as systemd does;
+// StandardOutput=inherit is sockd's own stdout.
 func (u *unit) outputs(spec *children.Spec, pr *proc) ([]*os.File, error) {
 	var closers []*os.File
 	for _, s := range []struct {
-		name string
-		out  units.Output
-		dst  *children.Output
-		std  *os.File
+		stream, option string
+		out            units.Output
+		dst            *children.Output
+		std            *os.File
 	}{
-		{"stdout", u.svc.StandardOutput, &spec.Stdout, os.Stdout},
-		{"stderr", u.svc.StandardError, &spec.Stderr, os.Stderr},
+		{"stdout", "StandardOutput", u.svc.StandardOutput, &spec.Stdout, os.Stdout},
+		{"stderr", "StandardError", u.svc.StandardError, &spec.Stderr, os.Stderr},
 	} {
-		stream := s.name
-		switch s.out.Kind {
+		stream := s.stream
+		out := s.out
+		if stream == "stderr" && out.Kind == "inherit" {
+			if u.svc.StandardOutput.Kind != "journal" && u.svc.StandardOutput.Kind != "" {
+				// The same file, even the same open file description.
+				*s.dst = spec.Stdout
+				continue
+			}
+			out = u.svc.StandardOutput
+		}
+		switch out.Kind {
 		case "null":
 		case "inherit":
 			s.dst.File = s.std
 		case "file", "append", "truncate":
 			flags := os.O_WRONLY | os.O_CREATE
-			switch s.out.Kind {
+			switch out.Kind {
 			case "append":
 				flags |= os.O_APPEND
 			case "truncate":
 				flags |= os.O_TRUNC
 			}
-			f, err := os.OpenFile(s.out.Path, flags, 0o644)
+			f, err := os.OpenFile(out.Path, flags, 0o644)
 			if err != nil {
-				return closers, fmt.Errorf("%s: Standard%s=: %w", u.svc.Name, strings.Title(stream[3:]), err)
+				return closers, fmt.Errorf("%s: %s=%s:%s: %w", u.svc.Name, s.option, out.Kind, out.Path, err)
 			}
 			closers = append(closers, f)
 			s.dst.File = f
@@ -205,8 +233,23 @@ func (u *unit) outputs(spec *children.Spec, pr *proc) ([]*os.File, error) {
 	return closers, nil
 }
 
+// setEnv returns env with each "KEY=value" of kvs replacing every entry
+// of its key.
+func setEnv(env []string, kvs ...string) []string {
+	for _, kv := range kvs {
+		k, _, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+		env = append(env, kv)
+	}
+	return env
+}
+
 // environment builds the child's environment from the unit alone: never
-// sockd's own NOTIFY_SOCKET, LISTEN_* or WATCHDOG_*.
+// sockd's own NOTIFY_SOCKET, LISTEN_* or WATCHDOG_*, nor anything else of
+// sockd's that PassEnvironment= does not name. In order of precedence,
+// as systemd.exec(5) has it: PATH, then USER, LOGNAME and HOME of User=,
+// PassEnvironment=, Environment=, EnvironmentFile=; UnsetEnvironment=
+// applies last.
 func (u *unit) environment() ([]string, error) {
 	svc := u.svc
 	env := map[string]string{"PATH": defaultPath}
@@ -223,7 +266,7 @@ func (u *unit) environment() ([]string, error) {
 	}
 	order = append(order, "PATH")
 	if svc.User != "" {
-		if usr, err := user.Lookup(svc.User); err == nil {
+		if usr, err := lookupUser(svc.User); err == nil {
 			set("USER=" + usr.Username)
 			set("LOGNAME=" + usr.Username)
 			set("HOME=" + usr.HomeDir)
@@ -240,7 +283,7 @@ func (u *unit) environment() ([]string, error) {
 	for _, ef := range svc.EnvironmentFiles {
 		kvs, err := readEnvFile(ef.Path)
 		if err != nil {
-			if ef.Optional && os.IsNotExist(err) {
+			if ef.Optional && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return nil, fmt.Errorf("%s: EnvironmentFile=%s: %w", svc.Name, ef.Path, err)
@@ -250,9 +293,9 @@ func (u *unit) environment() ([]string, error) {
 		}
 	}
 	for _, name := range svc.UnsetEnvironment {
-		if strings.Contains(name, "=") {
-			if env[strings.SplitN(name, "=", 2)[0]] == strings.SplitN(name, "=", 2)[1] {
-				delete(env, strings.SplitN(name, "=", 2)[0])
+		if k, v, ok := strings.Cut(name, "="); ok {
+			if cur, set := env[k]; set && cur == v {
+				delete(env, k)
 			}
 			continue
 		}
@@ -268,48 +311,184 @@ func (u *unit) environment() ([]string, error) {
 	return out, nil
 }
 
-// readEnvFile reads KEY=VALUE lines as systemd's EnvironmentFile= does:
-// blank lines and lines starting with # or ; are skipped, values may be
-// quoted.
+// readEnvFile reads an EnvironmentFile= as systemd does (its
+// parse_env_file): KEY=VALUE assignments; blank lines and lines starting
+// with # or ; are comments; whitespace around the key and an unquoted
+// value is dropped; a backslash escapes the next character and joins
+// lines; single quotes keep everything literally, newlines included;
+// double quotes do too, except that a backslash escapes ", \, ` and $
+// and joins lines; quoted and unquoted parts of a value concatenate.
+// Assignments with an invalid name are skipped. A leading "export " is
+// accepted, as shells write it.
 func readEnvFile(path string) ([]string, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == ';' {
-			continue
+	const (
+		preKey = iota
+		key
+		preValue
+		value
+		valueEscape
+		single
+		double
+		doubleEscape
+		comment
+		commentEscape
+	)
+	var (
+		out      []string
+		k, v     []byte
+		state    = preKey
+		keyEnd   int // length of k without trailing blanks
+		valueEnd int // length of v without trailing unquoted blanks
+		isBlank  = func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
+		push     = func() {
+			name := strings.TrimPrefix(string(k[:keyEnd]), "export ")
+			name = strings.TrimLeft(name, " \t")
+			if envName(name) {
+				out = append(out, name+"="+string(v[:valueEnd]))
+			}
+			k, v, keyEnd, valueEnd = k[:0], v[:0], 0, 0
 		}
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
+		keepValue = func(c byte) { v = append(v, c); valueEnd = len(v) }
+	)
+	for _, c := range b {
+		switch state {
+		case preKey:
+			switch {
+			case c == '#' || c == ';':
+				state = comment
+			case c == '\n' || isBlank(c):
+			default:
+				state = key
+				k = append(k, c)
+				keyEnd = len(k)
+			}
+		case key:
+			switch {
+			case c == '\n': // no "=": not an assignment
+				k, keyEnd, state = k[:0], 0, preKey
+			case c == '=':
+				state = preValue
+			default:
+				k = append(k, c)
+				if !isBlank(c) {
+					keyEnd = len(k)
+				}
+			}
+		case preValue, value:
+			switch {
+			case c == '\n':
+				push()
+				state = preKey
+			case c == '\\':
+				state = valueEscape
+			case state == preValue && c == '\'':
+				state = single
+			case state == preValue && c == '"':
+				state = double
+			case state == preValue && isBlank(c):
+			default: // quotes inside an unquoted value are literal
+				v = append(v, c)
+				if !isBlank(c) {
+					valueEnd = len(v)
+				}
+				state = value
+			}
+		case valueEscape:
+			if c != '\n' { // backslash-newline joins lines
+				keepValue(c)
+			}
+			state = value
+		case single:
+			if c == '\'' {
+				state = preValue
+			} else {
+				keepValue(c)
+			}
+		case double:
+			switch c {
+			case '"':
+				state = preValue
+			case '\\':
+				state = doubleEscape
+			default:
+				keepValue(c)
+			}
+		case doubleEscape:
+			switch c {
+			case '"', '\\', '`', '$':
+				keepValue(c)
+			case '\n':
+			default:
+				keepValue('\\')
+				keepValue(c)
+			}
+			state = double
+		case comment:
+			switch c {
+			case '\\':
+				state = commentEscape
+			case '\n':
+				state = preKey
+			}
+		case commentEscape:
+			state = comment
 		}
-		k = strings.TrimSpace(k)
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			v = v[1 : len(v)-1]
-		}
-		out = append(out, k+"="+v)
 	}
-	return out, sc.Err()
+	switch state { // a last line without a newline, or an open quote
+	case preValue, value, valueEscape, single, double, doubleEscape:
+		push()
+	}
+	return out, nil
 }
 
-// credential resolves User=, Group= and SupplementaryGroups=.
+// envName reports whether s is a valid environment variable name.
+func envName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// credential resolves User=, Group= and SupplementaryGroups=. With
+// User=, the supplementary groups are, as initgroups(3) makes them, the
+// primary group and every group that lists the user, followed by
+// SupplementaryGroups=; without it, only SupplementaryGroups=.
 func credential(svc *units.Service) (*syscall.Credential, error) {
-	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
+	var member []uint32
 	if svc.User != "" {
 		usr, err := lookupUser(svc.User)
 		if err != nil {
 			return nil, fmt.Errorf("%s: User=%s: %w", svc.Name, svc.User, err)
 		}
-		uid, _ := strconv.Atoi(usr.Uid)
-		gid, _ := strconv.Atoi(usr.Gid)
+		uid, err := strconv.ParseUint(usr.Uid, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: uid %q: %w", svc.Name, svc.User, usr.Uid, err)
+		}
+		gid, err := strconv.ParseUint(usr.Gid, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: gid %q: %w", svc.Name, svc.User, usr.Gid, err)
+		}
 		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+		ids, err := usr.GroupIds()
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: groups: %w", svc.Name, svc.User, err)
+		}
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(n) != cred.Gid {
+				member = append(member, uint32(n))
+			}
+		}
 	}
 	if svc.Group != "" {
 		gid, err := lookupGroup(svc.Group)
@@ -318,16 +497,23 @@ func credential(svc *units.Service) (*syscall.Credential, error) {
 		}
 		cred.Gid = gid
 	}
+	add := func(g uint32) {
+		if !slices.Contains(cred.Groups, g) {
+			cred.Groups = append(cred.Groups, g)
+		}
+	}
+	if svc.User != "" {
+		add(cred.Gid)
+		for _, g := range member {
+			add(g)
+		}
+	}
 	for _, g := range svc.SupplementaryGroups {
 		gid, err := lookupGroup(g)
 		if err != nil {
 			return nil, fmt.Errorf("%s: SupplementaryGroups=%s: %w", svc.Name, g, err)
 		}
-		cred.Groups = append(cred.Groups, gid)
-	}
-	if cred.Groups == nil {
-		cred.NoSetGroups = false
-		cred.Groups = []uint32{}
+		add(gid)
 	}
 	return cred, nil
 }

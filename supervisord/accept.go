@@ -1,0 +1,663 @@
+package supervisord
+
+// Accept=yes (inetd-style) socket units: sockd accepts every connection
+// itself and starts one instance of the template NAME@.service per
+// connection, with the connection as fd 3 (systemd.socket(5), Accept=).
+//
+// An acceptor is the actor of one such unit. The Daemon knows it through
+// an ordinary *unit handle (name, reqs, quit, logs, sockets), registered
+// under the template's name, so every API call reaches it the way it
+// reaches a normal unit; the acceptor's run loop takes the place of
+// (*unit).run and owns the state below.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/units"
+)
+
+// acceptRetryDelay is the pause after a failed accept (EMFILE, ENOBUFS…)
+// before sockd accepts again: the connection stays queued, and accepting
+// at once would spin.
+const acceptRetryDelay = time.Second
+
+// acceptFDName is the name of the connection fd in LISTEN_FDNAMES, as
+// systemd sets it for Accept=yes instances.
+const acceptFDName = "connection"
+
+// acceptor runs one Accept=yes socket unit and its instances. h, log,
+// evs and the limits are set before run starts; run owns the rest.
+type acceptor struct {
+	h         *unit
+	log       zerolog.Logger
+	evs       chan event
+	maxConns  int
+	perSource int
+
+	// ---- owned by run ----
+	svc      *units.Service // the template; reqUpdate replaces it
+	insts    []*instance    // live instances, oldest first
+	sources  map[string]int // live instances per source (remote IP or Unix peer UID)
+	accepted int            // connections that got an instance: the next instance number
+	exiting  bool
+	cancel   context.CancelFunc // of the accept goroutine, nil if none runs
+	done     chan struct{}      // identifies the accept goroutine
+	retrying bool               // waiting out acceptRetryDelay
+	waits    []*stopWait
+	state    string
+	since    time.Time
+	result   string
+	lastExit string
+	gen      int
+	restarts int
+	lastRst  *api.RestartResult
+}
+
+// instance is one process serving one connection.
+type instance struct {
+	name     string // "echo@0-127.0.0.1:5000-127.0.0.1:54321.service"
+	svc      *units.Service
+	pr       *proc
+	source   string
+	stopping bool
+}
+
+// stopWait is a stop or restart waiting for the instances it stopped.
+type stopWait struct {
+	req     *request
+	pending map[*instance]bool
+	res     api.RestartResult
+	begun   time.Time
+}
+
+type acceptResult struct {
+	l    *activation.Listener
+	conn *os.File
+	peer net.Addr
+	err  error
+	done chan struct{}
+}
+
+type instExited struct{ in *instance }
+
+type acceptRetry struct{}
+
+// hasAcceptSocket reports whether one of socks is Accept=yes.
+func hasAcceptSocket(socks []*units.Socket) bool {
+	for _, s := range socks {
+		if s.Accept {
+			return true
+		}
+	}
+	return false
+}
+
+// addAcceptUnit opens the Accept=yes socket of the template svc and
+// starts its acceptor, registered under the template's name.
+func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error {
+	var sock *units.Socket
+	for _, s := range socks {
+		switch {
+		case !s.Accept:
+			d.log.Warn().Str("unit", svc.Name).Str("socket", s.Name).
+				Msg("Sockets= of an Accept=yes template is ignored: instances get their connection only")
+		case sock != nil:
+			return fmt.Errorf("%s: more than one Accept=yes socket (%s, %s)", svc.Name, sock.Name, s.Name)
+		default:
+			sock = s
+		}
+	}
+	if sock == nil {
+		return fmt.Errorf("%s: a template is started only by an Accept=yes socket", svc.Name)
+	}
+	ls, err := activation.Open(sock)
+	if err != nil {
+		return err
+	}
+	var sockSt []api.SocketStatus
+	for _, l := range ls {
+		sockSt = append(sockSt, api.SocketStatus{Unit: sock.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: acceptFDName})
+	}
+	h := newUnit(svc.Name, svc, socks, d.log)
+	h.observe = d.cfg.Observe
+	h.svcSnapshot = svc
+	h.ls, h.sockSt = ls, sockSt
+	a := newAcceptor(h, svc, sock)
+	d.mu.Lock()
+	d.units[svc.Name] = h
+	d.sockets[sock.Name] = svc.Name
+	d.mu.Unlock()
+	go a.run()
+	return nil
+}
+
+func newAcceptor(h *unit, svc *units.Service, sock *units.Socket) *acceptor {
+	maxConns := sock.MaxConnections
+	if maxConns <= 0 {
+		maxConns = 64
+	}
+	return &acceptor{
+		h:         h,
+		log:       h.log,
+		evs:       make(chan event, 16),
+		maxConns:  maxConns,
+		perSource: sock.MaxConnectionsPerSource,
+		svc:       svc,
+		sources:   map[string]int{},
+		state:     api.StateInactive,
+		since:     time.Now(),
+	}
+}
+
+// run is the acceptor's actor. It ends, closing h.quit, after a
+// shutdown once every instance has exited.
+func (a *acceptor) run() {
+	defer close(a.h.quit)
+	a.settle()
+	for !a.exiting || len(a.insts) > 0 {
+		select {
+		case r := <-a.h.reqs:
+			a.handleRequest(r)
+		case e := <-a.evs:
+			a.handleEvent(e)
+		}
+		a.settle()
+	}
+	a.stopAccepting()
+}
+
+// settle runs after every event: it keeps one accept goroutine running
+// while there is room for another instance, and records state changes.
+func (a *acceptor) settle() {
+	want := !a.exiting && !a.retrying && len(a.insts) < a.maxConns
+	if want && a.cancel == nil {
+		a.startAccepting()
+	} else if !want {
+		a.stopAccepting()
+	}
+	st := a.computeState()
+	if st != a.state {
+		a.state, a.since = st, time.Now()
+	}
+	if a.h.observe != nil {
+		s := a.status().Service
+		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result)
+		if key != a.h.observed {
+			a.h.observed = key
+			a.h.observe(a.h.name, s)
+		}
+	}
+}
+
+func (a *acceptor) computeState() string {
+	switch {
+	case len(a.insts) > 0 && (a.exiting || a.stoppingAll()):
+		return api.StateDeactivating
+	case len(a.insts) > 0:
+		return api.StateActive
+	}
+	return api.StateInactive
+}
+
+func (a *acceptor) stoppingAll() bool {
+	for _, in := range a.insts {
+		if !in.stopping {
+			return false
+		}
+	}
+	return true
+}
+
+// startAccepting starts the goroutine that waits for a connection on
+// any of the unit's listeners (through the netpoller), accepts it and
+// hands it to the actor. One runs at a time; it accepts one connection.
+func (a *acceptor) startAccepting() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.cancel, a.done = cancel, done
+	ls := a.h.ls
+	go func() {
+		defer close(done)
+		l, err := activation.Wait(ctx, ls)
+		if ctx.Err() != nil {
+			return
+		}
+		res := acceptResult{l: l, err: err, done: done}
+		if err == nil {
+			res.conn, res.peer, res.err = l.Accept()
+		}
+		select {
+		case a.evs <- res:
+		case <-ctx.Done():
+			if res.conn != nil {
+				res.conn.Close()
+			}
+		}
+	}()
+}
+
+// stopAccepting cancels the accept goroutine. It does not wait for it:
+// the goroutine ends by itself (a connection it accepted meanwhile is
+// closed, or reaches the actor marked stale and is closed there).
+func (a *acceptor) stopAccepting() {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	a.cancel, a.done = nil, nil
+}
+
+func (a *acceptor) handleEvent(e event) {
+	switch e := e.(type) {
+	case acceptResult:
+		if e.done != a.done || a.done == nil {
+			if e.conn != nil {
+				e.conn.Close()
+			}
+			return
+		}
+		a.cancel()
+		a.cancel, a.done = nil, nil
+		if e.err != nil {
+			a.log.Error().Err(e.err).Dur("retry", acceptRetryDelay).Msg("accept")
+			a.retrying = true
+			time.AfterFunc(acceptRetryDelay, func() {
+				select {
+				case a.evs <- acceptRetry{}:
+				case <-a.h.quit:
+				}
+			})
+			return
+		}
+		a.connection(e.conn, e.peer, e.l)
+	case acceptRetry:
+		a.retrying = false
+	case instExited:
+		a.instExited(e.in)
+	}
+}
+
+// connection starts the instance for one accepted connection. sockd's
+// copy of the connection is closed on return: the instance has its own.
+func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listener) {
+	defer conn.Close()
+	info, err := connInfo(conn, peer)
+	if err != nil {
+		a.log.Error().Err(err).Msg("accepted connection dropped")
+		return
+	}
+	if a.exiting {
+		return
+	}
+	if a.perSource > 0 && a.sources[info.source] >= a.perSource {
+		a.log.Warn().Str("source", info.source).Int("connections", a.sources[info.source]).
+			Int("MaxConnectionsPerSource", a.perSource).Msg("too many connections from one source, dropping connection")
+		return
+	}
+	inst := strconv.Itoa(a.accepted) + "-" + info.instance
+	svc, err := a.svc.Instantiate(inst)
+	if err != nil {
+		a.log.Error().Err(err).Msg("accepted connection dropped")
+		a.result, a.lastExit = "resources", err.Error()
+		return
+	}
+	in := &instance{name: svc.Name, svc: svc, source: info.source}
+	pr, err := a.spawn(in, conn, info)
+	if err != nil {
+		a.log.Error().Err(err).Str("instance", svc.Name).Msg("spawn failed; connection dropped")
+		a.result, a.lastExit = "resources", err.Error()
+		return
+	}
+	in.pr = pr
+	a.accepted++
+	a.insts = append(a.insts, in)
+	a.sources[in.source]++
+	a.log.Info().Int("pid", pr.Pid()).Str("instance", in.name).Str("listen", l.Addr()).Msg("spawned")
+}
+
+// connFacts is what sockd learns about an accepted connection.
+type connFacts struct {
+	instance   string // the instance name without its number
+	source     string // the key of MaxConnectionsPerSource=
+	remoteAddr string // REMOTE_ADDR, "" for Unix sockets
+	remotePort string // REMOTE_PORT
+}
+
+// connInfo names a connection as systemd does: for IP,
+// "LOCALADDR:LOCALPORT-REMOTEADDR:REMOTEPORT"; for Unix sockets,
+// "PID-UID" of the peer, "unknown" if the kernel does not say.
+func connInfo(conn *os.File, peer net.Addr) (connFacts, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return connFacts{}, fmt.Errorf("connection %s: %w", conn.Name(), err)
+	}
+	var local unix.Sockaddr
+	var cred *unix.Ucred
+	var lerr, cerr error
+	if err := rc.Control(func(fd uintptr) {
+		local, lerr = unix.Getsockname(int(fd))
+		if _, ok := peer.(*net.UnixAddr); ok || peer == nil {
+			cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		}
+	}); err != nil {
+		return connFacts{}, fmt.Errorf("connection %s: %w", conn.Name(), err)
+	}
+	if lerr != nil {
+		return connFacts{}, fmt.Errorf("connection %s: %w", conn.Name(), os.NewSyscallError("getsockname", lerr))
+	}
+	var lip net.IP
+	var lport int
+	switch sa := local.(type) {
+	case *unix.SockaddrInet4:
+		lip, lport = net.IP(sa.Addr[:]), sa.Port
+	case *unix.SockaddrInet6:
+		lip, lport = net.IP(sa.Addr[:]), sa.Port
+	default:
+		if cerr != nil || cred == nil {
+			return connFacts{instance: "unknown", source: "unknown"}, nil
+		}
+		uid := strconv.FormatUint(uint64(cred.Uid), 10)
+		return connFacts{instance: strconv.Itoa(int(cred.Pid)) + "-" + uid, source: "uid " + uid}, nil
+	}
+	rip, rport := net.IP(nil), 0
+	if t, ok := peer.(*net.TCPAddr); ok {
+		rip, rport = t.IP, t.Port
+	}
+	// net.IP prints IPv4-mapped IPv6 addresses as IPv4, as systemd does.
+	f := connFacts{
+		instance:   fmt.Sprintf("%s:%d-%s:%d", lip, lport, rip, rport),
+		source:     rip.String(),
+		remoteAddr: rip.String(),
+		remotePort: strconv.Itoa(rport),
+	}
+	return f, nil
+}
+
+// spawn starts in's process with conn as fd 3. It builds the child as
+// (*unit).spawn does, minus what instances do not have: no NOTIFY_SOCKET
+// (readiness does not apply), no watchdog.
+func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, error) {
+	svc := in.svc
+	if len(svc.ExecStart) == 0 {
+		return nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
+	}
+	// A shell unit lends the instance the environment and output code of
+	// normal units; its log lines go to the socket unit's log ring.
+	sh := &unit{name: svc.Name, svc: svc, logs: a.h.logs, log: a.log.With().Str("instance", svc.Name).Logger()}
+	env, err := sh.environment()
+	if err != nil {
+		return nil, err
+	}
+	cmd := svc.ExecStart[0]
+	pr := &proc{started: time.Now()}
+	spec := children.Spec{
+		Path:       cmd.Path,
+		Argv:       cmd.Expand(env),
+		Env:        env,
+		Dir:        workingDir(svc, env),
+		Umask:      int(svc.UMask),
+		ExtraFiles: []*os.File{conn},
+		PIDEnv:     "LISTEN_PID",
+	}
+	// The protocol's variables win over the unit's, as for normal units.
+	spec.Env = setEnv(spec.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+acceptFDName)
+	if info.remoteAddr != "" {
+		spec.Env = setEnv(spec.Env, "REMOTE_ADDR="+info.remoteAddr, "REMOTE_PORT="+info.remotePort)
+	}
+	if svc.HasNice {
+		n := svc.Nice
+		spec.Nice = &n
+	}
+	for _, l := range svc.Limits {
+		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
+	}
+	if svc.User != "" || svc.Group != "" {
+		cred, err := credential(svc)
+		if err != nil {
+			return nil, err
+		}
+		spec.Credential = cred
+	}
+	closers, err := sh.outputs(&spec, pr)
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	p, err := children.Start(spec)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
+	}
+	pr.p = p
+	pr.pid.Store(int64(p.Pid()))
+	pr.mainPid = p.Pid()
+	pr.ready = true
+	go func() {
+		<-p.Done()
+		select {
+		case a.evs <- instExited{in}:
+		case <-a.h.quit:
+		}
+	}()
+	return pr, nil
+}
+
+// instExited forgets an instance that has exited: instances are never
+// restarted.
+func (a *acceptor) instExited(in *instance) {
+	st := in.pr.p.Exit()
+	clean := (&unit{svc: in.svc}).cleanExit(st)
+	lg := a.log.Info()
+	if !in.stopping && !clean {
+		lg = a.log.Warn()
+	}
+	lg.Int("pid", in.pr.Pid()).Str("instance", in.name).Str("exit", st.String()).Msg("exited")
+	for i, x := range a.insts {
+		if x == in {
+			a.insts = append(a.insts[:i], a.insts[i+1:]...)
+			break
+		}
+	}
+	if a.sources[in.source]--; a.sources[in.source] <= 0 {
+		delete(a.sources, in.source)
+	}
+	a.lastExit = st.String()
+	switch {
+	case in.stopping || clean:
+		a.result = "success"
+	case st.Signal != 0:
+		a.result = "signal"
+	default:
+		a.result = "exit-code"
+	}
+	kept := a.waits[:0]
+	for _, w := range a.waits {
+		if w.pending[in] {
+			delete(w.pending, in)
+			a.emit(w, api.PhaseStopped, in.pr.Pid(), st.String())
+		}
+		if len(w.pending) > 0 {
+			kept = append(kept, w)
+			continue
+		}
+		a.finishWait(w)
+	}
+	a.waits = kept
+}
+
+// stopInstance tells in to stop with KillSignal=, SIGKILL after
+// TimeoutStopSec=, as (*unit).stopProc does.
+func (a *acceptor) stopInstance(in *instance) {
+	if in.stopping {
+		return
+	}
+	in.stopping = true
+	svc := in.svc
+	sig := svc.KillSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	timeout := svc.TimeoutStopSec
+	if timeout == 0 {
+		timeout = units.Infinity
+	}
+	group := svc.KillMode != "process" && svc.KillMode != "none"
+	sigkill := svc.SendSIGKILL && svc.KillMode != "none"
+	a.log.Info().Int("pid", in.pr.Pid()).Str("instance", in.name).Str("signal", sig.String()).Msg("stopping")
+	go in.pr.p.Stop(sig, timeout, sigkill, group)
+}
+
+func (a *acceptor) handleRequest(r *request) {
+	switch r.kind {
+	case reqStatus:
+		r.reply <- reply{status: a.status()}
+	case reqStart:
+		// The socket is listening: every connection starts an instance.
+		r.reply <- reply{}
+	case reqStop, reqRestart:
+		a.stopAll(r)
+	case reqReloadApp:
+		a.reloadApp(r)
+	case reqUpdate:
+		// The new definition applies to the next connection.
+		a.svc = r.svc
+		r.reply <- reply{}
+	case reqShutdown:
+		a.exiting = true
+		for _, in := range a.insts {
+			a.stopInstance(in)
+		}
+		r.reply <- reply{}
+	default:
+		r.reply <- reply{err: fmt.Errorf("%s %s: %w", r.kind, a.h.name, api.ErrInvalid)}
+	}
+}
+
+// stopAll stops every instance for a stop or a restart, and answers r
+// once they have exited (a restart without Wait is answered at once).
+// The socket keeps accepting: new connections get instances of the
+// current definition.
+func (a *acceptor) stopAll(r *request) {
+	w := &stopWait{req: r, pending: map[*instance]bool{}, begun: time.Now(),
+		res: api.RestartResult{Unit: a.h.name, OK: true, Outcome: "done", OldPids: []int{}, NewPids: []int{}}}
+	if r.kind == reqRestart {
+		a.restarts++
+		a.gen++
+	}
+	for _, in := range a.insts {
+		w.pending[in] = true
+		w.res.OldPids = append(w.res.OldPids, in.pr.Pid())
+		a.stopInstance(in)
+		a.emit(w, api.PhaseDraining, in.pr.Pid(), in.name)
+	}
+	if r.kind == reqRestart && !r.opts.Wait {
+		r.reply <- reply{}
+		r.reply = nil
+	}
+	if len(w.pending) == 0 {
+		a.finishWait(w)
+		return
+	}
+	a.waits = append(a.waits, w)
+}
+
+func (a *acceptor) finishWait(w *stopWait) {
+	w.res.Millis = time.Since(w.begun).Milliseconds()
+	if w.req.kind == reqRestart {
+		res := w.res
+		a.lastRst = &res
+		a.log.Info().Ints("old", res.OldPids).Int64("ms", res.Millis).Msg("restart: instances stopped; new connections get the current definition")
+		a.emit(w, api.PhaseDone, 0, fmt.Sprintf("done in %d ms", res.Millis))
+	}
+	if w.req.reply != nil {
+		w.req.reply <- reply{result: w.res}
+	}
+}
+
+func (a *acceptor) emit(w *stopWait, phase string, pid int, msg string) {
+	if w.req.events == nil {
+		return
+	}
+	select {
+	case w.req.events <- api.Event{Time: time.Now(), Phase: phase, Pid: pid, Message: msg}:
+	default: // a slow reader loses progress, never the result
+	}
+}
+
+// reloadApp sends SIGHUP to every instance; ExecReload= does not apply
+// to instances.
+func (a *acceptor) reloadApp(r *request) {
+	var errs []error
+	n := 0
+	for _, in := range a.insts {
+		if in.stopping {
+			continue
+		}
+		n++
+		if err := in.pr.p.Signal(syscall.SIGHUP); err != nil {
+			errs = append(errs, fmt.Errorf("signal %s: %w", in.name, err))
+		}
+	}
+	if n == 0 {
+		r.reply <- reply{err: fmt.Errorf("reload-app %s: no instance running: %w", a.h.name, api.ErrConflict)}
+		return
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("reload-app %s: %w: %w", a.h.name, err, api.ErrFailed)
+	}
+	r.reply <- reply{err: err}
+}
+
+func (a *acceptor) status() api.UnitStatus {
+	st := api.ServiceStatus{
+		State:       a.state,
+		Pids:        []int{},
+		Generation:  a.gen,
+		Since:       a.since,
+		Restarts:    a.restarts,
+		LastExit:    a.lastExit,
+		Result:      a.result,
+		Instances:   len(a.insts),
+		LastRestart: a.lastRst,
+	}
+	names := make([]string, 0, len(a.insts))
+	for _, in := range a.insts {
+		st.Pids = append(st.Pids, in.pr.Pid())
+		names = append(names, in.name)
+	}
+	st.Status = fmt.Sprintf("%d connections (max %d), %d accepted", len(a.insts), a.maxConns, a.accepted)
+	if len(names) > 0 {
+		st.Status += ": " + strings.Join(names, " ")
+	}
+	switch {
+	case a.retrying:
+		st.SubState = "accept-error"
+	case len(a.insts) >= a.maxConns:
+		st.SubState = "max-connections" // not accepting until one exits
+	case len(a.insts) > 0:
+		st.SubState = "running"
+	case a.exiting:
+		st.SubState = "dead"
+	default:
+		st.SubState = "listening"
+	}
+	return api.UnitStatus{Name: a.h.name, Service: st, Sockets: a.h.sockSt}
+}
