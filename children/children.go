@@ -97,6 +97,11 @@ type Spec struct {
 	// re-executes itself, sets the variable and execs Path.
 	PIDEnv string
 
+	// KillGroupOnExit: when the process exits, SIGKILL what is left of
+	// its process group, before it is reaped (so the group id cannot have
+	// been reused): systemd's KillMode=control-group leaves nothing behind.
+	KillGroupOnExit bool
+
 	Stdout, Stderr Output
 }
 
@@ -137,6 +142,8 @@ type Process struct {
 
 	mu     sync.Mutex // held while signalling and while reaping
 	reaped bool
+
+	killGroupOnExit bool
 
 	exited chan struct{} // closed after the reap
 	done   chan struct{} // closed after the reap and the output drain
@@ -233,11 +240,12 @@ func Start(spec Spec) (*Process, error) {
 		return fail(err)
 	}
 	p := &Process{
-		pid:     pid,
-		path:    path,
-		started: time.Now(),
-		exited:  make(chan struct{}),
-		done:    make(chan struct{}),
+		pid:             pid,
+		path:            path,
+		started:         time.Now(),
+		exited:          make(chan struct{}),
+		killGroupOnExit: spec.KillGroupOnExit,
+		done:            make(chan struct{}),
 	}
 	readers := fs.startReaders()
 	live.Add(1)
@@ -447,6 +455,10 @@ func (p *Process) wait(readers []*lineReader) {
 		return unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
 	})
 	p.mu.Lock()
+	if err == nil && p.killGroupOnExit {
+		// The leader is a zombie, not yet reaped: -pid is still our group.
+		unix.Kill(-p.pid, unix.SIGKILL)
+	}
 	var ws syscall.WaitStatus
 	if err == nil {
 		err = ignoringEINTR(func() error {
@@ -556,15 +568,41 @@ func (p *Process) kill(target int, sig syscall.Signal) error {
 // for Done. It returns the exit status. Safe to call more than once.
 // Without sigkill, Stop waits for the exit as long as it takes.
 func (p *Process) Stop(sig syscall.Signal, timeout time.Duration, sigkill, group bool) ExitStatus {
+	to, kill := Main, None
+	if group {
+		to = Group
+	}
+	if sigkill {
+		kill = Group
+	}
+	return p.Terminate(sig, to, timeout, kill)
+}
+
+// Target is whom Terminate signals.
+type Target int
+
+const (
+	None  Target = iota // nobody
+	Main                // the process alone
+	Group               // its process group
+)
+
+// Terminate sends sig to to, waits up to timeout for the exit, then sends
+// SIGKILL to kill, and waits for Done. systemd's KillMode= maps to it:
+// control-group (Group, Group), mixed (Main, Group), process (Main,
+// Main), none (None, None: only ExecStop= stops it). It returns the exit
+// status; safe to call more than once.
+func (p *Process) Terminate(sig syscall.Signal, to Target, timeout time.Duration, kill Target) ExitStatus {
 	select {
 	case <-p.exited:
 		<-p.done
 		return p.exit
 	default:
 	}
-	if group {
+	switch to {
+	case Group:
 		p.SignalGroup(sig)
-	} else {
+	case Main:
 		p.Signal(sig)
 	}
 	t := time.NewTimer(timeout)
@@ -572,8 +610,11 @@ func (p *Process) Stop(sig syscall.Signal, timeout time.Duration, sigkill, group
 	select {
 	case <-p.exited:
 	case <-t.C:
-		if sigkill {
+		switch kill {
+		case Group:
 			p.SignalGroup(syscall.SIGKILL)
+		case Main:
+			p.Signal(syscall.SIGKILL)
 		}
 	}
 	<-p.done

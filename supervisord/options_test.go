@@ -648,12 +648,15 @@ func TestOptionsOutput(t *testing.T) {
 		noFileYet bool
 	}{
 		{"journal", "", []string{"stdout out-line", "stderr err-line"}, "", false},
-		{"null-stdout", "StandardOutput=null", []string{"stderr err-line"}, "", false},
+		// StandardError= defaults to inherit: it follows StandardOutput=.
+		{"null-stdout", "StandardOutput=null", nil, "", false},
+		{"null-stdout-journal-stderr", "StandardOutput=null\nStandardError=journal", []string{"stderr err-line"}, "", false},
 		{"null-both", "StandardOutput=null\nStandardError=null", nil, "", false},
-		{"file", "StandardOutput=file:FILE", []string{"stderr err-line"}, "out-line\n9\nabcdefghij\n", false}, // overwritten in place
-		{"file-new", "StandardOutput=file:FILE", []string{"stderr err-line"}, "out-line\n", true},
-		{"append", "StandardOutput=append:FILE", []string{"stderr err-line"}, old + "out-line\n", false},
-		{"truncate", "StandardOutput=truncate:FILE", []string{"stderr err-line"}, "out-line\n", false},
+		{"file", "StandardOutput=file:FILE", nil, "out-line\nerr-line\nhij\n", false}, // overwritten in place
+		{"file-new", "StandardOutput=file:FILE", nil, "out-line\nerr-line\n", true},
+		{"append", "StandardOutput=append:FILE", nil, old + "out-line\nerr-line\n", false},
+		{"truncate", "StandardOutput=truncate:FILE", nil, "out-line\nerr-line\n", false},
+		{"file-journal-stderr", "StandardOutput=truncate:FILE\nStandardError=journal", []string{"stderr err-line"}, "out-line\n", false},
 		{"both-append", "StandardOutput=append:FILE\nStandardError=append:FILE", nil, old + "out-line\nerr-line\n", false},
 		{"stderr-inherit", "StandardOutput=append:FILE\nStandardError=inherit", nil, old + "out-line\nerr-line\n", false},
 		{"stderr-file", "StandardError=truncate:FILE", []string{"stdout out-line"}, "err-line\n", false},

@@ -133,6 +133,9 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	// With KillMode=control-group (and mixed) nothing of the process
+	// group outlives its main process, as nothing of a cgroup does.
+	spec.KillGroupOnExit = svc.KillMode == "" || svc.KillMode == "control-group" || svc.KillMode == "mixed"
 	p, err := children.Start(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)

@@ -595,11 +595,10 @@ func (u *unit) stopProc(p *proc) {
 	if timeout == 0 {
 		timeout = units.Infinity
 	}
-	group := u.svc.KillMode != "process" && u.svc.KillMode != "none"
-	sigkill := u.svc.SendSIGKILL && u.svc.KillMode != "none"
+	to, kill := killTargets(u.svc)
 	u.log.Info().Int("pid", p.Pid()).Str("signal", sig.String()).Msg("stopping")
 	if len(u.svc.ExecStop) == 0 {
-		go p.p.Stop(sig, timeout, sigkill, group)
+		go p.p.Terminate(sig, to, timeout, kill)
 		return
 	}
 	// ExecStop= runs first (with MAINPID), then KillSignal= goes to what
@@ -616,8 +615,28 @@ func (u *unit) stopProc(p *proc) {
 		if timeout != units.Infinity {
 			left = max(timeout-time.Since(start), 0)
 		}
-		p.p.Stop(sig, left, sigkill, group)
+		p.p.Terminate(sig, to, left, kill)
 	}()
+}
+
+// killTargets maps KillMode= and SendSIGKILL= to whom the stop signal and
+// the SIGKILL after TimeoutStopSec= go. sockd's control group is the
+// process group.
+func killTargets(svc *units.Service) (sig, kill children.Target) {
+	switch svc.KillMode {
+	case "none":
+		return children.None, children.None
+	case "process":
+		sig, kill = children.Main, children.Main
+	case "mixed":
+		sig, kill = children.Main, children.Group
+	default: // control-group
+		sig, kill = children.Group, children.Group
+	}
+	if !svc.SendSIGKILL {
+		kill = children.None
+	}
+	return sig, kill
 }
 
 // abortOp ends a start or restart early; it finishes once its new

@@ -461,7 +461,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 			StartLimitInterval: 10 * time.Second, StartLimitBurst: 5,
 			TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second,
 			KillSignal: syscall.SIGTERM, KillMode: "control-group", SendSIGKILL: true,
-			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "journal"},
+			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
 			Instances: 1,
 		},
 	}

@@ -212,7 +212,7 @@ func TestServiceDefaults(t *testing.T) {
 		Restart:   "no", RestartSec: 100 * time.Millisecond, StartLimitInterval: 10 * time.Second, StartLimitBurst: 5,
 		TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second, KillSignal: syscall.SIGTERM,
 		KillMode: "control-group", SendSIGKILL: true, UMask: 0o022,
-		StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "journal"},
+		StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
 		NotifyAccess: "none", Instances: 1}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("service:\n got %+v\nwant %+v", s, want)
