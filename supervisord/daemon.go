@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -45,10 +44,13 @@ type Daemon struct {
 	ownRun   bool
 	reloadMu sync.Mutex // one reload at a time
 
+	pids       *pidTable
+	notify     *children.NotifySocket // the NOTIFY_SOCKET of every unit
+	notifyDone chan struct{}
+
 	mu      sync.Mutex // guards the maps below
 	units   map[string]*unit
 	sockets map[string]string // socket unit name → service name
-	seq     int
 	closed  bool
 }
 
@@ -56,7 +58,7 @@ var _ api.Backend = (*Daemon)(nil)
 
 // New returns a Daemon for cfg; Open loads and runs the units.
 func New(cfg Config) *Daemon {
-	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*unit{}, sockets: map[string]string{}}
+	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*unit{}, sockets: map[string]string{}, pids: newPidTable()}
 }
 
 // Open loads the unit directory, opens every socket and starts each
@@ -72,6 +74,9 @@ func (d *Daemon) Open() error {
 		d.runDir, d.ownRun = dir, true
 	} else if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		return err
+	}
+	if err := d.listenNotify(); err != nil {
+		return fmt.Errorf("notify socket: %w", err)
 	}
 	_, err := d.reload()
 	return err
@@ -104,6 +109,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if d.notify != nil {
+		d.notify.Close()
+		<-d.notifyDone
+	}
 	if d.ownRun {
 		os.RemoveAll(d.runDir)
 	}
@@ -121,9 +130,6 @@ func (d *Daemon) removeUnit(ctx context.Context, u *unit) error {
 		return fmt.Errorf("stop %s: %w", u.name, ctx.Err())
 	}
 	activation.CloseAll(u.ls)
-	if u.notify != nil {
-		u.notify.Close()
-	}
 	d.mu.Lock()
 	if d.units[u.name] == u {
 		delete(d.units, u.name)
@@ -302,17 +308,9 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.observe = d.cfg.Observe
 	u.svcSnapshot = svc
 	u.ls, u.sockSt = ls, sockSt
+	u.pids = d.pids
 	if svc.Type == "notify" || (svc.NotifyAccess != "" && svc.NotifyAccess != "none") || svc.WatchdogSec > 0 {
-		d.mu.Lock()
-		d.seq++
-		path := filepath.Join(d.runDir, fmt.Sprintf("n%d.sock", d.seq))
-		d.mu.Unlock()
-		ns, err := children.ListenNotify(path)
-		if err != nil {
-			activation.CloseAll(ls)
-			return fmt.Errorf("%s: notify socket: %w", svc.Name, err)
-		}
-		u.notify = ns
+		u.notifyPath = d.notify.Path()
 	}
 	d.mu.Lock()
 	d.units[svc.Name] = u

@@ -111,8 +111,8 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		spec.Env = setEnv(spec.Env, activation.Env(u.ls)...)
 		spec.PIDEnv = "LISTEN_PID"
 	}
-	if u.notify != nil {
-		spec.Env = setEnv(spec.Env, "NOTIFY_SOCKET="+u.notify.Path())
+	if u.notifyPath != "" {
+		spec.Env = setEnv(spec.Env, "NOTIFY_SOCKET="+u.notifyPath)
 	}
 	if svc.WatchdogSec > 0 && svc.WatchdogSec != units.Infinity {
 		spec.Env = setEnv(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
@@ -143,6 +143,9 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	pr.p = p
 	pr.pid.Store(int64(p.Pid()))
 	pr.mainPid = p.Pid()
+	for _, n := range u.pids.add(p.Pid(), u) {
+		u.notifyC <- n // buffered; at most maxPending, and the actor reads it
+	}
 	go func() {
 		<-p.Done()
 		select {

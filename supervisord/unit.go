@@ -17,16 +17,20 @@ import (
 // unit is one service with the sockets that activate it. One goroutine,
 // run, owns every field below the line; the rest talk to it through reqs.
 type unit struct {
-	name   string // "app.service"
-	log    zerolog.Logger
-	reqs   chan *request
-	evs    chan event
-	quit   chan struct{} // closed when run returns
-	logs   *logRing
-	socks  []*units.Socket
-	ls     []*activation.Listener
-	notify *children.NotifySocket
-	sockSt []api.SocketStatus
+	name  string // "app.service"
+	log   zerolog.Logger
+	reqs  chan *request
+	evs   chan event
+	quit  chan struct{} // closed when run returns
+	logs  *logRing
+	socks []*units.Socket
+	ls    []*activation.Listener
+	// notifyPath is the daemon's NOTIFY_SOCKET, "" when the unit does not
+	// use it; notifyC carries the messages routed to this unit.
+	notifyPath string
+	notifyC    chan children.Notification
+	pids       *pidTable
+	sockSt     []api.SocketStatus
 
 	// svcSnapshot is the service as the last reload saw it; reloads
 	// (serialized by Daemon.reloadMu) alone read and write it.
@@ -126,16 +130,18 @@ type timerFired struct {
 
 func newUnit(name string, svc *units.Service, socks []*units.Socket, log zerolog.Logger) *unit {
 	u := &unit{
-		name:  name,
-		svc:   svc,
-		socks: socks,
-		log:   log.With().Str("unit", name).Logger(),
-		reqs:  make(chan *request),
-		evs:   make(chan event, 16),
-		quit:  make(chan struct{}),
-		logs:  newLogRing(1000),
-		state: api.StateInactive,
-		since: time.Now(),
+		name:    name,
+		svc:     svc,
+		socks:   socks,
+		log:     log.With().Str("unit", name).Logger(),
+		reqs:    make(chan *request),
+		evs:     make(chan event, 16),
+		quit:    make(chan struct{}),
+		logs:    newLogRing(1000),
+		pids:    newPidTable(), // the Daemon's replaces it
+		notifyC: make(chan children.Notification, 64),
+		state:   api.StateInactive,
+		since:   time.Now(),
 	}
 	u.slots = make([]*proc, instances(svc))
 	return u
@@ -169,10 +175,7 @@ func (u *unit) call(ctx context.Context, r *request) (reply, error) {
 // run is the unit's actor: the only goroutine that changes its state.
 func (u *unit) run() {
 	defer close(u.quit)
-	var notifyC <-chan children.Notification
-	if u.notify != nil {
-		notifyC = u.notify.C()
-	}
+	notifyC := u.notifyC
 	if len(u.ls) == 0 {
 		// A service with no socket starts at once.
 		u.spawnMissing("start")
@@ -864,6 +867,8 @@ func (u *unit) timerFired(e timerFired) {
 // one failing a restart, or one of the current generation exiting.
 func (u *unit) procExited(p *proc) {
 	st := p.p.Exit()
+	u.pids.remove(p.Pid(), u)
+	u.pids.remove(p.mainPid, u)
 	lg := u.log.Info()
 	if !st.Success() && !p.stopping {
 		lg = u.log.Warn()
@@ -1037,8 +1042,11 @@ func (u *unit) handleNotify(n children.Notification) {
 	}
 	if v, ok := n.Fields["MAINPID"]; ok {
 		var pid int
-		if _, err := fmt.Sscan(v, &pid); err == nil && pid > 0 {
+		if _, err := fmt.Sscan(v, &pid); err == nil && pid > 0 && pid != p.mainPid {
 			p.mainPid = pid
+			for _, n := range u.pids.add(pid, u) {
+				u.notifyC <- n
+			}
 		}
 	}
 	if v, ok := n.Fields["STATUS"]; ok {
