@@ -51,9 +51,19 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 		err error
 	}
 	results := make(chan result, len(ls))
-	for _, l := range ls {
-		go func() { results <- result{l, l.waitReadable()} }()
+	wait := func(l *Listener) {
+		err := l.waitReadable()
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			interrupt() // readable or failed: wake the others
+		}
+		results <- result{l, err}
 	}
+	// The last listener is waited for in this goroutine: an idle unit
+	// with one socket costs no goroutine beyond its caller.
+	for _, l := range ls[:len(ls)-1] {
+		go wait(l)
+	}
+	wait(ls[len(ls)-1])
 	var ready *Listener
 	var firstErr error
 	for range ls {
@@ -63,14 +73,12 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 			if ready == nil {
 				ready = r.l
 			}
-			interrupt()
 		case errors.Is(r.err, os.ErrDeadlineExceeded):
 			// Woken by interrupt.
 		default:
 			if firstErr == nil {
 				firstErr = fmt.Errorf("wait %s %s: %w", r.l.spec.Network, r.l.addr, r.err)
 			}
-			interrupt()
 		}
 	}
 	stop()
