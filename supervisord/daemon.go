@@ -311,6 +311,9 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.pids = d.pids
 	if svc.Type == "notify" || (svc.NotifyAccess != "" && svc.NotifyAccess != "none") || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
+		// Buffered so that the router never waits for an actor; a few
+		// messages per spawn at most (READY=1, STATUS=, MAINPID=).
+		u.notifyC = make(chan children.Notification, 16)
 	}
 	d.mu.Lock()
 	d.units[svc.Name] = u

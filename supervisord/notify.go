@@ -103,7 +103,7 @@ func (d *Daemon) listenNotify() error {
 }
 
 // deliverNotify hands n to the unit's actor without blocking the router:
-// a unit whose actor is gone, or 64 messages behind, loses it.
+// a unit whose actor is gone, or 16 messages behind, loses it.
 func (u *unit) deliverNotify(n children.Notification) {
 	select {
 	case u.notifyC <- n:

@@ -144,7 +144,7 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	pr.pid.Store(int64(p.Pid()))
 	pr.mainPid = p.Pid()
 	for _, n := range u.pids.add(p.Pid(), u) {
-		u.notifyC <- n // buffered; at most maxPending, and the actor reads it
+		u.deliverNotify(n)
 	}
 	go func() {
 		<-p.Done()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -82,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	srv := &api.Server{Backend: d, Log: log, Version: version}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
+	// Loading parsed every unit file: hand the garbage back to the kernel
+	// now, since an idle sockd may not collect again for a long time.
+	debug.FreeOSMemory()
 	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
 	daemon.SdNotify(true, daemon.SdNotifyReady)
 
@@ -98,6 +102,7 @@ loop:
 				if _, err := d.Reload(context.Background()); err != nil {
 					log.Error().Err(err).Msg("reload")
 				}
+				debug.FreeOSMemory()
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Msg("shutting down")
