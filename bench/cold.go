@@ -126,9 +126,9 @@ func coldStart(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	if added >= time.Millisecond {
 		res.note("cold start misses its target by %s: sockd adds %s over the app's own start (sockd's cold starts spread %s–%s). "+
-			"Of that, %s is the exec helper: the child first runs sockd's own binary again (to set LISTEN_PID to its pid, which Go cannot do between fork and exec), "+
-			"and a Go program's start (runtime, threads, package init, page faults of a 10 MB binary) costs milliseconds on this VM; "+
-			"the rest is noticing the connection and fork+exec. A tiny non-Go helper, or a helper binary without sockd's package inits, would cut most of it",
+			"Of that, %s is the exec helper: the child is sockd's own binary once more, whose C constructor (children/helper_cgo.c) sets LISTEN_PID to its pid "+
+			"and execs the app before the Go runtime starts (Go cannot run code between fork and exec); that is one more exec of a dynamically linked program, "+
+			"about 0.5 ms on this VM. The rest is noticing the connection (netpoller, the unit's actor) and fork+exec, and the machine's noise (2 shared cores)",
 			ms(added-time.Millisecond), ms(added), ms(minD(viaSockd)), ms(maxD(viaSockd)), ms(helper))
 	}
 	return nil

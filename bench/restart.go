@@ -129,9 +129,8 @@ func restartApp(ctx context.Context, b *bins, p *ports, res *results, name, serv
 				}
 				res.note("restart under load, %s, %s, %s: %s; first errors: %q", name, mode.name, order.name, r.failures(), first)
 				if name == "demo" && r.Failures["eof"] == r.failed() {
-					res.note("restart under load, demo, %s, %s: the EOFs are connections the old demo process accepted just before SIGTERM and closed unanswered: "+
-						"since Go 1.23 (golang/go#65802), net/http's Server.Shutdown drops a request it reads after shutdown began; the socket and its queue (sockd's) lose nothing, and gunicorn on the same path fails none. "+
-						"Fix in the app (contrib/demo): on SIGTERM close the listeners first and let connections already accepted be served before Shutdown", mode.name, order.name)
+					res.note("restart under load, demo, %s, %s: the EOFs are connections an old process accepted and closed unanswered; "+
+						"the socket and its queue (sockd's) lose nothing, and gunicorn on the same path fails none: look at the app's drain (contrib/demo: drain)", mode.name, order.name)
 				}
 			}
 		}

@@ -104,9 +104,8 @@ func scale(ctx context.Context, b *bins, p *ports, res *results) error {
 		met:    yesNo(rss < 30*mb),
 	})
 	if rss >= 30*mb {
-		res.note("scale: idle RSS %.1f MB is %.1f MB over 30 MB. Why (GODEBUG=gctrace=1 on sockd: ~75 MB live heap right after loading 1,000 units): "+
-			"every unit preallocates its output ring for 1,000 lines (supervisord/logs.go, newLogRing(1000): 1,000 × api.LogLine of 64 bytes = 64 KB per unit, 64 MB for 1,000 units), "+
-			"resident as far as the allocator touched it. Growing the ring on demand (append up to the cap) would leave a few MB", float64(rss)/mb, float64(rss-30*mb)/mb)
+		res.note("scale: idle RSS %.1f MB is %.1f MB over 30 MB: what stays is the parsed units (about 10 MB of heap), "+
+			"one actor and one socket-waiter goroutine per unit (about 9 MB of stacks), and the binary's and libc's pages (about 7 MB)", float64(rss)/mb, float64(rss-30*mb)/mb)
 	}
 	pct := float64(cpu1-cpu0) / float64(10*time.Second) * 100
 	res.add(row{
