@@ -66,8 +66,17 @@ func childMain(mode string) {
 	}
 	fmt.Println("child ready", os.Getpid())
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM)
-	<-sigs
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGTERM {
+			break
+		}
+		// SIGHUP: "reload", and say so on the FIFO the test reads.
+		if f, err := os.OpenFile(os.Getenv("CHILD_HUP_FIFO"), os.O_WRONLY, 0); err == nil {
+			fmt.Fprintf(f, "hup %d\n", os.Getpid())
+			f.Close()
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
