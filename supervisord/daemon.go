@@ -288,6 +288,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 		return d.addAcceptUnit(svc, socks) // accept.go
 	}
 	var ls []*activation.Listener
+	var lsSock []*units.Socket // the socket unit of each listener
 	var sockSt []api.SocketStatus
 	for _, s := range socks {
 		if s.Accept {
@@ -303,11 +304,14 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 			sockSt = append(sockSt, api.SocketStatus{Unit: s.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: l.Name()})
 		}
 		ls = append(ls, opened...)
+		for range opened {
+			lsSock = append(lsSock, s)
+		}
 	}
 	u := newUnit(svc.Name, svc, socks, d.log)
 	u.observe = d.cfg.Observe
 	u.svcSnapshot = svc
-	u.ls, u.sockSt = ls, sockSt
+	u.ls, u.lsSock, u.sockSt = ls, lsSock, sockSt
 	u.pids = d.pids
 	if svc.Type == "notify" || (svc.NotifyAccess != "" && svc.NotifyAccess != "none") || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()

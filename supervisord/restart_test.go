@@ -344,3 +344,23 @@ func nonBlocking(t *testing.T, f *os.File) bool {
 	}
 	return fl&unix.O_NONBLOCK != 0
 }
+
+// A socket triggered more often than TriggerLimitBurst= within
+// TriggerLimitIntervalSec= fails the unit (trigger-limit-hit): a child
+// that exits without accepting would otherwise be started forever.
+func TestTriggerLimit(t *testing.T) {
+	e := newEnv(t, "Environment=SOCKD_TEST_CHILD=crash\n[Unit]\nStartLimitBurst=100\n")
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nTriggerLimitBurst=3\nTriggerLimitIntervalSec=1min\n")
+	if _, err := e.d.Reload(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := e.await(func(st api.ServiceStatus) bool { return st.State == api.StateFailed && st.Result == "trigger-limit-hit" })
+	if len(st.Pids) != 0 {
+		t.Fatalf("processes after the trigger limit: %v", st.Pids)
+	}
+}

@@ -17,14 +17,15 @@ import (
 // unit is one service with the sockets that activate it. One goroutine,
 // run, owns every field below the line; the rest talk to it through reqs.
 type unit struct {
-	name  string // "app.service"
-	log   zerolog.Logger
-	reqs  chan *request
-	evs   chan event
-	quit  chan struct{} // closed when run returns
-	logs  *logRing
-	socks []*units.Socket
-	ls    []*activation.Listener
+	name   string // "app.service"
+	log    zerolog.Logger
+	reqs   chan *request
+	evs    chan event
+	quit   chan struct{} // closed when run returns
+	logs   *logRing
+	socks  []*units.Socket
+	ls     []*activation.Listener
+	lsSock []*units.Socket // the socket unit each of ls belongs to
 	// notifyPath is the daemon's NOTIFY_SOCKET, "" when the unit does not
 	// use it; notifyC carries the messages routed to this unit.
 	notifyPath string
@@ -50,6 +51,7 @@ type unit struct {
 	draining   []*proc // told to stop, not yet exited
 	ops        []*op   // queued mutating requests; ops[0] runs
 	starts     []time.Time
+	triggers   map[*units.Socket][]time.Time // for TriggerLimit*=
 	restarts   int
 	lastRst    *api.RestartResult
 	waitCancel context.CancelFunc
@@ -325,6 +327,42 @@ func (u *unit) allowStart() bool {
 	return true
 }
 
+// allowTrigger applies the socket's TriggerLimitIntervalSec= and
+// TriggerLimitBurst=. Past the limit the unit fails (trigger-limit-hit)
+// and stops starting on connections until an explicit start; unlike
+// systemd the socket stays open, so what waits in its queue is served
+// then.
+func (u *unit) allowTrigger(l *activation.Listener) bool {
+	var s *units.Socket
+	for i, x := range u.ls {
+		if x == l && i < len(u.lsSock) {
+			s = u.lsSock[i]
+		}
+	}
+	if s == nil || s.TriggerLimitBurst <= 0 || s.TriggerLimitInterval <= 0 {
+		return true
+	}
+	if u.triggers == nil {
+		u.triggers = map[*units.Socket][]time.Time{}
+	}
+	now := time.Now()
+	kept := u.triggers[s][:0]
+	for _, t := range u.triggers[s] {
+		if now.Sub(t) < s.TriggerLimitInterval {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) >= s.TriggerLimitBurst {
+		u.triggers[s] = kept
+		u.failed, u.result = true, "trigger-limit-hit"
+		u.log.Error().Str("socket", s.Name).Int("burst", s.TriggerLimitBurst).Dur("interval", s.TriggerLimitInterval).
+			Msg("trigger limit hit: not starting on connections until `sockctl start`")
+		return false
+	}
+	u.triggers[s] = append(kept, now)
+	return true
+}
+
 func (u *unit) failStartLimit() {
 	u.failed = true
 	u.result = "start-limit-hit"
@@ -484,6 +522,7 @@ func (u *unit) beginOp(o *op) {
 	case reqStart:
 		u.failed = false
 		u.starts = nil
+		u.triggers = nil
 		if u.running() == len(u.slots) {
 			u.finishOp(o)
 			return
@@ -505,6 +544,7 @@ func (u *unit) beginOp(o *op) {
 	case reqRestart:
 		u.failed = false
 		u.starts = nil
+		u.triggers = nil
 		u.restarts++
 		o.gen = u.gen + 1
 		u.resizeSlots()
@@ -750,6 +790,9 @@ func (u *unit) handleEvent(e event) {
 			return
 		}
 		if len(u.ops) > 0 || u.running() > 0 || u.failed || u.exiting || u.preToken != 0 {
+			return
+		}
+		if !u.allowTrigger(e.l) {
 			return
 		}
 		if !u.allowStart() {
