@@ -38,11 +38,13 @@ func TestMakeRun(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	ready := make(chan struct{})
+	var lines []string // read by the test only after exited
 	go func() {
 		sc := bufio.NewScanner(out)
 		once := false
 		for sc.Scan() {
 			line := sc.Text()
+			lines = append(lines, line)
 			if !once && strings.Contains(line, "sockd ready") {
 				once = true
 				close(ready)
@@ -56,7 +58,7 @@ func TestMakeRun(t *testing.T) {
 	select {
 	case <-ready:
 	case err := <-exited:
-		t.Fatalf("make run exited before sockd was ready: %v", err)
+		t.Fatalf("make run exited before sockd was ready: %v\n%s", err, strings.Join(lines, "\n"))
 	case <-ctx.Done():
 		t.Fatal("make run: sockd not ready in time")
 	}
