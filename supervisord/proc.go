@@ -38,7 +38,8 @@ type proc struct {
 	watchdog  bool // missed its watchdog
 	mainPid   int  // MAINPID= from sd_notify, else the pid
 	status    string
-	restartOp *op // set while it is the new process of a restart
+	announced string // "reloading" (RELOADING=1) or "stopping" (STOPPING=1)
+	restartOp *op    // set while it is the new process of a restart
 
 	watchdogToken int
 

@@ -359,7 +359,9 @@ func TestTriggerLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st := e.await(func(st api.ServiceStatus) bool { return st.State == api.StateFailed && st.Result == "trigger-limit-hit" })
+	st := e.await(func(st api.ServiceStatus) bool {
+		return st.State == api.StateFailed && st.Result == "trigger-limit-hit"
+	})
 	if len(st.Pids) != 0 {
 		t.Fatalf("processes after the trigger limit: %v", st.Pids)
 	}

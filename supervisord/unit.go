@@ -1103,6 +1103,15 @@ func (u *unit) handleNotify(n children.Notification) {
 	if n.Fields["WATCHDOG"] == "1" && !p.stopping {
 		u.armWatchdog(p)
 	}
+	if n.Fields["RELOADING"] == "1" {
+		p.announced = "reloading" // until READY=1 again
+	}
+	if n.Fields["STOPPING"] == "1" {
+		p.announced = "stopping" // it exits soon; Restart= decides then
+	}
+	if n.Fields["READY"] == "1" && p.announced == "reloading" {
+		p.announced = ""
+	}
 	if n.Fields["READY"] == "1" && !p.ready && !p.stopping {
 		u.log.Info().Int("pid", p.Pid()).Msg("ready")
 		u.becameReady(p)
@@ -1219,6 +1228,11 @@ func (u *unit) status() api.UnitStatus {
 		st.SubState = u.ops[0].kind.String()
 	case u.running() > 0:
 		st.SubState = "running"
+		for _, p := range u.slots {
+			if p != nil && p.announced != "" {
+				st.SubState = p.announced // RELOADING=1 or STOPPING=1
+			}
+		}
 	case u.autoToken != 0:
 		st.SubState = "auto-restart"
 	case u.failed:
