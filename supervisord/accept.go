@@ -392,54 +392,21 @@ func connInfo(conn *os.File, peer net.Addr) (connFacts, error) {
 // (readiness does not apply), no watchdog.
 func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, error) {
 	svc := in.svc
-	if len(svc.ExecStart) == 0 {
-		return nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
-	}
-	// A shell unit lends the instance the environment and output code of
-	// normal units; its log lines go to the socket unit's log ring.
+	// A shell unit lends the instance the process set-up of normal
+	// units; its log lines go to the socket unit's log ring.
 	sh := &unit{name: svc.Name, svc: svc, logs: a.h.logs, log: a.log.With().Str("instance", svc.Name).Logger()}
-	env, err := sh.environment()
+	pr := &proc{started: time.Now()}
+	spec, closers, err := sh.processSpec(pr)
+	defer closeAll(closers)
 	if err != nil {
 		return nil, err
 	}
-	cmd := svc.ExecStart[0]
-	pr := &proc{started: time.Now()}
-	spec := children.Spec{
-		Path:       cmd.Path,
-		Argv:       cmd.Expand(env),
-		Env:        env,
-		Dir:        workingDir(svc, env),
-		Umask:      int(svc.UMask),
-		ExtraFiles: []*os.File{conn},
-		PIDEnv:     "LISTEN_PID",
-	}
+	spec.ExtraFiles = []*os.File{conn}
+	spec.PIDEnv = "LISTEN_PID"
 	// The protocol's variables win over the unit's, as for normal units.
 	spec.Env = setEnv(spec.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+acceptFDName)
 	if info.remoteAddr != "" {
 		spec.Env = setEnv(spec.Env, "REMOTE_ADDR="+info.remoteAddr, "REMOTE_PORT="+info.remotePort)
-	}
-	if svc.HasNice {
-		n := svc.Nice
-		spec.Nice = &n
-	}
-	for _, l := range svc.Limits {
-		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
-	}
-	if svc.User != "" || svc.Group != "" {
-		cred, err := credential(svc)
-		if err != nil {
-			return nil, err
-		}
-		spec.Credential = cred
-	}
-	closers, err := sh.outputs(&spec, pr)
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	if err != nil {
-		return nil, err
 	}
 	p, err := children.Start(spec)
 	if err != nil {

@@ -70,28 +70,11 @@ func (p *proc) Tail() []string {
 // spawn starts one process of the unit's service on its listeners.
 func (u *unit) spawn(slot, gen int) (*proc, error) {
 	svc := u.svc
-	if len(svc.ExecStart) == 0 {
-		return nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
-	}
-	cmd := svc.ExecStart[0]
-	env, err := u.environment()
+	pr := &proc{gen: gen, slot: slot, started: time.Now()}
+	spec, closers, err := u.processSpec(pr)
+	defer closeAll(closers)
 	if err != nil {
 		return nil, err
-	}
-	pr := &proc{gen: gen, slot: slot, started: time.Now()}
-	spec := children.Spec{
-		Path:  cmd.Path,
-		Argv:  cmd.Expand(env),
-		Env:   env,
-		Dir:   workingDir(svc, env),
-		Umask: int(svc.UMask),
-	}
-	if svc.HasNice {
-		n := svc.Nice
-		spec.Nice = &n
-	}
-	for _, l := range svc.Limits {
-		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
 	}
 	if len(u.ls) > 0 {
 		if u.idle() {
@@ -118,25 +101,6 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if svc.WatchdogSec > 0 && svc.WatchdogSec != units.Infinity {
 		spec.Env = setEnv(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
 	}
-	if svc.User != "" || svc.Group != "" {
-		cred, err := credential(svc)
-		if err != nil {
-			return nil, err
-		}
-		spec.Credential = cred
-	}
-	closers, err := u.outputs(&spec, pr)
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	if err != nil {
-		return nil, err
-	}
-	// With KillMode=control-group (and mixed) nothing of the process
-	// group outlives its main process, as nothing of a cgroup does.
-	spec.KillGroupOnExit = svc.KillMode == "" || svc.KillMode == "control-group" || svc.KillMode == "mixed"
 	p, err := children.Start(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
@@ -155,6 +119,55 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		}
 	}()
 	return pr, nil
+}
+
+// processSpec builds what every process of u.svc gets, whether a unit's
+// or an Accept=yes instance's: ExecStart=, environment, directory,
+// umask, nice, limits, credentials, output and kill mode. The caller adds
+// fds and protocol variables, and closes the returned files once the
+// child has started (or failed to).
+func (u *unit) processSpec(pr *proc) (children.Spec, []*os.File, error) {
+	svc := u.svc
+	if len(svc.ExecStart) == 0 {
+		return children.Spec{}, nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
+	}
+	cmd := svc.ExecStart[0]
+	env, err := u.environment()
+	if err != nil {
+		return children.Spec{}, nil, err
+	}
+	spec := children.Spec{
+		Path:  cmd.Path,
+		Argv:  cmd.Expand(env),
+		Env:   env,
+		Dir:   workingDir(svc, env),
+		Umask: int(svc.UMask),
+		// With KillMode=control-group (and mixed) nothing of the process
+		// group outlives its main process, as nothing of a cgroup does.
+		KillGroupOnExit: svc.KillMode == "" || svc.KillMode == "control-group" || svc.KillMode == "mixed",
+	}
+	if svc.HasNice {
+		n := svc.Nice
+		spec.Nice = &n
+	}
+	for _, l := range svc.Limits {
+		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
+	}
+	if svc.User != "" || svc.Group != "" {
+		cred, err := credential(svc)
+		if err != nil {
+			return children.Spec{}, nil, err
+		}
+		spec.Credential = cred
+	}
+	closers, err := u.outputs(&spec, pr)
+	return spec, closers, err
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // workingDir resolves WorkingDirectory=: "~" is the home directory of
