@@ -19,25 +19,11 @@ func dataPath(ctx context.Context, b *bins, p *ports, res *results) error {
 		return err
 	}
 	viaSockd, own := fmt.Sprintf("127.0.0.1:%d", ps[0]), fmt.Sprintf("127.0.0.1:%d", ps[1])
-	unitDir, cleanup, err := shortDir("sockd-bench-dp")
+	_, stop, err := startUnit(ctx, b, "dp", viaSockd, b.demoService(), 10*time.Second)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	if err := writeFiles(unitDir, map[string]string{
-		"dp.socket":  "[Socket]\nListenStream=" + viaSockd + "\n",
-		"dp.service": b.demoService(),
-	}); err != nil {
-		return err
-	}
-	s, err := startSockd(ctx, b, unitDir)
-	if err != nil {
-		return err
-	}
-	defer s.stop()
-	if _, err := firstByte("tcp", viaSockd, 10*time.Second); err != nil {
-		return fmt.Errorf("warm up the demo under sockd: %w", err)
-	}
+	defer stop()
 	a, _, err := startApp(ctx, []string{b.demo}, []string{"DEMO_ADDR=" + own}, "listening on")
 	if err != nil {
 		return err

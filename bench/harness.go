@@ -133,6 +133,34 @@ type sockdProc struct {
 }
 
 // startSockd runs sockd on unitsDir and waits for "sockd ready".
+// startUnit runs sockd on a fresh unit directory holding one unit, NAME
+// on TCP addr with the given service file, and makes a first request
+// (bounded by warm) so that the app runs. stop stops sockd and removes
+// the directory.
+func startUnit(ctx context.Context, b *bins, name, addr, service string, warm time.Duration) (s *sockdProc, stop func(), err error) {
+	unitDir, cleanup, err := shortDir("sockd-bench-" + name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeFiles(unitDir, map[string]string{
+		name + ".socket":  "[Socket]\nListenStream=" + addr + "\n",
+		name + ".service": service,
+	}); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if s, err = startSockd(ctx, b, unitDir); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	stop = func() { s.stop(); cleanup() }
+	if _, err := firstByte("tcp", addr, warm); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("first request to %s: %w", name, err)
+	}
+	return s, stop, nil
+}
+
 func startSockd(ctx context.Context, b *bins, unitsDir string) (*sockdProc, error) {
 	dir, cleanup, err := shortDir("sockd-bench-api")
 	if err != nil {

@@ -20,25 +20,11 @@ func leaks(ctx context.Context, b *bins, p *ports, res *results) error {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	unitDir, cleanup, err := shortDir("sockd-bench-leak")
+	s, stop, err := startUnit(ctx, b, "leak", addr, b.demoService(), 10*time.Second)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	if err := writeFiles(unitDir, map[string]string{
-		"leak.socket":  "[Socket]\nListenStream=" + addr + "\n",
-		"leak.service": b.demoService(),
-	}); err != nil {
-		return err
-	}
-	s, err := startSockd(ctx, b, unitDir)
-	if err != nil {
-		return err
-	}
-	defer s.stop()
-	if _, err := firstByte("tcp", addr, 10*time.Second); err != nil {
-		return fmt.Errorf("first request: %w", err)
-	}
+	defer stop()
 	var took []time.Duration
 	restart := func() error {
 		r, err := s.client.Restart(ctx, "leak", api.RestartOptions{Wait: true}, nil)

@@ -52,25 +52,11 @@ func restartApp(ctx context.Context, b *bins, p *ports, res *results, name, serv
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	unitDir, cleanup, err := shortDir("sockd-bench-rs")
+	s, stop, err := startUnit(ctx, b, "app", addr, service, 20*time.Second)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	if err := writeFiles(unitDir, map[string]string{
-		"app.socket":  "[Socket]\nListenStream=" + addr + "\n",
-		"app.service": service,
-	}); err != nil {
-		return err
-	}
-	s, err := startSockd(ctx, b, unitDir)
-	if err != nil {
-		return err
-	}
-	defer s.stop()
-	if _, err := firstByte("tcp", addr, 20*time.Second); err != nil {
-		return fmt.Errorf("first request to %s: %w", name, err)
-	}
+	defer stop()
 	for _, mode := range []struct {
 		name      string
 		keepAlive bool
