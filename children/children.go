@@ -588,9 +588,9 @@ const (
 )
 
 // Terminate sends sig to to, waits up to timeout for the exit, then sends
-// SIGKILL to kill, and waits for Done. systemd's KillMode= maps to it:
-// control-group (Group, Group), mixed (Main, Group), process (Main,
-// Main), none (None, None: only ExecStop= stops it). It returns the exit
+// SIGKILL to kill, and waits for Done. systemd's KillMode= maps to it
+// (see supervisord): control-group (Group, Group), mixed (Main, Group),
+// process (Main, Main). It returns the exit
 // status; safe to call more than once.
 func (p *Process) Terminate(sig syscall.Signal, to Target, timeout time.Duration, kill Target) ExitStatus {
 	select {

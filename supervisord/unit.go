@@ -673,7 +673,9 @@ func (u *unit) stopProc(p *proc) {
 func killTargets(svc *units.Service) (sig, kill children.Target) {
 	switch svc.KillMode {
 	case "none":
-		return children.None, children.None
+		// systemd leaves the processes running; sockd must reap its
+		// children, so after TimeoutStopSec= the main one is killed.
+		sig, kill = children.None, children.Main
 	case "process":
 		sig, kill = children.Main, children.Main
 	case "mixed":
