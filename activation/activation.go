@@ -44,8 +44,15 @@ type Listener struct {
 	// accept is the unit's Accept=: the listener stays non-blocking.
 	accept bool
 
-	poll *os.File // registered with the netpoller; Wait and Accept
 	file *os.File // created from a blocking fd: Fd() never flips it
+
+	// poll is a dup of file registered with the netpoller, for Wait and
+	// Accept. It exists only while sockd waits on the socket (always for
+	// Accept=yes): while a child serves, sockd's epoll set does not hold
+	// the socket, so no connection wakes sockd.
+	pollMu sync.Mutex
+	poll   *os.File
+	closed bool
 
 	// paths are the filesystem entries Open created, removed by Close.
 	paths []createdPath
@@ -187,7 +194,62 @@ func (l *Listener) makeFiles(fd int) error {
 		l.poll.Close()
 		return err
 	}
+	if !l.accept {
+		l.poll.Close() // made again by the next Wait
+		l.poll = nil
+	}
 	return nil
+}
+
+// pollFile returns the listener's netpoller-registered file, making it
+// if need be: a dup of file, switched to non-blocking (which, on the
+// shared open file description, children would see too: Wait is for a
+// socket no child holds, and releasePoll puts the mode back).
+func (l *Listener) pollFile() (*os.File, error) {
+	l.pollMu.Lock()
+	defer l.pollMu.Unlock()
+	if l.closed {
+		return nil, os.ErrClosed
+	}
+	if l.poll != nil {
+		return l.poll, nil
+	}
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	d := -1
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		d, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+		if serr == nil {
+			if serr = unix.SetNonblock(d, true); serr != nil {
+				unix.Close(d)
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, os.NewSyscallError("fcntl", serr)
+	}
+	// Non-blocking when os.NewFile sees it: registered with the netpoller.
+	l.poll = os.NewFile(uintptr(d), l.spec.Network+":"+l.addr)
+	return l.poll, nil
+}
+
+// releasePoll closes the poll file (removing the socket from the
+// netpoller's epoll set) unless the listener is Accept=yes.
+func (l *Listener) releasePoll() {
+	l.pollMu.Lock()
+	defer l.pollMu.Unlock()
+	if l.poll != nil && !l.accept {
+		l.poll.Close()
+		l.poll = nil
+		// pollFile made the shared description non-blocking; no child
+		// holds the socket while sockd waits: put the unit's mode back.
+		_ = l.setMode()
+	}
 }
 
 // setMode puts the shared open file description in the unit's mode.
@@ -242,9 +304,15 @@ func (l *Listener) ResetMode() error { return l.setMode() }
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		errs := []error{l.removePaths()}
-		if err := l.poll.Close(); err != nil {
-			errs = append(errs, err)
+		l.pollMu.Lock()
+		l.closed = true
+		if l.poll != nil {
+			if err := l.poll.Close(); err != nil {
+				errs = append(errs, err)
+			}
+			l.poll = nil
 		}
+		l.pollMu.Unlock()
 		if err := l.file.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -36,11 +36,27 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 	// interrupt wakes every waiting goroutine through a past read
 	// deadline. sync.Once also makes a late call wait for a running one,
 	// so that the deadlines are cleared after they were set.
+	fs := make([]*os.File, len(ls))
+	for i, l := range ls {
+		f, err := l.pollFile()
+		if err != nil {
+			for _, l := range ls[:i] {
+				l.releasePoll()
+			}
+			return nil, fmt.Errorf("wait %s %s: %w", l.spec.Network, l.addr, err)
+		}
+		fs[i] = f
+	}
+	defer func() {
+		for _, l := range ls {
+			l.releasePoll()
+		}
+	}()
 	var once sync.Once
 	interrupt := func() {
 		once.Do(func() {
-			for _, l := range ls {
-				_ = l.poll.SetReadDeadline(longAgo)
+			for _, f := range fs {
+				_ = f.SetReadDeadline(longAgo)
 			}
 		})
 	}
@@ -51,8 +67,8 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 		err error
 	}
 	results := make(chan result, len(ls))
-	wait := func(l *Listener) {
-		err := l.waitReadable()
+	wait := func(l *Listener, f *os.File) {
+		err := waitReadable(f)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			interrupt() // readable or failed: wake the others
 		}
@@ -60,10 +76,10 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 	}
 	// The last listener is waited for in this goroutine: an idle unit
 	// with one socket costs no goroutine beyond its caller.
-	for _, l := range ls[:len(ls)-1] {
-		go wait(l)
+	for i, l := range ls[:len(ls)-1] {
+		go wait(l, fs[i])
 	}
-	wait(ls[len(ls)-1])
+	wait(ls[len(ls)-1], fs[len(ls)-1])
 	var ready *Listener
 	var firstErr error
 	for range ls {
@@ -83,8 +99,8 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 	}
 	stop()
 	interrupt()
-	for _, l := range ls {
-		_ = l.poll.SetReadDeadline(time.Time{})
+	for _, f := range fs {
+		_ = f.SetReadDeadline(time.Time{})
 	}
 	switch {
 	case ready != nil:
@@ -95,9 +111,9 @@ func Wait(ctx context.Context, ls []*Listener) (*Listener, error) {
 	return nil, ctx.Err()
 }
 
-// waitReadable waits, through the netpoller, until l is readable.
-func (l *Listener) waitReadable() error {
-	rc, err := l.poll.SyscallConn()
+// waitReadable waits, through the netpoller, until f is readable.
+func waitReadable(f *os.File) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -147,7 +163,11 @@ func (l *Listener) Accept() (*os.File, net.Addr, error) {
 	if l.sockType != unix.SOCK_STREAM && l.sockType != unix.SOCK_SEQPACKET {
 		return nil, nil, fmt.Errorf("%s: not a stream socket", op)
 	}
-	rc, err := l.poll.SyscallConn()
+	pf, err := l.pollFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	rc, err := pf.SyscallConn()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}

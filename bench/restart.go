@@ -43,6 +43,9 @@ func restartUnderLoad(ctx context.Context, b *bins, p *ports, res *results) erro
 			res.fail("restart under load, "+a.name, err)
 		}
 	}
+	if err := selfBoundRestarts(ctx, b, p, res); err != nil {
+		res.fail("restart under load, demo binding its own socket", err)
+	}
 	return nil
 }
 

@@ -46,6 +46,10 @@ func childMain(mode string) {
 	case "crash":
 		os.Exit(1)
 	}
+	// Signals first: a SIGHUP (reload-app) or SIGTERM may come as soon
+	// as the first request is answered.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
 	ls, err := activation.Listeners()
 	if err != nil || len(ls) == 0 {
 		fmt.Fprintln(os.Stderr, "child: no sockets:", err, os.Getenv("LISTEN_PID"), os.Getpid())
@@ -65,8 +69,6 @@ func childMain(mode string) {
 		daemon.SdNotify(false, "READY=1\nSTATUS=serving")
 	}
 	fmt.Println("child ready", os.Getpid())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGTERM {
 			break
