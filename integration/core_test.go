@@ -258,3 +258,29 @@ func TestBrokenUnitDoesNotStopOthers(t *testing.T) {
 		t.Fatal("broken unit's socket is open")
 	}
 }
+
+// sockd watches its unit directory: a unit written while it runs serves
+// once the directory is quiet; a broken edit of a serving unit is
+// reported and the unit keeps serving.
+func TestLiveReload(t *testing.T) {
+	port := freePort(t)
+	dir := writeUnits(t, map[string]string{})
+	s := startSockd(t, dir)
+	files := demoUnits(port)
+	for _, name := range []string{"demo.socket", "demo.service"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(files[name]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitLog(10*time.Second, func(l map[string]any) bool {
+		added, _ := l["added"].([]any)
+		return l["message"] == "reloaded" && len(added) == 1 && added[0] == "demo.service"
+	})
+	c := client("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	pid := pidOf(t, get(t, c))
+	os.WriteFile(filepath.Join(dir, "demo.service"), []byte(files["demo.service"]+"Restrat=always\n"), 0o644)
+	s.waitLog(10*time.Second, func(l map[string]any) bool { return l["option"] == "Restrat" })
+	if got := pidOf(t, get(t, c)); got != pid {
+		t.Fatalf("answer from %d after a broken edit, want %d still serving", got, pid)
+	}
+}

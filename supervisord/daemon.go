@@ -34,6 +34,8 @@ type Config struct {
 	// Observe, if set, is called by a unit's actor whenever the unit's
 	// state, sub-state or processes change. It must not block.
 	Observe func(unit string, st api.ServiceStatus)
+	// Reloaded, if set, is called after Watch has reloaded the directory.
+	Reloaded func(api.ReloadResult)
 }
 
 // Daemon supervises the units of one directory.

@@ -24,7 +24,7 @@ import (
 // version is set by the build (-ldflags "-X main.version=…").
 var version = "dev"
 
-const usage = `usage: sockd [--units DIR] [--api PATH] [--log-format auto|json|console] [--log-level LEVEL]
+const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL]
        sockd verify DIR|FILE...
 
 sockd owns the sockets declared in the unit files of DIR (env SOCKD_UNITS)
@@ -46,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	logFormat := fs.String("log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	runDir := fs.String("runtime-dir", "", "directory for NOTIFY_SOCKETs (default: a temporary directory)")
+	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, nil
@@ -79,6 +80,13 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		d.Shutdown(context.Background())
 		return 1, err
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if *watch {
+		if _, err := d.Watch(watchCtx); err != nil {
+			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
+		}
 	}
 	srv := &api.Server{Backend: d, Log: log, Version: version}
 	serveErr := make(chan error, 1)
@@ -114,6 +122,7 @@ loop:
 		}
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	stopWatch()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	srv.Shutdown(ctx)
 	cancel()
