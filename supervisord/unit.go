@@ -373,6 +373,18 @@ func (u *unit) failStartLimit() {
 // spawnMissing starts a process in every empty slot of the current
 // generation. why is for the log.
 func (u *unit) spawnMissing(why string) error {
+	if u.svc.Type == "oneshot" {
+		// systemd runs a oneshot's ExecStart= lines one after another
+		// and the unit is activating until the last has exited.
+		if u.preToken == 0 {
+			u.tokens++
+			u.preToken = u.tokens
+			cmds := append(append([]units.Command{}, u.svc.ExecStartPre...), u.svc.ExecStart...)
+			u.startHelpers("ExecStart", cmds, 0, u.svc.TimeoutStartSec, u.preToken, nil)
+			u.preWhy = why
+		}
+		return nil
+	}
 	if len(u.svc.ExecStartPre) > 0 && !u.preOK {
 		// ExecStartPre= first, off the actor; helpersDone comes back here.
 		if u.preToken == 0 {
@@ -552,6 +564,11 @@ func (u *unit) beginOp(o *op) {
 			if p != nil {
 				o.oldPids = append(o.oldPids, p.Pid())
 			}
+		}
+		if u.svc.Type == "oneshot" {
+			u.result = ""
+			u.spawnMissing("restart")
+			return // helpersDone finishes the op
 		}
 		if o.opts.StopFirst {
 			for i, p := range u.slots {
@@ -844,6 +861,22 @@ func (u *unit) helpersDone(e helpersDone) {
 			if cur != nil && cur.kind == reqStart {
 				cur.failure = e.err.Error()
 				u.finishIfStarted(cur)
+			}
+			if cur != nil && cur.kind == reqRestart && u.svc.Type == "oneshot" {
+				cur.failure = e.err.Error()
+				u.finishOp(cur)
+			}
+			return
+		}
+		if u.svc.Type == "oneshot" {
+			u.result, u.lastExit = "success", "exit status 0"
+			u.log.Info().Msg("oneshot: ExecStart= done")
+			if cur != nil && (cur.kind == reqStart || cur.kind == reqRestart) {
+				u.finishOp(cur)
+			}
+			if len(u.svc.ExecStartPost) > 0 {
+				u.posts++
+				u.startHelpers("ExecStartPost", u.svc.ExecStartPost, 0, u.svc.TimeoutStartSec, 0, nil)
 			}
 			return
 		}
