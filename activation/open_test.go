@@ -170,7 +170,7 @@ func TestOpenIPv6Only(t *testing.T) {
 func TestBacklog(t *testing.T) {
 	ss, err := exec.LookPath("ss")
 	if err != nil {
-		t.Skip("ss(8) not installed")
+		t.Fatal("ss(8) is needed (Debian iproute2, installed by .ci/deps)")
 	}
 	for _, backlog := range []int{7, 0} {
 		s := tcpSocket("127.0.0.1:0")
