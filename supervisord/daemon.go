@@ -131,6 +131,7 @@ func (d *Daemon) removeUnit(ctx context.Context, u *unit) error {
 	case <-ctx.Done():
 		return fmt.Errorf("stop %s: %w", u.name, ctx.Err())
 	}
+	u.helpers.Wait() // canceled with the actor; each kills its command
 	activation.CloseAll(u.ls)
 	d.mu.Lock()
 	if d.units[u.name] == u {

@@ -1,6 +1,7 @@
 package supervisord
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"syscall"
@@ -19,7 +20,7 @@ import (
 // Their output goes to the unit's log as "stdout"/"stderr" lines.
 // It reads nothing of the unit's actor state: svc and env are the
 // caller's copies, so it can run in its own goroutine.
-func runHelpers(svc *units.Service, env []string, what string, cmds []units.Command, mainPid int, timeout time.Duration, logLine func(stream, line string)) error {
+func runHelpers(ctx context.Context, svc *units.Service, env []string, what string, cmds []units.Command, mainPid int, timeout time.Duration, logLine func(stream, line string)) error {
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -56,6 +57,9 @@ func runHelpers(svc *units.Service, env []string, what string, cmds []units.Comm
 		case <-deadline:
 			p.Stop(syscall.SIGTERM, 2*time.Second, true, true)
 			return fmt.Errorf("%s: %s: timed out after %s", what, c.Path, timeout)
+		case <-ctx.Done():
+			p.Stop(syscall.SIGTERM, 2*time.Second, true, true)
+			return fmt.Errorf("%s: %s: canceled", what, c.Path)
 		}
 		if st := p.Exit(); !st.Success() && !c.IgnoreFailure {
 			return fmt.Errorf("%s: %s: %s", what, c.Path, st)
@@ -80,9 +84,12 @@ func (u *unit) startHelpers(what string, cmds []units.Command, mainPid int, time
 	svc := u.svc
 	env, err := u.environment()
 	logLine := u.helperLog(what)
+	ctx := u.helperCtx()
+	u.helpers.Add(1)
 	go func() {
+		defer u.helpers.Done()
 		if err == nil {
-			err = runHelpers(svc, env, what, cmds, mainPid, timeout, logLine)
+			err = runHelpers(ctx, svc, env, what, cmds, mainPid, timeout, logLine)
 		}
 		select {
 		case u.evs <- helpersDone{what: what, token: token, o: o, err: err}:
@@ -97,4 +104,21 @@ type helpersDone struct {
 	token int
 	o     *op
 	err   error
+}
+
+// helperCtx is the context of the unit's ExecStartPre=/ExecStartPost=
+// (and oneshot ExecStart=) commands; cancelHelpers kills those under way
+// (a stop, a shutdown) and later ones get a new context.
+func (u *unit) helperCtx() context.Context {
+	if u.hctx == nil {
+		u.hctx, u.hcancel = context.WithCancel(context.Background())
+	}
+	return u.hctx
+}
+
+func (u *unit) cancelHelpers() {
+	if u.hcancel != nil {
+		u.hcancel()
+		u.hctx, u.hcancel = nil, nil
+	}
 }

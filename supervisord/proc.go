@@ -42,6 +42,7 @@ type proc struct {
 	restartOp *op    // set while it is the new process of a restart
 
 	watchdogToken int
+	watchdogTimer *time.Timer
 
 	tailMu sync.Mutex
 	tail   []string // last output lines, for a failed restart's report
@@ -560,16 +561,3 @@ func lookupGroup(name string) (uint32, error) {
 func getpgid(pid int) (int, error) { return syscall.Getpgid(pid) }
 
 func killPid(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
-
-// runCommand runs one Exec*= command to its end.
-func runCommand(c units.Command, env []string, dir string) error {
-	p, err := children.Start(children.Spec{Path: c.Path, Argv: c.Expand(env), Env: env, Dir: dir, Umask: -1})
-	if err != nil {
-		return err
-	}
-	<-p.Done()
-	if st := p.Exit(); !st.Success() {
-		return fmt.Errorf("%s: %s", c.Path, st)
-	}
-	return nil
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,8 +37,11 @@ type unit struct {
 	// svcSnapshot is the service as the last reload saw it; reloads
 	// (serialized by Daemon.reloadMu) alone read and write it.
 	svcSnapshot *units.Service
-	observe     func(string, api.ServiceStatus)
-	observed    string // the last observed state, sub-state and pids
+	// helpers counts helper-command goroutines; removeUnit waits for them.
+	helpers sync.WaitGroup
+
+	observe  func(string, api.ServiceStatus)
+	observed string // the last observed state, sub-state and pids
 
 	// ---- owned by run ----
 	svc        *units.Service
@@ -60,6 +64,9 @@ type unit struct {
 	preToken   int // ExecStartPre= under way before spawnMissing, 0 for none
 	preOK      bool
 	preWhy     string
+	restartDue bool            // a Restart= timer fired while an op ran
+	hctx       context.Context // of the Exec*= helpers under way
+	hcancel    context.CancelFunc
 	posts      int // ExecStartPost= lists under way
 	tokens     int
 	exiting    bool
@@ -85,6 +92,7 @@ func (k reqKind) String() string {
 // restart with wait, is buffered and written without blocking.
 type request struct {
 	kind   reqKind
+	acked  bool // answered when queued (restart without wait); actor-only
 	opts   api.RestartOptions
 	svc    *units.Service // reqUpdate
 	reply  chan reply
@@ -200,6 +208,12 @@ func (u *unit) run() {
 		u.settle()
 	}
 	u.stopWaiter()
+	u.cancelHelpers()
+	// Nothing may wait for an answer from an actor that is gone.
+	for len(u.ops) > 0 {
+		u.ops[0].failure = "sockd is shutting down"
+		u.finishOp(u.ops[0])
+	}
 }
 
 // idle reports that no process of the unit runs.
@@ -228,8 +242,18 @@ func (u *unit) settle() {
 	for len(u.ops) > 0 && u.ops[0].begun.IsZero() {
 		u.beginOp(u.ops[0])
 	}
+	if u.restartDue && len(u.ops) == 0 {
+		u.restartDue = false
+		if !u.exiting && !u.failed && u.running() < len(u.slots) {
+			if u.allowStart() {
+				u.spawnMissing("Restart=" + u.svc.Restart)
+			} else {
+				u.failStartLimit()
+			}
+		}
+	}
 	wantWait := len(u.ls) > 0 && !u.exiting && !u.failed && len(u.ops) == 0 &&
-		u.running() == 0 && u.autoToken == 0 && u.preToken == 0
+		u.running() == 0 && u.autoToken == 0 && u.preToken == 0 && !u.restartDue
 	if wantWait && u.waitCancel == nil {
 		u.startWaiter()
 	} else if !wantWait && u.waitCancel != nil {
@@ -268,6 +292,8 @@ func (u *unit) computeState() string {
 		return api.StateActive
 	case n > 0 || u.autoToken != 0 || u.preToken != 0:
 		return api.StateActivating
+	case len(u.ops) > 0 && u.ops[0].kind == reqRestart && !u.ops[0].begun.IsZero():
+		return api.StateActivating // --stop-first: the old drained, the new not yet started
 	case len(u.ops) > 0 && u.ops[0].newProc != nil:
 		return api.StateActivating
 	case u.failed || u.result != "" && u.result != "success":
@@ -398,6 +424,12 @@ func (u *unit) spawnMissing(why string) error {
 	u.preOK = false
 	if u.running() == 0 {
 		u.gen++
+		// A new generation from nothing: the current X-Instances=, and
+		// a fresh result, as systemd resets it on every start.
+		if len(u.draining) == 0 {
+			u.slots = make([]*proc, instances(u.svc))
+		}
+		u.result = ""
 	}
 	var firstErr error
 	for i, p := range u.slots {
@@ -451,12 +483,15 @@ func (u *unit) startPost(pr *proc) {
 func (u *unit) armWatchdog(pr *proc) {
 	u.tokens++
 	pr.watchdogToken = u.tokens
-	u.after(u.svc.WatchdogSec, timerFired{kind: "watchdog", p: pr, token: u.tokens})
+	if pr.watchdogTimer != nil {
+		pr.watchdogTimer.Stop() // each WATCHDOG=1 would otherwise leave one
+	}
+	pr.watchdogTimer = u.after(u.svc.WatchdogSec, timerFired{kind: "watchdog", p: pr, token: u.tokens})
 }
 
 // after delivers e to the actor once d has passed.
-func (u *unit) after(d time.Duration, e timerFired) {
-	time.AfterFunc(d, func() {
+func (u *unit) after(d time.Duration, e timerFired) *time.Timer {
+	return time.AfterFunc(d, func() {
 		select {
 		case u.evs <- e:
 		case <-u.quit:
@@ -482,6 +517,10 @@ func (u *unit) handleRequest(r *request) {
 		u.enqueue(&request{kind: reqStop, reply: make(chan reply, 1)})
 		r.reply <- reply{}
 	default:
+		if u.exiting && r.kind != reqStop {
+			r.reply <- reply{err: fmt.Errorf("%s %s: sockd is shutting down: %w", r.kind, u.name, api.ErrConflict)}
+			return
+		}
 		u.enqueue(r)
 	}
 }
@@ -498,8 +537,22 @@ func (u *unit) enqueue(r *request) {
 			return
 		}
 	}
-	if r.kind == reqStop && len(u.ops) > 0 && u.ops[0].kind != reqStop {
-		u.abortOp(u.ops[0], "canceled by stop")
+	if r.kind == reqStop {
+		// Starts and restarts queued behind the one under way would
+		// only start what the stop is about to stop: answer them now.
+		kept := u.ops[:0]
+		for i, o := range u.ops {
+			if i > 0 && o.kind != reqStop {
+				o.failure = "canceled by stop"
+				u.answer(o)
+				continue
+			}
+			kept = append(kept, o)
+		}
+		u.ops = kept
+		if len(u.ops) > 0 && u.ops[0].kind != reqStop {
+			u.abortOp(u.ops[0], "canceled by stop")
+		}
 	}
 	u.ops = append(u.ops, &op{kind: r.kind, opts: r.opts, waiters: []*request{r}})
 	u.ack(r)
@@ -509,7 +562,7 @@ func (u *unit) enqueue(r *request) {
 func (u *unit) ack(r *request) {
 	if r.kind == reqRestart && !r.opts.Wait {
 		r.reply <- reply{}
-		r.reply = nil
+		r.acked = true
 	}
 }
 
@@ -536,7 +589,7 @@ func (u *unit) beginOp(o *op) {
 		u.starts = nil
 		u.triggers = nil
 		if u.running() == len(u.slots) {
-			u.finishOp(o)
+			u.finishIfStarted(o) // once every process is ready
 			return
 		}
 		u.result = ""
@@ -546,6 +599,7 @@ func (u *unit) beginOp(o *op) {
 		u.finishIfStarted(o)
 	case reqStop:
 		u.preToken = 0 // an ExecStartPre= under way: its end is ignored
+		u.cancelHelpers()
 		for i, p := range u.slots {
 			if p != nil {
 				u.stopProc(p)
@@ -673,7 +727,7 @@ func (u *unit) stopProc(p *proc) {
 	logLine := u.helperLog("ExecStop")
 	go func() {
 		start := time.Now()
-		if err := runHelpers(svc, env, "ExecStop", cmds, pid, timeout, logLine); err != nil {
+		if err := runHelpers(context.Background(), svc, env, "ExecStop", cmds, pid, timeout, logLine); err != nil {
 			logLine("stderr", err.Error())
 		}
 		left := timeout
@@ -757,7 +811,18 @@ func (u *unit) finishOp(o *op) {
 		return
 	}
 	u.ops = u.ops[1:]
+	if o.kind == reqRestart && o.failure == "" {
+		u.result = "" // a successful restart is a fresh start
+	}
+	u.answer(o)
+}
+
+// answer replies to every waiter of o, which has left the queue.
+func (u *unit) answer(o *op) {
 	var err error
+	if o.begun.IsZero() {
+		o.begun = time.Now()
+	}
 	res := api.RestartResult{Unit: u.name, OK: o.failure == "", Outcome: "done",
 		OldPids: o.oldPids, NewPids: o.newPids, Millis: time.Since(o.begun).Milliseconds()}
 	if o.failure != "" {
@@ -786,13 +851,13 @@ func (u *unit) finishOp(o *op) {
 		}
 	}
 	for _, w := range o.waiters {
-		if w.reply != nil {
+		if w.reply != nil && !w.acked {
 			w.reply <- reply{result: res, err: err}
 		}
 	}
 }
 
-func (u *unit) cancelAutoRestart() { u.autoToken = 0 }
+func (u *unit) cancelAutoRestart() { u.autoToken, u.restartDue = 0, false }
 
 func (u *unit) handleEvent(e event) {
 	switch e := e.(type) {
@@ -903,7 +968,11 @@ func (u *unit) timerFired(e timerFired) {
 			return
 		}
 		u.autoToken = 0
-		if len(u.ops) > 0 || u.exiting {
+		if u.exiting {
+			return
+		}
+		if len(u.ops) > 0 {
+			u.restartDue = true // settle starts it once the op is done
 			return
 		}
 		if !u.allowStart() {
@@ -989,11 +1058,11 @@ func (u *unit) procExited(p *proc) {
 			}
 		}
 	}
-	slotted := u.slots[p.slot] == p
+	slotted := p.slot < len(u.slots) && u.slots[p.slot] == p
 	if slotted {
 		u.slots[p.slot] = nil
 	}
-	if slotted && !p.stopping || p.timedOut || p.watchdog {
+	if slotted && (!p.stopping || p.timedOut || p.watchdog) {
 		u.unexpectedExit(p, st, cur)
 	}
 	if cur != nil {
@@ -1126,6 +1195,9 @@ func (u *unit) handleNotify(n children.Notification) {
 	if v, ok := n.Fields["MAINPID"]; ok {
 		var pid int
 		if _, err := fmt.Sscan(v, &pid); err == nil && pid > 0 && pid != p.mainPid {
+			if p.mainPid != p.Pid() {
+				u.pids.remove(p.mainPid, u)
+			}
 			p.mainPid = pid
 			for _, n := range u.pids.add(pid, u) {
 				u.deliverNotify(n)
@@ -1201,9 +1273,9 @@ func (u *unit) reloadApp(r *request) {
 		r.reply <- reply{err: fmt.Errorf("reload-app %s: not running: %w", u.name, api.ErrConflict)}
 		return
 	}
-	cmds := u.svc.ExecReload
+	svc, cmds := u.svc, u.svc.ExecReload
 	env, _ := u.environment()
-	dir := workingDir(u.svc, env)
+	logLine := u.helperLog("ExecReload")
 	go func() {
 		var errs []error
 		for _, pid := range pids {
@@ -1213,10 +1285,9 @@ func (u *unit) reloadApp(r *request) {
 				}
 				continue
 			}
-			for _, c := range cmds {
-				if err := runCommand(c, append(env, fmt.Sprintf("MAINPID=%d", pid)), dir); err != nil && !c.IgnoreFailure {
-					errs = append(errs, err)
-				}
+			// Bounded by TimeoutStartSec=, as systemd bounds a reload.
+			if err := runHelpers(context.Background(), svc, env, "ExecReload", cmds, pid, svc.TimeoutStartSec, logLine); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		err := errors.Join(errs...)
