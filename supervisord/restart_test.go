@@ -309,11 +309,37 @@ func settleGoroutines(want int) int {
 }
 
 // zombies lists our children in state Z.
-func zombies(t *testing.T) []string {
-	ents, _ := os.ReadDir("/proc")
-	me := os.Getpid()
-	var out []string
+func zombies(t *testing.T) []int {
+	var out []int
+	for _, c := range ourChildren(t) {
+		if c.state == "Z" {
+			out = append(out, c.pid)
+		}
+	}
+	return out
+}
+
+// child is one of the test process's children, from /proc.
+type child struct {
+	pid     int
+	state   string // "R", "S", "Z", …
+	cmdline string
+}
+
+// ourChildren lists the processes whose parent is this test process.
+func ourChildren(t *testing.T) []child {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := strconv.Itoa(os.Getpid())
+	var out []child
 	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
 		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
 		if err != nil {
 			continue
@@ -324,9 +350,11 @@ func zombies(t *testing.T) []string {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(me) {
-			out = append(out, ent.Name())
+		if len(f) < 2 || f[1] != me {
+			continue
 		}
+		cmd, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		out = append(out, child{pid: pid, state: f[0], cmdline: string(cmd)})
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -384,30 +383,10 @@ func TestReviewShutdownStopsHelpers(t *testing.T) {
 // childrenRunning lists our children (not zombies) whose command line
 // contains arg.
 func childrenRunning(t *testing.T, arg string) []int {
-	ents, _ := os.ReadDir("/proc")
-	me := strconv.Itoa(os.Getpid())
 	var out []int
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" || f[1] != me {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-		if strings.Contains(string(cmd), arg) {
-			out = append(out, pid)
+	for _, c := range ourChildren(t) {
+		if c.state != "Z" && strings.Contains(c.cmdline, arg) {
+			out = append(out, c.pid)
 		}
 	}
 	return out
