@@ -6,7 +6,8 @@
 // Environment: DEMO_MESSAGE (the greeting), DEMO_START_DELAY (a Go
 // duration to wait before READY=1, to watch a readiness-gated restart),
 // DEMO_FAIL=1 (exit at once with status 3: a broken build), DEMO_NEVER_READY=1
-// (serve but never send READY=1).
+// (serve but never send READY=1), DEMO_EXTRA_ADDR (also bind this address
+// itself, beside the sockets it was handed).
 package main
 
 import (
@@ -42,6 +43,17 @@ func main() {
 			log.Printf("listening on %s (%s)", l.Addr(), name)
 			ls = append(ls, l)
 		}
+	}
+	if extra := os.Getenv("DEMO_EXTRA_ADDR"); extra != "" {
+		// A socket of its own beside sockd's, served by the same process
+		// and handler: make bench compares the two paths with nothing
+		// else different.
+		l, err := net.Listen("tcp", extra)
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("also listening on %s (own socket)", l.Addr())
+		ls = append(ls, l)
 	}
 	if len(ls) == 0 {
 		l, err := net.Listen("tcp", envOr("DEMO_ADDR", "127.0.0.1:8080"))
