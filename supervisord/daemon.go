@@ -47,6 +47,7 @@ type Daemon struct {
 	reloadMu sync.Mutex // one reload at a time
 
 	pids       *pidTable
+	waiter     *activation.Waiter     // waits for first connections, for all units
 	notify     *children.NotifySocket // the NOTIFY_SOCKET of every unit
 	notifyDone chan struct{}
 
@@ -77,10 +78,15 @@ func (d *Daemon) Open() error {
 	} else if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		return err
 	}
+	w, err := activation.NewWaiter()
+	if err != nil {
+		return err
+	}
+	d.waiter = w
 	if err := d.listenNotify(); err != nil {
 		return fmt.Errorf("notify socket: %w", err)
 	}
-	_, err := d.reload()
+	_, err = d.reload()
 	return err
 }
 
@@ -111,6 +117,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if d.waiter != nil {
+		d.waiter.Close()
+	}
 	if d.notify != nil {
 		d.notify.Close()
 		<-d.notifyDone
@@ -316,6 +325,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.svcSnapshot = svc
 	u.ls, u.lsSock, u.sockSt = ls, lsSock, sockSt
 	u.pids = d.pids
+	u.waiter = d.waiter
 	if svc.Type == "notify" || (svc.NotifyAccess != "" && svc.NotifyAccess != "none") || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
 		// Buffered so that the router never waits for an actor; a few

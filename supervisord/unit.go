@@ -32,6 +32,7 @@ type unit struct {
 	notifyPath string
 	notifyC    chan children.Notification
 	pids       *pidTable
+	waiter     *activation.Waiter // the daemon's, for lazy starts
 	sockSt     []api.SocketStatus
 
 	// svcSnapshot is the service as the last reload saw it; reloads
@@ -58,10 +59,10 @@ type unit struct {
 	triggers   map[*units.Socket][]time.Time // for TriggerLimit*=
 	restarts   int
 	lastRst    *api.RestartResult
-	waitCancel context.CancelFunc
-	waitDone   chan struct{}
-	autoToken  int // the pending auto-restart timer, 0 for none
-	preToken   int // ExecStartPre= under way before spawnMissing, 0 for none
+	waitCancel func()        // disarms the listeners; nil when not waiting
+	waitDone   chan struct{} // the token of the current arming
+	autoToken  int           // the pending auto-restart timer, 0 for none
+	preToken   int           // ExecStartPre= under way before spawnMissing, 0 for none
 	preOK      bool
 	preWhy     string
 	restartDue bool            // a Restart= timer fired while an op ran
@@ -302,32 +303,40 @@ func (u *unit) computeState() string {
 	return api.StateInactive
 }
 
+// startWaiter arms the unit's listeners in the daemon's Waiter: the
+// first connection on any of them sends triggered. An idle unit costs no
+// goroutine; the Waiter's one goroutine waits for all units.
 func (u *unit) startWaiter() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	u.waitCancel, u.waitDone = cancel, done
-	go func() {
-		defer close(done)
-		l, err := activation.Wait(ctx, u.ls)
-		if ctx.Err() != nil {
-			return
-		}
-		select {
-		case u.evs <- triggered{l, err, done}:
-		case <-ctx.Done():
-		}
-	}()
+	token := make(chan struct{}) // tells this arming's trigger from a stale one
+	disarm, err := u.waiter.Arm(u.ls, func(l *activation.Listener) {
+		// Called from the Waiter's goroutine, which must not block.
+		go func() {
+			select {
+			case u.evs <- triggered{l, nil, token}:
+			case <-u.quit:
+			}
+		}()
+	})
+	if err != nil {
+		u.waitCancel, u.waitDone = func() {}, token
+		go func() {
+			select {
+			case u.evs <- triggered{nil, err, token}:
+			case <-u.quit:
+			}
+		}()
+		return
+	}
+	u.waitCancel, u.waitDone = disarm, token
 }
 
-// stopWaiter cancels the socket waiter and waits for it to end, so that
-// at most one Wait is ever under way on a listener.
+// stopWaiter disarms the unit's listeners. A trigger already on its way
+// is told apart by its token.
 func (u *unit) stopWaiter() {
 	if u.waitCancel == nil {
 		return
 	}
 	u.waitCancel()
-	<-u.waitDone
-	// A trigger it sent before it saw the cancel is told apart by done.
 	u.waitCancel, u.waitDone = nil, nil
 }
 
@@ -866,7 +875,6 @@ func (u *unit) handleEvent(e event) {
 			return // from a waiter that was stopped
 		}
 		u.waitCancel()
-		<-u.waitDone
 		u.waitCancel, u.waitDone = nil, nil
 		if e.err != nil {
 			u.log.Error().Err(e.err).Msg("waiting for a connection")
