@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockd/sockd/internal/testutil"
 	"github.com/sockd/sockd/units"
 )
 
@@ -71,7 +72,7 @@ func get(dial func() (net.Conn, error)) (string, error) {
 // go-systemd's activation package and serves it; after the child dies
 // a queued connection wakes Wait again and a second child serves it.
 func TestEndToEnd(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	ctlPath := filepath.Join(dir, "ctl.sock")
 	ls := mustOpen(t, &units.Socket{Name: "web.socket", Listens: []units.Listen{{Kind: units.Stream, Network: "tcp", Address: "127.0.0.1:0"}}})
 	ls = append(ls, mustOpen(t, &units.Socket{Name: "app-ctl.socket", FileDescriptorName: "ctl", Listens: []units.Listen{{Kind: units.Stream, Network: "unix", Address: ctlPath}}})...)

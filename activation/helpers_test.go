@@ -103,17 +103,6 @@ func mustOpen(t *testing.T, s *units.Socket) []*Listener {
 	return ls
 }
 
-// sockDir returns a short directory for Unix sockets, removed at the end.
-func sockDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sockd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // withFD runs fn with the descriptor of f.
 func withFD(t *testing.T, f *os.File, fn func(fd int)) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/internal/testutil"
 	"github.com/sockd/sockd/units"
 )
 
@@ -196,7 +197,7 @@ func TestBacklog(t *testing.T) {
 }
 
 func TestOpenUnixFilesystem(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	path := filepath.Join(dir, "run", "app", "app.sock")
 	link := filepath.Join(dir, "links", "app.link")
 	s := &units.Socket{
@@ -269,7 +270,7 @@ func TestOpenUnixFilesystem(t *testing.T) {
 }
 
 func TestOpenUnixKinds(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	for _, c := range []struct {
 		network string
 		typ     int
@@ -318,7 +319,7 @@ func TestOpenUnixAbstract(t *testing.T) {
 }
 
 func TestOpenUnixStale(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	path := filepath.Join(dir, "app.sock")
 	s := &units.Socket{Name: "app.socket", Listens: []units.Listen{{Network: "unix", Address: path}}}
 
@@ -368,7 +369,7 @@ func TestOpenUnixStale(t *testing.T) {
 }
 
 func TestOpenFIFO(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	path := filepath.Join(dir, "sub", "app.fifo")
 	s := &units.Socket{
 		Name:       "fifo.socket",
@@ -421,7 +422,7 @@ func TestOpenFIFO(t *testing.T) {
 }
 
 func TestOpenAllOrNothing(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	path := filepath.Join(dir, "first.sock")
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -464,7 +465,7 @@ func TestOpenAllOrNothing(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	for _, c := range []struct {
 		name string
 		s    *units.Socket
@@ -539,7 +540,7 @@ func TestExecKeepsMode(t *testing.T) {
 	for _, nb := range []bool{false, true} {
 		s := tcpSocket("127.0.0.1:0")
 		s.NonBlocking = nb
-		dir := sockDir(t)
+		dir := testutil.ShortDir(t)
 		s.Listens = append(s.Listens, units.Listen{Network: "unixgram", Address: dir + "/g.sock"})
 		ls := mustOpen(t, s)
 		cmd := exec.Command(os.Args[0])
@@ -567,7 +568,7 @@ func TestExecKeepsMode(t *testing.T) {
 }
 
 func TestEnv(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	ls := mustOpen(t, &units.Socket{Name: "web.socket", Listens: []units.Listen{
 		{Network: "tcp", Address: "127.0.0.1:0"},
 		{Network: "unix", Address: dir + "/web.sock"},
@@ -592,7 +593,7 @@ func TestFDCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	warm.Close()
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	before := countFDs(t)
 	ls, err := Open(&units.Socket{Name: "all.socket", Listens: []units.Listen{
 		{Network: "tcp", Address: "127.0.0.1:0"},

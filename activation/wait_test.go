@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/internal/testutil"
 	"github.com/sockd/sockd/units"
 )
 
@@ -105,7 +106,7 @@ func TestWaitCancel(t *testing.T) {
 }
 
 func TestWaitDatagram(t *testing.T) {
-	dir := sockDir(t)
+	dir := testutil.ShortDir(t)
 	ls := mustOpen(t, &units.Socket{Name: "mixed.socket", Listens: []units.Listen{
 		{Network: "tcp", Address: "127.0.0.1:0"},
 		{Network: "udp", Address: "127.0.0.1:0"},

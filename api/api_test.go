@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // fakeBackend is a Backend made of functions; a nil function answers
@@ -90,18 +92,6 @@ func (f *fakeBackend) Logs(ctx context.Context, unit string, n int) ([]LogLine, 
 	return f.logs(ctx, unit, n)
 }
 
-// socketDir returns a short directory for sockets (t.TempDir can exceed
-// the 107 bytes a socket path may have).
-func socketDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sockd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // testServer is a real Server on a real Unix socket.
 type testServer struct {
 	srv    *Server
@@ -112,7 +102,7 @@ type testServer struct {
 
 func startServer(t *testing.T, b Backend) *testServer {
 	t.Helper()
-	path := filepath.Join(socketDir(t), "api.sock")
+	path := filepath.Join(testutil.ShortDir(t), "api.sock")
 	l, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +551,7 @@ func TestPeerCredentials(t *testing.T) {
 }
 
 func TestListen(t *testing.T) {
-	dir := socketDir(t)
+	dir := testutil.ShortDir(t)
 
 	t.Run("creates parent and sets mode", func(t *testing.T) {
 		path := filepath.Join(dir, "sub", "a.sock")
@@ -647,7 +637,7 @@ func TestListen(t *testing.T) {
 }
 
 func TestShutdownRemovesSocket(t *testing.T) {
-	path := filepath.Join(socketDir(t), "api.sock")
+	path := filepath.Join(testutil.ShortDir(t), "api.sock")
 	l, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -677,7 +667,7 @@ func TestShutdownRemovesSocket(t *testing.T) {
 // TestShutdownCutsStreams shows Shutdown waits for a restart stream only
 // until its context ends, then cuts it and cancels the backend.
 func TestShutdownCutsStreams(t *testing.T) {
-	path := filepath.Join(socketDir(t), "api.sock")
+	path := filepath.Join(testutil.ShortDir(t), "api.sock")
 	l, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -717,7 +707,7 @@ func TestShutdownCutsStreams(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	dir := socketDir(t)
+	dir := testutil.ShortDir(t)
 	missing := filepath.Join(dir, "none.sock")
 	_, err := (&Client{Path: missing}).List(testCtx(t))
 	var ue *UnreachableError

@@ -11,23 +11,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// socketDir returns a short directory for Unix sockets (t.TempDir paths
-// can pass the 108-byte limit).
-func socketDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sockd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+	"github.com/sockd/sockd/internal/testutil"
+)
 
 func listenNotify(t *testing.T) *NotifySocket {
 	t.Helper()
-	n, err := ListenNotify(filepath.Join(socketDir(t), "notify"))
+	n, err := ListenNotify(filepath.Join(testutil.ShortDir(t), "notify"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +121,7 @@ func TestNotifyClosesPassedFds(t *testing.T) {
 }
 
 func TestNotifyStaleAndBusy(t *testing.T) {
-	dir := socketDir(t)
+	dir := testutil.ShortDir(t)
 	path := filepath.Join(dir, "notify")
 
 	// A stale socket file, left by a socket closed without unlinking.

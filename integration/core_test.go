@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 func demoUnits(port int) map[string]string {
@@ -70,7 +72,7 @@ func TestLazyStartGoSystemd(t *testing.T) {
 // socket through LISTEN_FDS/LISTEN_PID and answers.
 func TestGunicorn(t *testing.T) {
 	port := freePort(t)
-	app := shortDir(t)
+	app := testutil.ShortDir(t)
 	os.WriteFile(filepath.Join(app, "app.py"), []byte(`import os
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -154,7 +156,7 @@ func TestColdBurst(t *testing.T) {
 // order, with LISTEN_PID equal to the child's own pid.
 func TestTwoSocketsNamedInOrder(t *testing.T) {
 	port := freePort(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	sock := filepath.Join(dir, "app.sock")
 	s := startSockd(t, writeUnits(t, map[string]string{
 		"two.socket": fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\nListenStream=%s\n", port, sock),
@@ -196,7 +198,7 @@ func TestTwoSocketsNamedInOrder(t *testing.T) {
 // sockctl stop stops the child but keeps the socket: the next request
 // starts a new child. After SIGTERM no child and no socket file is left.
 func TestStopThenRequestAndShutdown(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	sock := filepath.Join(dir, "demo.sock")
 	s := startSockd(t, writeUnits(t, map[string]string{
 		"demo.socket":  "[Socket]\nListenStream=" + sock + "\nSocketMode=0660\n",

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 var bin struct {
@@ -95,22 +96,10 @@ type sockd struct {
 	cond  chan struct{} // closed and replaced on every new log line
 }
 
-// shortDir makes a directory with a short path (Unix sockets need < 108
-// bytes), removed at cleanup.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "sit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 // writeUnits writes name→content files into a new unit directory.
 func writeUnits(t *testing.T, files map[string]string) string {
 	t.Helper()
-	dir := filepath.Join(shortDir(t), "units")
+	dir := filepath.Join(testutil.ShortDir(t), "units")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +127,7 @@ func freePort(t *testing.T) int {
 // startSockd runs sockd on unitsDir and waits until it logs that it is ready.
 func startSockd(t *testing.T, unitsDir string, extraEnv ...string) *sockd {
 	t.Helper()
-	run := shortDir(t)
+	run := testutil.ShortDir(t)
 	s := &sockd{t: t, api: filepath.Join(run, "api.sock"), units: unitsDir, done: make(chan struct{}), cond: make(chan struct{})}
 	s.cmd = exec.Command(bin.sockd, "--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
 		"--runtime-dir", filepath.Join(run, "rt"))

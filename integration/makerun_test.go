@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // `make run` on the checkout serves the demo on 127.0.0.1:8080 as the
@@ -22,7 +24,7 @@ func TestMakeRun(t *testing.T) {
 		c.Close()
 		t.Fatal("127.0.0.1:8080 is taken: make run cannot serve the demo here")
 	}
-	api := filepath.Join(shortDir(t), "api.sock")
+	api := filepath.Join(testutil.ShortDir(t), "api.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "-C", "..", "run", "API="+api)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // loadReport is bench/loadgen's JSON report.
@@ -86,7 +88,7 @@ func (l *load) stop() loadReport {
 }
 
 func gunicornApp(t *testing.T) string {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	os.WriteFile(filepath.Join(dir, "app.py"), []byte(`import os
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -143,7 +145,7 @@ func TestGunicornRestartsUnderLoad(t *testing.T) {
 
 // The same with the unit on a Unix socket.
 func TestGunicornUnixRestartsUnderLoad(t *testing.T) {
-	sock := filepath.Join(shortDir(t), "web.sock")
+	sock := filepath.Join(testutil.ShortDir(t), "web.sock")
 	app := gunicornApp(t)
 	s := startSockd(t, writeUnits(t, map[string]string{
 		"web.socket": "[Socket]\nListenStream=" + sock + "\n",

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // With SOCKD_ACCEPT_CHILD set, the test binary is an Accept=yes instance.
@@ -83,7 +84,7 @@ type acceptEnv struct {
 
 func newAcceptEnv(t *testing.T, socketLines, serviceLines string) *acceptEnv {
 	t.Helper()
-	base := shortTemp(t)
+	base := testutil.ShortDir(t)
 	e := &acceptEnv{t: t, dir: filepath.Join(base, "units"), change: make(chan struct{})}
 	os.MkdirAll(e.dir, 0o755)
 	e.write("echo.socket", "[Socket]\nAccept=yes\n"+socketLines)
@@ -383,7 +384,7 @@ func TestAcceptMaxConnectionsPerSource(t *testing.T) {
 
 // On a Unix socket the instance is named after the peer's pid and uid.
 func TestAcceptUnixInstanceName(t *testing.T) {
-	sock := filepath.Join(shortTemp(t), "echo.sock")
+	sock := filepath.Join(testutil.ShortDir(t), "echo.sock")
 	e := newAcceptEnv(t, "ListenStream="+sock+"\n", "")
 	c := e.dial("unix", nil)
 	g := c.greeting()

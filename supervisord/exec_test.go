@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // ExecStartPre= runs before the process, ExecStartPost= after it is
 // ready (and before start returns), ExecStop= before KillSignal=, each
 // with MAINPID where systemd sets it.
 func TestExecHelpers(t *testing.T) {
-	trace := filepath.Join(shortTemp(t), "trace")
+	trace := filepath.Join(testutil.ShortDir(t), "trace")
 	e := newEnv(t, notifyService+
 		"ExecStartPre=/bin/sh -c 'echo pre >> "+trace+"'\n"+
 		"ExecStartPre=-/bin/false\n"+

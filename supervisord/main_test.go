@@ -21,6 +21,7 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // TestMain lets the test binary play a unit's service: with
@@ -94,21 +95,11 @@ type env struct {
 	obs  chan api.ServiceStatus
 }
 
-func shortTemp(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "sdt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 // newEnv writes a unit "app" on a Unix socket whose service is the test
 // binary with the given [Service] lines, and starts a Daemon on it.
 func newEnv(t *testing.T, serviceLines string) *env {
 	t.Helper()
-	base := shortTemp(t)
+	base := testutil.ShortDir(t)
 	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
 	os.MkdirAll(e.dir, 0o755)
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")

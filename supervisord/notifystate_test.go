@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // RELOADING=1 and STOPPING=1 show in the sub-state; READY=1 ends a
@@ -18,7 +19,7 @@ func TestNotifyReloadingStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal("systemd-notify (Debian's systemd package, installed by .ci/deps) is needed:", err)
 	}
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	step := filepath.Join(dir, "step")
 	if err := syscall.Mkfifo(step, 0o600); err != nil {
 		t.Fatal(err)

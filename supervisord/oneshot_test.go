@@ -11,13 +11,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // A socket-less Type=oneshot service runs its ExecStart= lines one after
 // another at start, is activating meanwhile, and ends inactive (or failed
 // when a line fails); restart runs it again.
 func TestOneshot(t *testing.T) {
-	base := shortTemp(t)
+	base := testutil.ShortDir(t)
 	dir := filepath.Join(base, "units")
 	os.MkdirAll(dir, 0o755)
 	trace := filepath.Join(base, "trace")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // The tests in this file prove that every service option reaches a real
@@ -271,7 +272,7 @@ func checkEnv(t *testing.T, r *report, want map[string]string) {
 // Environment=, EnvironmentFile=, UnsetEnvironment=, PassEnvironment=,
 // specifiers, and that nothing of sockd's own environment leaks.
 func TestOptionsEnvironment(t *testing.T) {
-	files := shortTemp(t)
+	files := testutil.ShortDir(t)
 	write := func(name, content string) string {
 		p := filepath.Join(files, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -421,7 +422,7 @@ func TestOptionsWorkingDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	for _, tc := range []struct{ name, lines, want string }{
 		{"default", "", own},
 		{"absolute", "WorkingDirectory=" + dir, dir},
@@ -463,7 +464,7 @@ func worldExecutable(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +615,7 @@ func ownNice(t *testing.T) int {
 // descriptor of sockd's.
 func TestOptionsDescriptors(t *testing.T) {
 	// A descriptor sockd inherited without close-on-exec must not leak.
-	leak, err := os.CreateTemp(shortTemp(t), "leak")
+	leak, err := os.CreateTemp(testutil.ShortDir(t), "leak")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +663,7 @@ func TestOptionsOutput(t *testing.T) {
 		{"stderr-file", "StandardError=truncate:FILE", []string{"stdout out-line"}, "err-line\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := filepath.Join(shortTemp(t), "out.log")
+			file := filepath.Join(testutil.ShortDir(t), "out.log")
 			if !tc.noFileYet {
 				if err := os.WriteFile(file, []byte(old), 0o644); err != nil {
 					t.Fatal(err)

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // reload-app without ExecReload= sends SIGHUP to the main process, which
 // keeps running; with ExecReload= it runs the command with $MAINPID.
 func TestReloadApp(t *testing.T) {
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	fifo := filepath.Join(dir, "hup")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)

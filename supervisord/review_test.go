@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // Tests from a review of the unit actor (unit.go). Each shows one bug;
@@ -26,7 +27,7 @@ type stopGate struct {
 
 func newStopGate(t *testing.T) *stopGate {
 	t.Helper()
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	g := &stopGate{t: t, fifo: filepath.Join(dir, "gate"), open: filepath.Join(dir, "open")}
 	if err := syscall.Mkfifo(g.fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -253,7 +254,7 @@ func TestReviewStartWaitsForTriggeredProcess(t *testing.T) {
 // nothing runs and nothing is pending (back to listening, state failed)
 // despite Restart=always; with X-Instances= the slot stays empty for good.
 func TestReviewAutoRestartDuringOpKept(t *testing.T) {
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	up := filepath.Join(dir, "up")
 	if err := syscall.Mkfifo(up, 0o600); err != nil {
 		t.Fatal(err)
@@ -314,7 +315,7 @@ func TestReviewStopCancelsQueuedRestart(t *testing.T) {
 // Restart=always respawn, status shows Result=exit-code while active, and
 // an explicit, clean stop leaves the unit "failed" instead of inactive.
 func TestReviewStopAfterAutoRestartInactive(t *testing.T) {
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	e := newEnv(t, "ExecStart=\nExecStart=/bin/sh -c \"mkdir "+dir+"/once 2>/dev/null && exit 1; exec sleep 60\"\n"+
 		"Restart=always\nRestartSec=10ms\n")
 	if err := e.d.Start(e.ctx(), "app"); err != nil {
@@ -355,7 +356,7 @@ func TestReviewRestartNoWait(t *testing.T) {
 // Shutdown returns while the helper still runs, until TimeoutStartSec=
 // (90 s by default) kills it, or for good if sockd exits first.
 func TestReviewShutdownStopsHelpers(t *testing.T) {
-	dir := shortTemp(t)
+	dir := testutil.ShortDir(t)
 	up := filepath.Join(dir, "up")
 	if err := syscall.Mkfifo(up, 0o600); err != nil {
 		t.Fatal(err)

@@ -11,12 +11,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
 )
 
 // Watch picks up a new unit, a drop-in written into a new .d directory,
 // and a removed unit, each once the directory is quiet.
 func TestWatch(t *testing.T) {
-	base := shortTemp(t)
+	base := testutil.ShortDir(t)
 	dir := filepath.Join(base, "units")
 	os.MkdirAll(dir, 0o755)
 	self, _ := os.Executable()
