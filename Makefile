@@ -4,7 +4,7 @@ BIN     := $(CURDIR)/bin
 RUNDIR  := $(CURDIR)/.run
 API     ?= $(RUNDIR)/api.sock
 
-.PHONY: all build run test bench deps clean
+.PHONY: all build run test lint bench deps clean
 
 all: build
 
@@ -26,6 +26,11 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 12m ./...
+
+# staticcheck, pinned, fetched through the module proxy.
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 bench: deps build
 	$(GO) run ./bench -out bench/results/latest.md

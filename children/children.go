@@ -321,7 +321,6 @@ func unwrapPathError(err error) error {
 // copies are closed once the child has its own.
 type fdSet struct {
 	close   []int
-	devnull int
 	readers []*lineReader
 }
 

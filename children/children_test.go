@@ -246,7 +246,8 @@ func listener(t *testing.T, nonblock bool) (*os.File, int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+		if err == nil {
 			err = unix.Listen(fd, 16)
 		}
 		if err != nil {

@@ -34,15 +34,6 @@ func (b *builder) warnf(o rawOption, format string, args ...any) {
 	b.add(o, Warning, format, args...)
 }
 
-func (b *builder) failed() bool {
-	for _, d := range b.diags {
-		if d.Severity == Error {
-			return true
-		}
-	}
-	return false
-}
-
 // expand expands the specifiers of o's value, reporting an error.
 func (b *builder) expand(o rawOption, s string) (string, bool) {
 	v, err := b.spec.expand(s)
