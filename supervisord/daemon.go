@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -130,6 +131,20 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// removeUnitBounded removes u for a reload, giving its processes twice
+// their TimeoutStopSec= (5 min when infinite) to stop: a process that
+// ignores SIGTERM under SendSIGKILL=no must not hold every later reload.
+// Past that the unit is left as it is and the error says so.
+func (d *Daemon) removeUnitBounded(u *unit) error {
+	limit := 5 * time.Minute
+	if t := u.svcSnapshot.TimeoutStopSec; t > 0 && t != units.Infinity {
+		limit = 2*t + 30*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	return d.removeUnit(ctx, u)
+}
+
 // removeUnit stops u's processes, ends its actor and closes its sockets.
 func (d *Daemon) removeUnit(ctx context.Context, u *unit) error {
 	if _, err := u.call(ctx, &request{kind: reqShutdown}); err != nil && !errors.Is(err, api.ErrNotFound) {
@@ -211,7 +226,7 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 			}
 			res.Added = append(res.Added, name)
 		case !sameSockets(old.socks, socks):
-			if err := d.removeUnit(context.Background(), old); err != nil {
+			if err := d.removeUnitBounded(old); err != nil {
 				d.log.Error().Err(err).Str("unit", name).Msg("stop for reload")
 			}
 			if err := d.addUnit(svc, socks); err != nil {
@@ -235,7 +250,7 @@ func (d *Daemon) reload() (api.ReloadResult, error) {
 	}
 	d.mu.Unlock()
 	for _, u := range gone {
-		if err := d.removeUnit(context.Background(), u); err != nil {
+		if err := d.removeUnitBounded(u); err != nil {
 			d.log.Error().Err(err).Str("unit", u.name).Msg("remove")
 		}
 		res.Removed = append(res.Removed, u.name)
