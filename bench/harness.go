@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/loadreport"
 )
 
 // bins are the programs the bench runs.
@@ -361,26 +362,10 @@ func firstByte(network, addr string, timeout time.Duration) (time.Duration, erro
 	return d, nil
 }
 
-// report is loadgen's JSON report.
-type report struct {
-	Requests int            `json:"requests"`
-	OK       int            `json:"ok"`
-	Failures map[string]int `json:"failures"`
-	Errors   []string       `json:"errors,omitempty"`
-	Seconds  float64        `json:"seconds"`
-	RPS      float64        `json:"rps"`
-	P50      float64        `json:"p50_ms"`
-	P99      float64        `json:"p99_ms"`
-	Max      float64        `json:"max_ms"`
-}
+// report is loadgen's JSON report, with the formatting the table uses.
+type report struct{ loadreport.Report }
 
-func (r report) failed() int {
-	n := 0
-	for _, v := range r.Failures {
-		n += v
-	}
-	return n
-}
+func (r report) failed() int { return r.Failed() }
 
 // failures formats the failures by kind: "0" or "3 (reset 2, eof 1)".
 func (r report) failures() string {

@@ -11,19 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockd/sockd/internal/loadreport"
 	"github.com/sockd/sockd/internal/testutil"
 )
-
-// loadReport is bench/loadgen's JSON report.
-type loadReport struct {
-	Requests int            `json:"requests"`
-	OK       int            `json:"ok"`
-	Failures map[string]int `json:"failures"`
-	Errors   []string       `json:"errors"`
-	P50      float64        `json:"p50_ms"`
-	P99      float64        `json:"p99_ms"`
-	Max      float64        `json:"max_ms"`
-}
 
 // load is a loadgen process running until stop.
 type load struct {
@@ -66,7 +56,7 @@ func startLoad(t *testing.T, addr string, unix, keepAlive bool) *load {
 }
 
 // stop ends the load and returns its report.
-func (l *load) stop() loadReport {
+func (l *load) stop() loadreport.Report {
 	l.t.Helper()
 	l.stdin.Close()
 	done := make(chan error, 1)
@@ -80,7 +70,7 @@ func (l *load) stop() loadReport {
 		l.cmd.Process.Kill()
 		l.t.Fatal("loadgen did not stop")
 	}
-	var r loadReport
+	var r loadreport.Report
 	if err := json.Unmarshal([]byte(l.out.String()), &r); err != nil {
 		l.t.Fatalf("loadgen report %q: %v", l.out.String(), err)
 	}

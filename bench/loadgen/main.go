@@ -24,20 +24,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sockd/sockd/internal/loadreport"
 )
 
 // Report is what loadgen prints.
-type Report struct {
-	Requests int            `json:"requests"`
-	OK       int            `json:"ok"`
-	Failures map[string]int `json:"failures"` // kind → count
-	Errors   []string       `json:"errors,omitempty"`
-	Seconds  float64        `json:"seconds"`
-	RPS      float64        `json:"rps"`
-	P50      float64        `json:"p50_ms"`
-	P99      float64        `json:"p99_ms"`
-	Max      float64        `json:"max_ms"`
-}
+type Report = loadreport.Report
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "host:port, or a socket path with -unix")
