@@ -27,7 +27,7 @@ func runHelpers(ctx context.Context, svc *units.Service, env []string, what stri
 	if mainPid > 0 {
 		env = append(env, "MAINPID="+strconv.Itoa(mainPid))
 	}
-	dir := workingDir(svc, env)
+	dir := workingDir(svc)
 	var deadline <-chan time.Time
 	if timeout > 0 && timeout != units.Infinity {
 		t := time.NewTimer(timeout)

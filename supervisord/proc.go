@@ -141,7 +141,7 @@ func (u *unit) processSpec(pr *proc) (children.Spec, []*os.File, error) {
 		Path:  cmd.Path,
 		Argv:  cmd.Expand(env),
 		Env:   env,
-		Dir:   workingDir(svc, env),
+		Dir:   workingDir(svc),
 		Umask: int(svc.UMask),
 		// With KillMode=control-group (and mixed) nothing of the process
 		// group outlives its main process, as nothing of a cgroup does.
@@ -174,8 +174,7 @@ func closeAll(fs []*os.File) {
 // workingDir resolves WorkingDirectory=: "~" is the home directory of
 // User= (or of sockd's user) from the user database, whatever HOME the
 // unit sets, and a missing directory with the "-" prefix means none.
-// The environment argument is not used; it stays for the callers.
-func workingDir(svc *units.Service, _ []string) string {
+func workingDir(svc *units.Service) string {
 	dir := svc.WorkingDirectory
 	if dir == "~" {
 		dir = homeDir(svc.User)

@@ -408,24 +408,20 @@ func (u *unit) failStartLimit() {
 // spawnMissing starts a process in every empty slot of the current
 // generation. why is for the log.
 func (u *unit) spawnMissing(why string) error {
-	if u.svc.Type == "oneshot" {
-		// systemd runs a oneshot's ExecStart= lines one after another
-		// and the unit is activating until the last has exited.
+	oneshot := u.svc.Type == "oneshot"
+	if oneshot || len(u.svc.ExecStartPre) > 0 && !u.preOK {
+		// ExecStartPre= first, off the actor; helpersDone comes back
+		// here. A oneshot's ExecStart= lines run the same way, after
+		// them: systemd runs them one after another, the unit activating
+		// until the last has exited.
 		if u.preToken == 0 {
+			what, cmds := "ExecStartPre", u.svc.ExecStartPre
+			if oneshot {
+				what, cmds = "ExecStart", append(append([]units.Command{}, cmds...), u.svc.ExecStart...)
+			}
 			u.tokens++
 			u.preToken = u.tokens
-			cmds := append(append([]units.Command{}, u.svc.ExecStartPre...), u.svc.ExecStart...)
-			u.startHelpers("ExecStart", cmds, 0, u.svc.TimeoutStartSec, u.preToken, nil)
-			u.preWhy = why
-		}
-		return nil
-	}
-	if len(u.svc.ExecStartPre) > 0 && !u.preOK {
-		// ExecStartPre= first, off the actor; helpersDone comes back here.
-		if u.preToken == 0 {
-			u.tokens++
-			u.preToken = u.tokens
-			u.startHelpers("ExecStartPre", u.svc.ExecStartPre, 0, u.svc.TimeoutStartSec, u.preToken, nil)
+			u.startHelpers(what, cmds, 0, u.svc.TimeoutStartSec, u.preToken, nil)
 			u.preWhy = why
 		}
 		return nil
