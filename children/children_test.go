@@ -570,42 +570,26 @@ func exitedWithin(t *testing.T, fd int, d time.Duration) bool {
 }
 
 func TestStopGroup(t *testing.T) {
-	out := newCapture()
-	spec := shSpec("sleep 100 & echo $!; wait")
-	spec.Stdout.Lines = out.add
-	p := start(t, spec)
-	grandchild, err := strconv.Atoi(out.next(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gfd := pidfd(t, grandchild)
+	p, gfd := startWithGrandchild(t, "", "wait", false)
 	exit := p.Stop(syscall.SIGTERM, testTimeout, true, true)
 	if exit.Signal != syscall.SIGTERM {
 		t.Errorf("exit %v, want signal: terminated", exit)
 	}
 	if !exitedWithin(t, gfd, testTimeout) {
-		t.Errorf("grandchild %d still runs after Stop with group", grandchild)
+		t.Errorf("grandchild still runs after Stop with group")
 	}
 }
 
 // TestStopLeaderOnly stops the shell only: its grandchild survives and
 // keeps the stdout pipe open, and Done still comes after the grace.
 func TestStopLeaderOnly(t *testing.T) {
-	out := newCapture()
-	spec := shSpec("sleep 100 & echo $!; wait")
-	spec.Stdout.Lines = out.add
-	p := start(t, spec)
-	grandchild, err := strconv.Atoi(out.next(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gfd := pidfd(t, grandchild)
+	p, gfd := startWithGrandchild(t, "", "wait", false)
 	exit := p.Stop(syscall.SIGTERM, testTimeout, false, false)
 	if exit.Signal != syscall.SIGTERM {
 		t.Errorf("exit %v, want signal: terminated", exit)
 	}
 	if exitedWithin(t, gfd, 0) {
-		t.Errorf("grandchild %d died; only the leader was signalled", grandchild)
+		t.Errorf("grandchild died; only the leader was signalled")
 	}
 	// Reaped: group signals are no-ops now, the grandchild lives on.
 	if err := p.SignalGroup(syscall.SIGKILL); err != nil {
