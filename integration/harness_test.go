@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -33,6 +34,13 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("SOCKD_TEST_CHILD"); mode != "" {
 		childMain(mode)
 		return
+	}
+	flag.Parse()
+	if testing.Short() {
+		// make test-short: these tests build the binaries and run real
+		// apps (make deps installs them); make test runs them.
+		fmt.Println("integration: end-to-end tests skipped under -short")
+		os.Exit(0)
 	}
 	// sockd and sockctl are built with -race, whose runtime sleeps 1 s at
 	// exit unless told not to: that would add a second to every sockctl.
