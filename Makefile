@@ -1,10 +1,12 @@
-# sockd: `make run` serves the demo, `make test` runs every test, `make bench` prints the figures.
+# sockd: `make run` serves the demo, `make check` runs the static checks,
+# `make test` runs every test, `make bench` prints the figures.
 GO      ?= go
+GOFMT   ?= gofmt
 BIN     := $(CURDIR)/bin
 RUNDIR  := $(CURDIR)/.run
 API     ?= $(RUNDIR)/api.sock
 
-.PHONY: all build run test lint bench deps clean
+.PHONY: all build run check test test-short bench deps clean
 
 all: build
 
@@ -27,10 +29,19 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 12m ./...
 
-# staticcheck, pinned, fetched through the module proxy.
-lint:
+# Without make deps or the race detector; -short skips integration/'s
+# end-to-end tests.
+test-short:
+	$(GO) test -short ./...
+
+# Static checks; fails on any finding. staticcheck is pinned and fetched
+# through the module proxy (its options are in staticcheck.conf).
+check:
+	@out=$$($(GOFMT) -l .) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) mod tidy -diff
 
 bench: deps build
 	$(GO) run ./bench -out bench/results/latest.md
