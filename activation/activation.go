@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/internal/sockfile"
 	"github.com/sockd/sockd/units"
 )
 
@@ -334,7 +335,11 @@ func (l *Listener) removePaths() error {
 		if st.Mode&unix.S_IFMT != p.mode || st.Dev != p.dev || st.Ino != p.ino {
 			continue // replaced by someone else: not ours any more
 		}
-		if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		remove := os.Remove
+		if p.mode == unix.S_IFSOCK {
+			remove = sockfile.Remove
+		}
+		if err := remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/internal/sockfile"
 	"github.com/sockd/sockd/units"
 )
 
@@ -265,7 +266,7 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 		if err := mkdirParents(path, s.DirectoryMode); err != nil {
 			return -1, err
 		}
-		if err := removeStale(path, typ); err != nil {
+		if err := sockfile.RemoveStale(path); err != nil {
 			return -1, err
 		}
 	}
@@ -305,44 +306,6 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 		}
 	}
 	return fd, nil
-}
-
-// removeStale removes a socket file left at path by a dead process: only
-// a socket, and only if nobody answers a dial. Anything else at path is
-// an error.
-func removeStale(path string, typ int) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return os.NewSyscallError("socket", err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	unix.Close(fd)
-	switch {
-	case errors.Is(err, unix.ECONNREFUSED):
-		// Stale: nobody listens.
-	case errors.Is(err, unix.ENOENT):
-		return nil // removed meanwhile
-	case err == nil, errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINPROGRESS), errors.Is(err, unix.EPROTOTYPE):
-		// Someone listens (EAGAIN: its queue is full; EPROTOTYPE: with
-		// another socket type).
-		return fmt.Errorf("%s is in use: %w", path, unix.EADDRINUSE)
-	default:
-		return fmt.Errorf("dial %s to check for a stale socket: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale socket: %w", err)
-	}
-	return nil
 }
 
 // mkdirParents creates the missing parent directories of path with mode

@@ -1,15 +1,13 @@
 package api
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/sockd/sockd/internal/sockfile"
 )
 
 // maxSocketPath is the longest path a sockaddr_un holds, without its NUL.
@@ -19,13 +17,15 @@ const maxSocketPath = 107
 // socket file (one nobody answers on) is removed first; a live one is an
 // error, so two sockd never share an API socket.
 //
-// Precisely: the parent directory is created (0755) if missing. If a file
-// exists at path and is a socket, Listen dials it: a refused connection
-// means stale, and the file is removed; an answer means the socket is in
-// use, and Listen fails; any other dial error is returned. A file that is
-// not a socket is never removed: Listen fails. The listener does not
-// unlink the file when closed (Server.Shutdown removes it). A mode of 0
-// means 0600. Abstract names ("@name") are listened on as they are.
+// Precisely: the parent directory is created (0755) if missing. If a
+// socket file exists at path, Listen dials it: a refused dial means
+// stale, and the file is removed; a socket that answers (or is bound with
+// another socket type) is in use, and Listen fails with an error wrapping
+// EADDRINUSE. A file that is not a socket, a symlink included, is never
+// removed: Listen fails with an error wrapping fs.ErrExist. The listener
+// does not unlink the file when closed (Server.Shutdown removes it). A
+// mode of 0 means 0600. Abstract names ("@name") are listened on as they
+// are.
 func Listen(path string, mode os.FileMode) (net.Listener, error) {
 	if path == "" {
 		return nil, fmt.Errorf("listen unix: %w", &FieldError{Field: "path", Message: "empty socket path"})
@@ -46,7 +46,7 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	if err := clearStale(path); err != nil {
+	if err := sockfile.RemoveStale(path); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -56,44 +56,8 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 	l.SetUnlinkOnClose(false)
 	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
-		os.Remove(path)
+		sockfile.Remove(path)
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
 	return l, nil
-}
-
-// clearStale removes a socket file at path that nobody answers on.
-func clearStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		kind := "a " + fi.Mode().Type().String() + " file"
-		switch {
-		case fi.Mode().IsRegular():
-			kind = "a regular file"
-		case fi.IsDir():
-			kind = "a directory"
-		}
-		return fmt.Errorf("path is %s, not a socket; not removing it", kind)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("socket already in use by another process")
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("check existing socket: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale socket: %w", err)
-	}
-	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sockd/sockd/internal/sockfile"
 )
 
 // Server serves a Backend over HTTP+JSON. Set its fields, then call Serve
@@ -463,7 +465,7 @@ func removeSocket(f socketFile) error {
 	if err != nil || !os.SameFile(fi, f.info) {
 		return nil // gone, or someone else's now
 	}
-	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := sockfile.Remove(f.path); err != nil {
 		return fmt.Errorf("remove api socket: %w", err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package children
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/internal/sockfile"
 )
 
 // notifyBufferMax is the largest datagram read, as systemd's
@@ -47,14 +48,15 @@ type NotifySocket struct {
 }
 
 // ListenNotify creates the socket at path (removing a stale socket file
-// first) and starts reading it. A socket file that something still
-// reads from is not removed: that is an error wrapping EADDRINUSE, as is
-// a file at path that is not a socket (EEXIST).
+// first, as sockfile.RemoveStale does) and starts reading it. A socket
+// file that something is still bound to is not removed: that is an error
+// wrapping EADDRINUSE; a file at path that is not a socket is an error
+// wrapping fs.ErrExist.
 func ListenNotify(path string) (*NotifySocket, error) {
 	fail := func(err error) (*NotifySocket, error) {
 		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
 	}
-	if err := removeStaleSocket(path); err != nil {
+	if err := sockfile.RemoveStale(path); err != nil {
 		return fail(err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
@@ -71,12 +73,12 @@ func ListenNotify(path string) (*NotifySocket, error) {
 		return fail(fmt.Errorf("bind: %w", err))
 	}
 	if err := os.Chmod(path, 0o666); err != nil {
-		os.Remove(path)
+		sockfile.Remove(path)
 		return fail(err)
 	}
 	c, err := net.FileConn(f)
 	if err != nil {
-		os.Remove(path)
+		sockfile.Remove(path)
 		return fail(err)
 	}
 	n := &NotifySocket{
@@ -89,29 +91,6 @@ func ListenNotify(path string) (*NotifySocket, error) {
 	live.Add(1)
 	go n.read()
 	return n, nil
-}
-
-// removeStaleSocket removes path if it is a socket nobody reads from.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("%w: not a socket", os.ErrExist)
-	}
-	addr := &net.UnixAddr{Name: path, Net: "unixgram"}
-	if c, err := net.DialUnix("unixgram", nil, addr); err == nil {
-		c.Close()
-		return fmt.Errorf("socket in use: %w", unix.EADDRINUSE)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale socket: %w", err)
-	}
-	return nil
 }
 
 // Path returns the socket's path, the value for NOTIFY_SOCKET.
@@ -128,7 +107,7 @@ func (n *NotifySocket) Close() error {
 		close(n.quit)
 		err := n.conn.Close()
 		<-n.done
-		if rerr := os.Remove(n.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		if rerr := sockfile.Remove(n.path); rerr != nil && err == nil {
 			err = rerr
 		}
 		if err != nil {

@@ -146,6 +146,25 @@ func TestNotifyStaleAndBusy(t *testing.T) {
 		}
 		t.Errorf("over a live socket: %v, want EADDRINUSE", err)
 	}
+	// Nor is a live socket of another type (a datagram dial to it fails
+	// with EPROTOTYPE, which is no sign of a stale file).
+	streamPath := filepath.Join(dir, "stream")
+	stream, err := net.Listen("unix", streamPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if n2, err := ListenNotify(streamPath); !errors.Is(err, unix.EADDRINUSE) {
+		if n2 != nil {
+			n2.Close()
+		}
+		t.Errorf("over a live stream socket: %v, want EADDRINUSE", err)
+	}
+	if c, err := net.Dial("unix", streamPath); err != nil {
+		t.Errorf("the live stream socket was disturbed: %v", err)
+	} else {
+		c.Close()
+	}
 	// Nor is a file that is not a socket.
 	plain := filepath.Join(dir, "plain")
 	if err := os.WriteFile(plain, nil, 0o600); err != nil {
