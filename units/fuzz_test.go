@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			var s *Service
 			s, more = buildService(n, "/u/"+name, nil, opts)
 			if more.Err() == nil {
-				if len(s.ExecStart) == 0 && s.Type != "oneshot" {
+				if len(s.ExecStart) == 0 && s.Type != TypeOneshot {
 					t.Fatal("service without ExecStart")
 				}
 				if inst, err := s.Instantiate("x-1"); err == nil && inst.Name != "fuzz@x-1.service" {

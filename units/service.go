@@ -26,14 +26,14 @@ var serviceOptions map[string]serviceHandler
 func init() {
 	serviceOptions = map[string]serviceHandler{
 		"Type": func(b *serviceBuild, o rawOption) error {
-			switch o.Value {
-			case "simple", "exec", "notify", "oneshot":
-				b.s.Type = o.Value
+			switch t := ServiceType(o.Value); t {
+			case TypeSimple, TypeExec, TypeNotify, TypeOneshot:
+				b.s.Type = t
 			case "idle":
-				b.s.Type = "simple"
+				b.s.Type = TypeSimple
 				b.warnf(o, "idle is run as simple by sockd (no waiting for other jobs)")
 			case "notify-reload":
-				b.s.Type = "notify"
+				b.s.Type = TypeNotify
 				b.warnf(o, "notify-reload is run as notify by sockd (reload restarts the service)")
 			case "forking", "dbus":
 				return fmt.Errorf("%s: not supported by sockd", o.Value)
@@ -56,9 +56,9 @@ func init() {
 		"ExecStop":      func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecStop, o) },
 		"ExecReload":    func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecReload, o) },
 		"Restart": func(b *serviceBuild, o rawOption) error {
-			switch o.Value {
-			case "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always":
-				b.s.Restart = o.Value
+			switch r := RestartPolicy(o.Value); r {
+			case RestartNo, RestartOnSuccess, RestartOnFailure, RestartOnAbnormal, RestartOnWatchdog, RestartOnAbort, RestartAlways:
+				b.s.Restart = r
 				return nil
 			}
 			return fmt.Errorf("invalid value %q (want no, on-success, on-failure, on-abnormal, on-watchdog, on-abort or always)", o.Value)
@@ -92,9 +92,9 @@ func init() {
 			return err
 		},
 		"KillMode": func(b *serviceBuild, o rawOption) error {
-			switch o.Value {
-			case "control-group", "mixed", "process", "none":
-				b.s.KillMode = o.Value
+			switch m := KillMode(o.Value); m {
+			case KillControlGroup, KillMixed, KillProcess, KillNone:
+				b.s.KillMode = m
 				return nil
 			}
 			return fmt.Errorf("invalid value %q (want control-group, mixed, process or none)", o.Value)
@@ -238,9 +238,9 @@ func init() {
 			return err
 		},
 		"NotifyAccess": func(b *serviceBuild, o rawOption) error {
-			switch o.Value {
-			case "none", "main", "exec", "all":
-				b.s.NotifyAccess, b.notifySet = o.Value, true
+			switch a := NotifyAccess(o.Value); a {
+			case NotifyNone, NotifyMain, NotifyExec, NotifyAll:
+				b.s.NotifyAccess, b.notifySet = a, true
 				return nil
 			}
 			return fmt.Errorf("invalid value %q (want none, main, exec or all)", o.Value)
@@ -457,10 +457,10 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 		builder: &builder{unit: name.Full, spec: &specCtx{name: name, file: file, keepInstance: name.Template}},
 		s: &Service{
 			Name: name.Full, File: file, DropIns: dropIns, Template: name.Template, Instance: name.Instance,
-			Type: "simple", Restart: "no", RestartSec: 100 * time.Millisecond,
+			Type: TypeSimple, Restart: RestartNo, RestartSec: 100 * time.Millisecond,
 			StartLimitInterval: 10 * time.Second, StartLimitBurst: 5,
 			TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second,
-			KillSignal: syscall.SIGTERM, KillMode: "control-group", SendSIGKILL: true,
+			KillSignal: syscall.SIGTERM, KillMode: KillControlGroup, SendSIGKILL: true,
 			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
 			Instances: 1,
 		},
@@ -504,21 +504,21 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 		s.StartLimitBurst = *b.startLimitBurst
 	}
 	if !b.typeSet && len(s.ExecStart) == 0 {
-		s.Type = "oneshot"
+		s.Type = TypeOneshot
 	}
-	if !b.notifySet && s.Type == "notify" {
-		s.NotifyAccess = "main"
+	if !b.notifySet && s.Type == TypeNotify {
+		s.NotifyAccess = NotifyMain
 	} else if !b.notifySet {
-		s.NotifyAccess = "none"
+		s.NotifyAccess = NotifyNone
 	}
 	whole := rawOption{File: file}
 	switch {
 	case b.execStartFailed && len(s.ExecStart) == 0:
-	case s.Type == "oneshot":
+	case s.Type == TypeOneshot:
 		if len(s.ExecStart) == 0 && len(s.ExecStop) == 0 {
 			b.errf(whole, "no ExecStart= or ExecStop=")
 		}
-		if s.Restart == "always" || s.Restart == "on-success" {
+		if s.Restart == RestartAlways || s.Restart == RestartOnSuccess {
 			b.errf(whole, "Restart=%s is not allowed for Type=oneshot", s.Restart)
 		}
 	case len(s.ExecStart) == 0:

@@ -99,6 +99,67 @@ type Socket struct {
 	linkOpt rawOption
 }
 
+// ServiceType is Type= of a service: how a started service becomes ready
+// (systemd.service(5)). The parser always sets it: TypeSimple by
+// default, TypeOneshot for a service with neither Type= nor ExecStart=.
+// The zero value "" is treated as TypeSimple.
+type ServiceType string
+
+// The types sockd runs. Type=idle loads as TypeSimple and
+// Type=notify-reload as TypeNotify, each with a warning; Type=forking and
+// Type=dbus are errors.
+const (
+	TypeSimple  ServiceType = "simple"  // ready once started (the default)
+	TypeExec    ServiceType = "exec"    // run as TypeSimple by sockd
+	TypeNotify  ServiceType = "notify"  // ready when the service sends READY=1
+	TypeOneshot ServiceType = "oneshot" // ExecStart= lines run in sequence; done when they exit
+)
+
+// RestartPolicy is Restart=: after which exits a service is started
+// again (systemd.service(5)). The parser sets RestartNo by default; the
+// zero value "" is treated as RestartNo.
+type RestartPolicy string
+
+// The Restart= values of systemd.service(5).
+const (
+	RestartNo         RestartPolicy = "no"
+	RestartOnSuccess  RestartPolicy = "on-success"
+	RestartOnFailure  RestartPolicy = "on-failure"
+	RestartOnAbnormal RestartPolicy = "on-abnormal"
+	RestartOnWatchdog RestartPolicy = "on-watchdog"
+	RestartOnAbort    RestartPolicy = "on-abort"
+	RestartAlways     RestartPolicy = "always"
+)
+
+// KillMode is KillMode=: which processes KillSignal= and the final
+// SIGKILL go to (systemd.kill(5)). sockd's control group is the main
+// process's process group. The parser sets KillControlGroup by default;
+// the zero value "" is treated as KillControlGroup.
+type KillMode string
+
+// The KillMode= values of systemd.kill(5); docs/units.md says what each
+// does under sockd.
+const (
+	KillControlGroup KillMode = "control-group" // both to the process group
+	KillMixed        KillMode = "mixed"         // KillSignal= to the main process, SIGKILL to the group
+	KillProcess      KillMode = "process"       // both to the main process
+	KillNone         KillMode = "none"          // no KillSignal=; SIGKILL to the main process after TimeoutStopSec=
+)
+
+// NotifyAccess is NotifyAccess=: whose sd_notify messages a service's
+// state follows (systemd.service(5)). The parser sets NotifyMain for
+// Type=notify and NotifyNone otherwise; the zero value "" is treated as
+// NotifyNone.
+type NotifyAccess string
+
+// The NotifyAccess= values of systemd.service(5).
+const (
+	NotifyNone NotifyAccess = "none" // no process
+	NotifyMain NotifyAccess = "main" // the main process
+	NotifyExec NotifyAccess = "exec" // as NotifyAll under sockd
+	NotifyAll  NotifyAccess = "all"  // any process in the process group of one of the unit's processes
+)
+
 // Command is one Exec*= line after systemd quoting and prefixes.
 type Command struct {
 	// Path is the program (Argv[0] unless the "@" prefix set another argv0).
@@ -147,22 +208,22 @@ type Service struct {
 	// Description is [Unit] Description=.
 	Description string
 
-	Type          string // "simple" (default), "exec", "notify", "oneshot"
+	Type          ServiceType // default TypeSimple; TypeOneshot without Type= and ExecStart=
 	ExecStart     []Command
 	ExecStartPre  []Command
 	ExecStartPost []Command
 	ExecStop      []Command
 	ExecReload    []Command
 
-	Restart            string        // "no" (default), "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"
+	Restart            RestartPolicy // default RestartNo
 	RestartSec         time.Duration // default 100ms
 	StartLimitInterval time.Duration // default 10s
 	StartLimitBurst    int           // default 5
 	TimeoutStartSec    time.Duration // default 90s; Infinity for none
 	TimeoutStopSec     time.Duration // default 90s in systemd; sockd's default is 10s (documented)
 	KillSignal         syscall.Signal
-	KillMode           string // "control-group" (default: the process group), "mixed", "process", "none"
-	SendSIGKILL        bool   // default true
+	KillMode           KillMode // default KillControlGroup
+	SendSIGKILL        bool     // default true
 	SuccessExitStatus  []int
 	SuccessSignals     []syscall.Signal
 
@@ -187,8 +248,8 @@ type Service struct {
 	StandardOutput           Output
 	StandardError            Output
 
-	Sockets      []string // socket units whose fds this service receives
-	NotifyAccess string   // "none", "main", "exec", "all"; default "main" for Type=notify, "none" otherwise
+	Sockets      []string     // socket units whose fds this service receives
+	NotifyAccess NotifyAccess // default NotifyMain for TypeNotify, NotifyNone otherwise
 	WatchdogSec  time.Duration
 
 	// Instances is the sockd extension X-Instances=: how many processes

@@ -173,16 +173,16 @@ X-Other=ignored
 	s := set.Services["app.service"]
 	f := s.File
 	want := &Service{Name: "app.service", File: f, Description: "The app",
-		Type:          "notify",
+		Type:          TypeNotify,
 		ExecStartPre:  []Command{{Path: "/bin/mkdir", Argv: []string{"/bin/mkdir", "-p", "/run/app"}, IgnoreFailure: true, Line: 7, File: f}},
 		ExecStart:     []Command{{Path: "/usr/bin/app", Argv: []string{"app-argv0", "--flag", "two words", `single "q"`, "a b", "--last"}, Line: 8, File: f}},
 		ExecStartPost: []Command{{Path: "/bin/echo", Argv: []string{"/bin/echo", "$MAINPID"}, NoEnvExpand: true, Line: 11, File: f}},
 		ExecStop:      []Command{{Path: "/bin/kill", Argv: []string{"/bin/kill", "-TERM", "$MAINPID"}, Line: 12, File: f}},
 		ExecReload:    []Command{{Path: "/bin/kill", Argv: []string{"/bin/kill", "-HUP", "$MAINPID"}, Line: 13, File: f}},
-		Restart:       "on-abnormal", RestartSec: 500 * time.Millisecond,
+		Restart:       RestartOnAbnormal, RestartSec: 500 * time.Millisecond,
 		StartLimitInterval: time.Minute, StartLimitBurst: 3,
 		TimeoutStartSec: Infinity, TimeoutStopSec: 90 * time.Second,
-		KillSignal: syscall.SIGINT, KillMode: "mixed", SendSIGKILL: false,
+		KillSignal: syscall.SIGINT, KillMode: KillMixed, SendSIGKILL: false,
 		SuccessExitStatus: []int{1, 75}, SuccessSignals: []syscall.Signal{syscall.SIGKILL, syscall.SIGHUP},
 		Environment:      []string{"A=b c", "D=e", "F=app.service"},
 		EnvironmentFiles: []EnvironmentFile{{Path: "/etc/default/app", Optional: true}, {Path: "/etc/app.env"}},
@@ -197,7 +197,7 @@ X-Other=ignored
 			{Resource: unix.RLIMIT_NICE, Soft: 30, Hard: 30},
 		},
 		StandardOutput: Output{Kind: "append", Path: "/var/log/app.log"}, StandardError: Output{Kind: "null"},
-		NotifyAccess: "all", WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second,
+		NotifyAccess: NotifyAll, WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("service:\n got %+v\nwant %+v", s, want)
@@ -205,23 +205,35 @@ X-Other=ignored
 }
 
 func TestServiceDefaults(t *testing.T) {
-	set, _ := load(t, map[string]string{"app.service": okService, "n.service": "[Service]\nType=notify\nExecStart=/bin/true\n", "o.service": "[Service]\nExecStop=/bin/true\n"})
+	set, _ := load(t, map[string]string{
+		"app.service": okService,
+		"n.service":   "[Service]\nType=notify\nExecStart=/bin/true\n",
+		"o.service":   "[Service]\nExecStop=/bin/true\n",
+		"i.service":   "[Service]\nType=idle\nExecStart=/bin/true\n",
+		"r.service":   "[Service]\nType=notify-reload\nExecStart=/bin/true\n",
+	})
 	s := set.Services["app.service"]
-	want := &Service{Name: "app.service", File: s.File, Type: "simple",
+	want := &Service{Name: "app.service", File: s.File, Type: TypeSimple,
 		ExecStart: []Command{{Path: "/bin/true", Argv: []string{"/bin/true"}, Line: 2, File: s.File}},
-		Restart:   "no", RestartSec: 100 * time.Millisecond, StartLimitInterval: 10 * time.Second, StartLimitBurst: 5,
+		Restart:   RestartNo, RestartSec: 100 * time.Millisecond, StartLimitInterval: 10 * time.Second, StartLimitBurst: 5,
 		TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second, KillSignal: syscall.SIGTERM,
-		KillMode: "control-group", SendSIGKILL: true, UMask: 0o022,
+		KillMode: KillControlGroup, SendSIGKILL: true, UMask: 0o022,
 		StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
-		NotifyAccess: "none", Instances: 1}
+		NotifyAccess: NotifyNone, Instances: 1}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("service:\n got %+v\nwant %+v", s, want)
 	}
-	if n := set.Services["n.service"]; n.NotifyAccess != "main" {
+	if n := set.Services["n.service"]; n.NotifyAccess != NotifyMain {
 		t.Errorf("notify NotifyAccess = %q", n.NotifyAccess)
 	}
-	if o := set.Services["o.service"]; o == nil || o.Type != "oneshot" {
+	if o := set.Services["o.service"]; o == nil || o.Type != TypeOneshot {
 		t.Errorf("service without ExecStart: %+v, want Type=oneshot", o)
+	}
+	if i := set.Services["i.service"]; i == nil || i.Type != TypeSimple {
+		t.Errorf("Type=idle: %+v, want Type=simple", i)
+	}
+	if r := set.Services["r.service"]; r == nil || r.Type != TypeNotify || r.NotifyAccess != NotifyMain {
+		t.Errorf("Type=notify-reload: %+v, want Type=notify, NotifyAccess=main", r)
 	}
 }
 
@@ -244,6 +256,25 @@ func TestTimespan(t *testing.T) {
 		got, err := parseTimespan(tc.in, time.Second)
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("parseTimespan(%q) = %v, %v; want %v, err %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want syscall.Signal // 0: an error
+	}{
+		{"SIGTERM", syscall.SIGTERM}, {"TERM", syscall.SIGTERM}, {"term", syscall.SIGTERM},
+		{"15", syscall.SIGTERM}, {"9", syscall.SIGKILL}, {"SIGHUP", syscall.SIGHUP},
+		{"SIGRTMIN", 34}, {"SIGRTMIN+0", 34}, {"RTMIN+2", 36}, {"SIGRTMIN+30", 64},
+		{"SIGRTMAX", 64}, {"SIGRTMAX-1", 63}, {"SIGRTMAX-30", 34}, {"64", 64},
+		{"0", 0}, {"65", 0}, {"-1", 0}, {"SIGRTMIN+31", 0}, {"SIGRTMAX-31", 0},
+		{"SIGFOO", 0}, {"", 0},
+	} {
+		got, err := parseSignal(tc.in)
+		if got != tc.want || (err != nil) != (tc.want == 0) {
+			t.Errorf("parseSignal(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -136,10 +136,20 @@ func parseMode(s string, max uint64) (uint64, error) {
 	return v, nil
 }
 
-// parseSignal reads a signal as "SIGTERM", "TERM" or "15".
+// sigRTMin and sigRTMax are SIGRTMIN and SIGRTMAX as systemd and C
+// programs number them: glibc keeps the kernel's first two real-time
+// signals (32 and 33) for itself. Neither syscall nor x/sys/unix names
+// them.
+const (
+	sigRTMin syscall.Signal = 34
+	sigRTMax syscall.Signal = 64
+)
+
+// parseSignal reads a signal as "SIGTERM", "TERM", "15", "SIGRTMIN+n" or
+// "SIGRTMAX-n".
 func parseSignal(s string) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n < 1 || n > 64 {
+		if n < 1 || n > int(sigRTMax) {
 			return 0, fmt.Errorf("invalid signal %q", s)
 		}
 		return syscall.Signal(n), nil
@@ -152,20 +162,20 @@ func parseSignal(s string) (syscall.Signal, error) {
 		return sig, nil
 	}
 	if rest, ok := strings.CutPrefix(name, "SIGRTMIN+"); ok {
-		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && 34+n <= 64 {
-			return syscall.Signal(34 + n), nil
+		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && n <= int(sigRTMax-sigRTMin) {
+			return sigRTMin + syscall.Signal(n), nil
 		}
 	}
 	if rest, ok := strings.CutPrefix(name, "SIGRTMAX-"); ok {
-		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && 64-n >= 34 {
-			return syscall.Signal(64 - n), nil
+		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && n <= int(sigRTMax-sigRTMin) {
+			return sigRTMax - syscall.Signal(n), nil
 		}
 	}
 	switch name {
 	case "SIGRTMIN":
-		return 34, nil
+		return sigRTMin, nil
 	case "SIGRTMAX":
-		return 64, nil
+		return sigRTMax, nil
 	}
 	return 0, fmt.Errorf("invalid signal %q", s)
 }
