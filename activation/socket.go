@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/internal/ids"
 	"github.com/sockd/sockd/internal/sockfile"
 	"github.com/sockd/sockd/units"
 )
@@ -352,44 +352,20 @@ func chmodChown(path string, s *units.Socket) error {
 	}
 	uid, gid := -1, -1
 	if s.SocketUser != "" {
-		u, err := lookupUser(s.SocketUser)
+		u, err := ids.LookupUID(s.SocketUser)
 		if err != nil {
-			return err
+			return fmt.Errorf("SocketUser: %w", err)
 		}
-		uid = u
+		uid = int(u)
 	}
 	if s.SocketGroup != "" {
-		g, err := lookupGroup(s.SocketGroup)
+		g, err := ids.LookupGroup(s.SocketGroup)
 		if err != nil {
-			return err
+			return fmt.Errorf("SocketGroup: %w", err)
 		}
-		gid = g
+		gid = int(g)
 	}
 	return os.Lchown(path, uid, gid)
-}
-
-// lookupUser returns the uid of a user name or number.
-func lookupUser(name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return -1, fmt.Errorf("SocketUser: %w", err)
-	}
-	return strconv.Atoi(u.Uid)
-}
-
-// lookupGroup returns the gid of a group name or number.
-func lookupGroup(name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
-	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return -1, fmt.Errorf("SocketGroup: %w", err)
-	}
-	return strconv.Atoi(g.Gid)
 }
 
 // openFIFO creates (or reuses) a FIFO and opens it read-write, so that it
