@@ -4,11 +4,12 @@ package supervisord
 // itself and starts one instance of the template NAME@.service per
 // connection, with the connection as fd 3 (systemd.socket(5), Accept=).
 //
-// An acceptor is the actor of one such unit. The Daemon knows it through
-// an ordinary *unit handle (name, reqs, quit, logs, sockets), registered
-// under the template's name, so every API call reaches it the way it
-// reaches a normal unit; the acceptor's run loop takes the place of
-// (*unit).run and owns the state below.
+// An acceptor is the actor of one such unit, an actor of its own kind
+// beside unit. The Daemon knows it through its handle, registered under
+// the template's name, so every API call reaches it the way it reaches a
+// unit. Its instances get their process set-up (processSpec), exit
+// judgement (cleanExit) and stop targets (killTargets) from the same
+// functions as a unit's processes.
 
 import (
 	"context"
@@ -39,14 +40,19 @@ const acceptRetryDelay = time.Second
 // systemd sets it for Accept=yes instances.
 const acceptFDName = "connection"
 
-// acceptor runs one Accept=yes socket unit and its instances. h, log,
-// evs and the limits are set before run starts; run owns the rest.
+// acceptor runs one Accept=yes socket unit and its instances. The
+// handle, log, evs and the limits are set before run starts; run owns
+// the rest.
 type acceptor struct {
-	h         *unit
+	*handle
 	log       zerolog.Logger
-	evs       chan event
+	evs       chan any
+	start     startFunc
+	observe   func(string, api.ServiceStatus)
+	sockSt    []api.SocketStatus
 	maxConns  int
 	perSource int
+	observed  string
 
 	// ---- owned by run ----
 	svc      *units.Service // the template; reqUpdate replaces it
@@ -74,6 +80,7 @@ type instance struct {
 	pr       *proc
 	source   string
 	stopping bool
+	exited   bool
 }
 
 // stopWait is a stop or restart waiting for the instances it stopped.
@@ -93,6 +100,9 @@ type acceptResult struct {
 }
 
 type instExited struct{ in *instance }
+
+// instKill is TimeoutStopSec= passing for a stopping instance.
+type instKill struct{ in *instance }
 
 type acceptRetry struct{}
 
@@ -132,11 +142,10 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	for _, l := range ls {
 		sockSt = append(sockSt, api.SocketStatus{Unit: sock.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: acceptFDName})
 	}
-	h := newUnit(svc.Name, svc, socks, d.log)
-	h.observe = d.cfg.Observe
-	h.svcSnapshot = svc
-	h.ls, h.sockSt = ls, sockSt
-	a := newAcceptor(h, svc, sock)
+	h := newHandle(svc.Name, svc, socks)
+	h.ls = ls
+	a := newAcceptor(h, svc, sock, d.log)
+	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	d.sockets[sock.Name] = svc.Name
@@ -145,15 +154,16 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	return nil
 }
 
-func newAcceptor(h *unit, svc *units.Service, sock *units.Socket) *acceptor {
+func newAcceptor(h *handle, svc *units.Service, sock *units.Socket, log zerolog.Logger) *acceptor {
 	maxConns := sock.MaxConnections
 	if maxConns <= 0 {
 		maxConns = 64
 	}
 	return &acceptor{
-		h:         h,
-		log:       h.log,
-		evs:       make(chan event, 16),
+		handle:    h,
+		log:       log.Hook(unitField(h.name)),
+		evs:       make(chan any, 16),
+		start:     startChild,
 		maxConns:  maxConns,
 		perSource: sock.MaxConnectionsPerSource,
 		svc:       svc,
@@ -166,11 +176,11 @@ func newAcceptor(h *unit, svc *units.Service, sock *units.Socket) *acceptor {
 // run is the acceptor's actor. It ends, closing h.quit, after a
 // shutdown once every instance has exited.
 func (a *acceptor) run() {
-	defer close(a.h.quit)
+	defer close(a.quit)
 	a.settle()
 	for !a.exiting || len(a.insts) > 0 {
 		select {
-		case r := <-a.h.reqs:
+		case r := <-a.reqs:
 			a.handleRequest(r)
 		case e := <-a.evs:
 			a.handleEvent(e)
@@ -193,12 +203,12 @@ func (a *acceptor) settle() {
 	if st != a.state {
 		a.state, a.since = st, time.Now()
 	}
-	if a.h.observe != nil {
+	if a.observe != nil {
 		s := a.status().Service
 		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result)
-		if key != a.h.observed {
-			a.h.observed = key
-			a.h.observe(a.h.name, s)
+		if key != a.observed {
+			a.observed = key
+			a.observe(a.name, s)
 		}
 	}
 }
@@ -229,7 +239,7 @@ func (a *acceptor) startAccepting() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	a.cancel, a.done = cancel, done
-	ls := a.h.ls
+	ls := a.ls
 	go func() {
 		defer close(done)
 		l, err := activation.Wait(ctx, ls)
@@ -261,7 +271,15 @@ func (a *acceptor) stopAccepting() {
 	a.cancel, a.done = nil, nil
 }
 
-func (a *acceptor) handleEvent(e event) {
+// send delivers e to the actor from another goroutine.
+func (a *acceptor) send(e any) {
+	select {
+	case a.evs <- e:
+	case <-a.quit:
+	}
+}
+
+func (a *acceptor) handleEvent(e any) {
 	switch e := e.(type) {
 	case acceptResult:
 		if e.done != a.done || a.done == nil {
@@ -275,12 +293,7 @@ func (a *acceptor) handleEvent(e event) {
 		if e.err != nil {
 			a.log.Error().Err(e.err).Dur("retry", acceptRetryDelay).Msg("accept")
 			a.retrying = true
-			time.AfterFunc(acceptRetryDelay, func() {
-				select {
-				case a.evs <- acceptRetry{}:
-				case <-a.h.quit:
-				}
-			})
+			time.AfterFunc(acceptRetryDelay, func() { a.send(acceptRetry{}) })
 			return
 		}
 		a.connection(e.conn, e.peer, e.l)
@@ -288,6 +301,12 @@ func (a *acceptor) handleEvent(e event) {
 		a.retrying = false
 	case instExited:
 		a.instExited(e.in)
+	case instKill:
+		if !e.in.exited {
+			_, kill := killTargets(e.in.svc)
+			a.log.Warn().Int("pid", e.in.pr.Pid()).Str("instance", e.in.name).Msg("not stopped in time: SIGKILL")
+			signalTarget(e.in.pr.p, kill, syscall.SIGKILL)
+		}
 	}
 }
 
@@ -388,15 +407,24 @@ func connInfo(conn *os.File, peer net.Addr) (connFacts, error) {
 }
 
 // spawn starts in's process with conn as fd 3. It builds the child as
-// (*unit).spawn does, minus what instances do not have: no NOTIFY_SOCKET
-// (readiness does not apply), no watchdog.
+// a unit's spawn does, minus what instances do not have: no
+// NOTIFY_SOCKET (readiness does not apply), no watchdog.
 func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, error) {
 	svc := in.svc
-	// A shell unit lends the instance the process set-up of normal
-	// units; its log lines go to the socket unit's log ring.
-	sh := &unit{name: svc.Name, svc: svc, logs: a.h.logs, log: a.log.With().Str("instance", svc.Name).Logger()}
 	pr := &proc{started: time.Now()}
-	spec, closers, err := sh.processSpec(pr)
+	env, err := environment(svc)
+	if err != nil {
+		return nil, err
+	}
+	// Output lines go to the socket unit's log ring, tagged with the
+	// instance.
+	logs, log := a.logs, a.log.With().Str("instance", svc.Name).Logger()
+	sink := func(stream, line string) {
+		pr.addTail(line)
+		logs.add(api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line})
+		log.Info().Int("pid", pr.Pid()).Str("stream", stream).Msg(line)
+	}
+	spec, closers, err := processSpec(svc, env, sink)
 	defer closeAll(closers)
 	if err != nil {
 		return nil, err
@@ -408,7 +436,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	if info.remoteAddr != "" {
 		spec.Env = setEnv(spec.Env, "REMOTE_ADDR="+info.remoteAddr, "REMOTE_PORT="+info.remotePort)
 	}
-	p, err := children.Start(spec)
+	p, err := a.start(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
 	}
@@ -418,10 +446,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	pr.ready = true
 	go func() {
 		<-p.Done()
-		select {
-		case a.evs <- instExited{in}:
-		case <-a.h.quit:
-		}
+		a.send(instExited{in})
 	}()
 	return pr, nil
 }
@@ -429,8 +454,9 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 // instExited forgets an instance that has exited: instances are never
 // restarted.
 func (a *acceptor) instExited(in *instance) {
+	in.exited = true
 	st := in.pr.p.Exit()
-	clean := (&unit{svc: in.svc}).cleanExit(st)
+	clean := cleanExit(in.svc, st)
 	lg := a.log.Info()
 	if !in.stopping && !clean {
 		lg = a.log.Warn()
@@ -469,26 +495,21 @@ func (a *acceptor) instExited(in *instance) {
 	a.waits = kept
 }
 
-// stopInstance tells in to stop with KillSignal=, SIGKILL after
-// TimeoutStopSec=, as (*unit).stopProc does.
+// stopInstance tells in to stop with KillSignal= to the KillMode=
+// target, SIGKILL after TimeoutStopSec=, as a unit's processes stop.
 func (a *acceptor) stopInstance(in *instance) {
-	if in.stopping {
+	if in.stopping || in.exited {
 		return
 	}
 	in.stopping = true
 	svc := in.svc
-	sig := svc.KillSignal
-	if sig == 0 {
-		sig = syscall.SIGTERM
-	}
-	timeout := svc.TimeoutStopSec
-	if timeout == 0 {
-		timeout = units.Infinity
-	}
-	group := svc.KillMode != "process" && svc.KillMode != "none"
-	sigkill := svc.SendSIGKILL && svc.KillMode != "none"
+	sig, timeout := stopSignal(svc), stopTimeout(svc)
+	to, kill := killTargets(svc)
 	a.log.Info().Int("pid", in.pr.Pid()).Str("instance", in.name).Str("signal", sig.String()).Msg("stopping")
-	go in.pr.p.Stop(sig, timeout, sigkill, group)
+	signalTarget(in.pr.p, to, sig)
+	if kill != children.None && timeout != units.Infinity {
+		time.AfterFunc(timeout, func() { a.send(instKill{in}) })
+	}
 }
 
 func (a *acceptor) handleRequest(r *request) {
@@ -513,7 +534,7 @@ func (a *acceptor) handleRequest(r *request) {
 		}
 		r.reply <- reply{}
 	default:
-		r.reply <- reply{err: fmt.Errorf("%s %s: %w", r.kind, a.h.name, api.ErrInvalid)}
+		r.reply <- reply{err: fmt.Errorf("%s %s: %w", r.kind, a.name, api.ErrInvalid)}
 	}
 }
 
@@ -523,7 +544,7 @@ func (a *acceptor) handleRequest(r *request) {
 // current definition.
 func (a *acceptor) stopAll(r *request) {
 	w := &stopWait{req: r, pending: map[*instance]bool{}, begun: time.Now(),
-		res: api.RestartResult{Unit: a.h.name, OK: true, Outcome: "done", OldPids: []int{}, NewPids: []int{}}}
+		res: api.RestartResult{Unit: a.name, OK: true, Outcome: "done", OldPids: []int{}, NewPids: []int{}}}
 	if r.kind == reqRestart {
 		a.restarts++
 		a.gen++
@@ -583,12 +604,12 @@ func (a *acceptor) reloadApp(r *request) {
 		}
 	}
 	if n == 0 {
-		r.reply <- reply{err: fmt.Errorf("reload-app %s: no instance running: %w", a.h.name, api.ErrConflict)}
+		r.reply <- reply{err: fmt.Errorf("reload-app %s: no instance running: %w", a.name, api.ErrConflict)}
 		return
 	}
 	err := errors.Join(errs...)
 	if err != nil {
-		err = fmt.Errorf("reload-app %s: %w: %w", a.h.name, err, api.ErrFailed)
+		err = fmt.Errorf("reload-app %s: %w: %w", a.name, err, api.ErrFailed)
 	}
 	r.reply <- reply{err: err}
 }
@@ -626,5 +647,5 @@ func (a *acceptor) status() api.UnitStatus {
 	default:
 		st.SubState = "listening"
 	}
-	return api.UnitStatus{Name: a.h.name, Service: st, Sockets: a.h.sockSt}
+	return api.UnitStatus{Name: a.name, Service: st, Sockets: a.sockSt}
 }

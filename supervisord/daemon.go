@@ -10,11 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -46,6 +44,11 @@ type Daemon struct {
 	runDir   string
 	ownRun   bool
 	reloadMu sync.Mutex // one reload at a time
+	start    startFunc  // children.Start; tests put a fake here
+	// life ends when Shutdown begins: a reload under way stops waiting
+	// for the units it removes, and leaves them to Shutdown.
+	life    context.Context
+	endLife context.CancelFunc
 
 	pids       *pidTable
 	waiter     *activation.Waiter     // waits for first connections, for all units
@@ -53,7 +56,7 @@ type Daemon struct {
 	notifyDone chan struct{}
 
 	mu      sync.Mutex // guards the maps below
-	units   map[string]*unit
+	units   map[string]*handle
 	sockets map[string]string // socket unit name → service name
 	closed  bool
 }
@@ -62,7 +65,9 @@ var _ api.Backend = (*Daemon)(nil)
 
 // New returns a Daemon for cfg; Open loads and runs the units.
 func New(cfg Config) *Daemon {
-	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*unit{}, sockets: map[string]string{}, pids: newPidTable()}
+	life, end := context.WithCancel(context.Background())
+	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*handle{}, sockets: map[string]string{}, pids: newPidTable(),
+		start: startChild, life: life, endLife: end}
 }
 
 // Open loads the unit directory, opens every socket and starts each
@@ -87,18 +92,21 @@ func (d *Daemon) Open() error {
 	if err := d.listenNotify(); err != nil {
 		return fmt.Errorf("notify socket: %w", err)
 	}
-	_, err = d.reload()
+	_, err = d.reload(context.Background())
 	return err
 }
 
 // Shutdown stops every unit's processes gracefully, closes every socket
 // and removes the socket files sockd created.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.endLife() // a reload under way stops waiting
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.mu.Lock()
-	d.closed = true
-	all := make([]*unit, 0, len(d.units))
+	all := make([]*handle, 0, len(d.units))
 	for _, u := range d.units {
 		all = append(all, u)
 	}
@@ -131,184 +139,6 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// removeUnitBounded removes u for a reload, giving its processes twice
-// their TimeoutStopSec= (5 min when infinite) to stop: a process that
-// ignores SIGTERM under SendSIGKILL=no must not hold every later reload.
-// Past that the unit is left as it is and the error says so.
-func (d *Daemon) removeUnitBounded(u *unit) error {
-	limit := 5 * time.Minute
-	if t := u.svcSnapshot.TimeoutStopSec; t > 0 && t != units.Infinity {
-		limit = 2*t + 30*time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	return d.removeUnit(ctx, u)
-}
-
-// removeUnit stops u's processes, ends its actor and closes its sockets.
-func (d *Daemon) removeUnit(ctx context.Context, u *unit) error {
-	if _, err := u.call(ctx, &request{kind: reqShutdown}); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return err
-	}
-	select {
-	case <-u.quit:
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", u.name, ctx.Err())
-	}
-	u.helpers.Wait() // canceled with the actor; each kills its command
-	activation.CloseAll(u.ls)
-	d.mu.Lock()
-	if d.units[u.name] == u {
-		delete(d.units, u.name)
-	}
-	for _, s := range u.socks {
-		if d.sockets[s.Name] == u.name {
-			delete(d.sockets, s.Name)
-		}
-	}
-	d.mu.Unlock()
-	return nil
-}
-
-// reload reads the unit directory and brings the running units in line:
-// new units start, removed ones stop, changed services apply at their
-// next start, changed sockets re-open. A unit whose files now have errors
-// keeps running as it was.
-func (d *Daemon) reload() (api.ReloadResult, error) {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	var res api.ReloadResult
-	set, diags, err := units.LoadDir(d.cfg.UnitsDir)
-	if err != nil {
-		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
-	}
-	broken := map[string]bool{}
-	for _, dg := range diags {
-		ev := d.log.Warn()
-		sev := "warning"
-		if dg.Severity == units.Error {
-			ev, sev = d.log.Error(), "error"
-			broken[dg.Unit] = true
-		}
-		ev.Str("file", dg.File).Int("line", dg.Line).Str("option", dg.Option).Msg(dg.Msg)
-		res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: dg.File, Line: dg.Line, Option: dg.Option,
-			Severity: sev, Message: dg.Msg, Text: dg.Error()})
-	}
-	want := map[string]bool{}
-	names := make([]string, 0, len(set.Services))
-	for name := range set.Services {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		svc := set.Services[name]
-		if svc.Template && !hasAcceptSocket(set.SocketsFor(name)) {
-			continue // instantiated only by an Accept=yes socket (accept.go)
-		}
-		want[name] = true
-		if dep := brokenDependency(svc, broken); dep != "" {
-			// Its socket did not load: starting it as a socket-less
-			// service would be wrong. A running old version stays.
-			d.log.Error().Str("unit", name).Str("socket", dep).Msg("not loaded: its socket has errors")
-			continue
-		}
-		socks := set.SocketsFor(name)
-		d.mu.Lock()
-		old := d.units[name]
-		d.mu.Unlock()
-		switch {
-		case old == nil:
-			if err := d.addUnit(svc, socks); err != nil {
-				d.log.Error().Err(err).Str("unit", name).Msg("unit not started")
-				res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
-					Message: err.Error(), Text: err.Error()})
-				continue
-			}
-			res.Added = append(res.Added, name)
-		case !sameSockets(old.socks, socks):
-			if err := d.removeUnitBounded(old); err != nil {
-				d.log.Error().Err(err).Str("unit", name).Msg("stop for reload")
-			}
-			if err := d.addUnit(svc, socks); err != nil {
-				d.log.Error().Err(err).Str("unit", name).Msg("unit not restarted")
-				continue
-			}
-			res.Changed = append(res.Changed, name)
-		case !reflect.DeepEqual(old.svcSnapshot, svc):
-			old.svcSnapshot = svc
-			if _, err := old.call(context.Background(), &request{kind: reqUpdate, svc: svc}); err == nil {
-				res.Changed = append(res.Changed, name)
-			}
-		}
-	}
-	d.mu.Lock()
-	var gone []*unit
-	for name, u := range d.units {
-		if !want[name] && !broken[name] && !brokenSocket(u, broken) {
-			gone = append(gone, u)
-		}
-	}
-	d.mu.Unlock()
-	for _, u := range gone {
-		if err := d.removeUnitBounded(u); err != nil {
-			d.log.Error().Err(err).Str("unit", u.name).Msg("remove")
-		}
-		res.Removed = append(res.Removed, u.name)
-	}
-	return res, nil
-}
-
-// brokenDependency names the socket unit of svc (NAME.socket or one in
-// Sockets=) that failed to load, or "".
-func brokenDependency(svc *units.Service, broken map[string]bool) string {
-	own := strings.TrimSuffix(svc.Name, ".service") + ".socket"
-	if broken[own] {
-		return own
-	}
-	for _, s := range svc.Sockets {
-		if broken[s] {
-			return s
-		}
-	}
-	return ""
-}
-
-func brokenSocket(u *unit, broken map[string]bool) bool {
-	for _, s := range u.socks {
-		if broken[s.Name] {
-			return true
-		}
-	}
-	return false
-}
-
-// sameSockets compares socket units, ignoring line numbers.
-func sameSockets(a, b []*units.Socket) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := *a[i], *b[i]
-		x.Listens = stripLines(x.Listens)
-		y.Listens = stripLines(y.Listens)
-		x.File, y.File = "", ""
-		x.DropIns, y.DropIns = nil, nil
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
-}
-
-func stripLines(ls []units.Listen) []units.Listen {
-	out := make([]units.Listen, len(ls))
-	for i, l := range ls {
-		l.Line = 0
-		out[i] = l
-	}
-	return out
-}
-
 // addUnit opens a unit's sockets and starts its actor.
 func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	if svc.Template {
@@ -335,20 +165,22 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 			lsSock = append(lsSock, s)
 		}
 	}
-	u := newUnit(svc.Name, svc, socks, d.log)
+	h := newHandle(svc.Name, svc, socks)
+	h.ls = ls
+	u := newUnit(h, svc, d.log)
 	u.observe = d.cfg.Observe
-	u.svcSnapshot = svc
-	u.ls, u.lsSock, u.sockSt = ls, lsSock, sockSt
+	u.lsSock, u.sockSt = lsSock, sockSt
 	u.pids = d.pids
 	u.waiter = d.waiter
-	if svc.Type == "notify" || (svc.NotifyAccess != "" && svc.NotifyAccess != "none") || svc.WatchdogSec > 0 {
+	u.start = d.start
+	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
 		// Buffered so that the router never waits for an actor; a few
 		// messages per spawn at most (READY=1, STATUS=, MAINPID=).
 		u.notifyC = make(chan children.Notification, 16)
 	}
 	d.mu.Lock()
-	d.units[svc.Name] = u
+	d.units[svc.Name] = h
 	for _, s := range socks {
 		d.sockets[s.Name] = svc.Name
 	}
@@ -360,7 +192,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 // lookup finds a unit by "app", "app.service" or one of its sockets'
 // names ("app.socket"). An Accept=yes unit is found by its template's
 // name ("app@", "app@.service"), or by "app" if there is no app.service.
-func (d *Daemon) lookup(name string) (*unit, error) {
+func (d *Daemon) lookup(name string) (*handle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if name == "" {
@@ -385,7 +217,7 @@ func (d *Daemon) lookup(name string) (*unit, error) {
 // List returns the status of every unit, sorted by name.
 func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
 	d.mu.Lock()
-	all := make([]*unit, 0, len(d.units))
+	all := make([]*handle, 0, len(d.units))
 	for _, u := range d.units {
 		all = append(all, u)
 	}
@@ -442,40 +274,7 @@ func (d *Daemon) Restart(ctx context.Context, name string, opts api.RestartOptio
 	if err != nil {
 		return api.RestartResult{}, err
 	}
-	r := &request{kind: reqRestart, opts: opts, reply: make(chan reply, 1)}
-	if opts.Wait {
-		r.events = make(chan api.Event, 64)
-	}
-	select {
-	case u.reqs <- r:
-	case <-u.quit:
-		return api.RestartResult{}, fmt.Errorf("unit %s: %w", name, api.ErrNotFound)
-	case <-ctx.Done():
-		return api.RestartResult{}, ctx.Err()
-	}
-	for {
-		select {
-		case ev := <-r.events:
-			if progress != nil {
-				progress(ev)
-			}
-		case rep := <-r.reply:
-			for {
-				select {
-				case ev := <-r.events:
-					if progress != nil {
-						progress(ev)
-					}
-					continue
-				default:
-				}
-				break
-			}
-			return rep.result, rep.err
-		case <-ctx.Done():
-			return api.RestartResult{}, ctx.Err()
-		}
-	}
+	return u.restart(ctx, opts, progress)
 }
 
 // ReloadApp asks the unit's processes to reload themselves.
@@ -488,7 +287,9 @@ func (d *Daemon) ReloadApp(ctx context.Context, name string) error {
 	return err
 }
 
-// Reload re-reads the unit directory.
+// Reload re-reads the unit directory. ctx bounds the wait for units it
+// removes or whose sockets change; past it they go on stopping and the
+// error says so.
 func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
 	d.mu.Lock()
 	closed := d.closed
@@ -496,7 +297,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
 	if closed {
 		return api.ReloadResult{}, fmt.Errorf("reload: sockd is shutting down: %w", api.ErrConflict)
 	}
-	return d.reload()
+	return d.reload(ctx)
 }
 
 // Logs returns a unit's last output lines.

@@ -1,5 +1,10 @@
 package supervisord
 
+// Exec*= helper commands: ExecStartPre=, a oneshot's ExecStart=,
+// ExecStartPost=, ExecReload= and ExecStop=. Each list runs off the
+// actor in a goroutine that the unit's handle counts, bounded by its
+// timeout and canceled by a stop or a shutdown.
+
 import (
 	"context"
 	"fmt"
@@ -12,20 +17,84 @@ import (
 	"github.com/sockd/sockd/units"
 )
 
-// runHelpers runs Exec*= helper commands (ExecStartPre=, ExecStartPost=,
-// ExecStop=) one after another, as systemd does: a command without the
-// "-" prefix that fails ends the list with an error. Each gets the
-// unit's environment (plus MAINPID when mainPid > 0), and the whole list
-// at most timeout (0: no limit); a command still running then is killed.
-// Their output goes to the unit's log as "stdout"/"stderr" lines.
-// It reads nothing of the unit's actor state: svc and env are the
-// caller's copies, so it can run in its own goroutine.
-func runHelpers(ctx context.Context, svc *units.Service, env []string, what string, cmds []units.Command, mainPid int, timeout time.Duration, logLine func(stream, line string)) error {
+// helperRun is the Exec*= list of the unit's phase, under way.
+type helperRun struct {
+	what   string
+	tok    token
+	cancel context.CancelFunc
+}
+
+// runHelper runs cmds off the actor, bounded by TimeoutStartSec=, and
+// delivers evHelpersDone. One list runs per unit at a time: a new one
+// cancels the last.
+func (u *unit) runHelper(what string, cmds []units.Command, mainPid int) {
+	run, timeout := u.helperRunner(what), u.svc.TimeoutStartSec
+	u.offActor(what, func(ctx context.Context) error { return run(ctx, cmds, mainPid, timeout) })
+}
+
+// offActor runs fn as the unit's helper list: in a goroutine the handle
+// counts, canceled by cancelHelper, ending with evHelpersDone.
+func (u *unit) offActor(what string, fn func(context.Context) error) {
+	u.cancelHelper()
+	tok := u.nextToken()
+	ctx, cancel := context.WithCancel(u.life)
+	u.helper = &helperRun{what: what, tok: tok, cancel: cancel}
+	u.helpers.Add(1)
+	go func() {
+		defer u.helpers.Done()
+		defer cancel()
+		err := fn(ctx)
+		u.send(event{kind: evHelpersDone, tok: tok, err: err})
+	}()
+}
+
+// helperDone reports whether e ends the list under way, and forgets it.
+func (u *unit) helperDone(e event) bool {
+	if u.helper == nil || e.tok != u.helper.tok {
+		return false // a list that was canceled
+	}
+	u.helper = nil
+	return true
+}
+
+// cancelHelper kills the list under way; its end will be ignored.
+func (u *unit) cancelHelper() {
+	if u.helper != nil {
+		u.helper.cancel()
+		u.helper = nil
+	}
+}
+
+// helperFunc runs a list of helper commands.
+type helperFunc func(ctx context.Context, cmds []units.Command, mainPid int, timeout time.Duration) error
+
+// helperRunner binds a list runner to the unit's current definition, so
+// that it can run in its own goroutine. An environment that cannot be
+// built (an unreadable EnvironmentFile=) fails the list.
+func (u *unit) helperRunner(what string) helperFunc {
+	svc, start, logLine := u.svc, u.start, u.helperLog(what)
+	env, envErr := environment(svc)
+	return func(ctx context.Context, cmds []units.Command, mainPid int, timeout time.Duration) error {
+		if envErr != nil {
+			return fmt.Errorf("%s: %w", what, envErr)
+		}
+		return runHelpers(ctx, start, svc, env, what, cmds, mainPid, timeout, logLine)
+	}
+}
+
+// runHelpers runs helper commands one after another, as systemd does: a
+// command without the "-" prefix that fails ends the list with an error.
+// Each gets env (plus MAINPID when mainPid > 0), and the whole list at
+// most timeout (0 or Infinity: no limit); a command still running then,
+// or when ctx ends, is stopped (SIGTERM, SIGKILL after stopGrace).
+// Their output goes to logLine as "stdout"/"stderr" lines.
+func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []string, what string, cmds []units.Command,
+	mainPid int, timeout time.Duration, logLine func(stream, line string)) error {
 	if len(cmds) == 0 {
 		return nil
 	}
 	if mainPid > 0 {
-		env = append(env, "MAINPID="+strconv.Itoa(mainPid))
+		env = setEnv(env, "MAINPID="+strconv.Itoa(mainPid))
 	}
 	dir := workingDir(svc)
 	var deadline <-chan time.Time
@@ -41,11 +110,11 @@ func runHelpers(ctx context.Context, svc *units.Service, env []string, what stri
 		if svc.User != "" || svc.Group != "" {
 			cred, err := credential(svc)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			spec.Credential = cred
 		}
-		p, err := children.Start(spec)
+		p, err := start(spec)
 		if err != nil {
 			if c.IgnoreFailure {
 				continue
@@ -55,10 +124,10 @@ func runHelpers(ctx context.Context, svc *units.Service, env []string, what stri
 		select {
 		case <-p.Done():
 		case <-deadline:
-			p.Stop(syscall.SIGTERM, 2*time.Second, true, true)
+			stopHelper(p)
 			return fmt.Errorf("%s: %s: timed out after %s", what, c.Path, timeout)
 		case <-ctx.Done():
-			p.Stop(syscall.SIGTERM, 2*time.Second, true, true)
+			stopHelper(p)
 			return fmt.Errorf("%s: %s: canceled", what, c.Path)
 		}
 		if st := p.Exit(); !st.Success() && !c.IgnoreFailure {
@@ -68,6 +137,20 @@ func runHelpers(ctx context.Context, svc *units.Service, env []string, what stri
 	return nil
 }
 
+// stopHelper stops a helper command's process group and waits for it.
+func stopHelper(p process) {
+	p.SignalGroup(syscall.SIGTERM)
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+		return
+	case <-t.C:
+		p.SignalGroup(syscall.SIGKILL)
+	}
+	<-p.Done()
+}
+
 // helperLog returns the line sink for a unit's helper commands: the
 // unit's log ring and sockd's log, tagged with the command kind.
 func (u *unit) helperLog(what string) func(stream, line string) {
@@ -75,50 +158,5 @@ func (u *unit) helperLog(what string) func(stream, line string) {
 	return func(stream, line string) {
 		logs.add(api.LogLine{Time: time.Now(), Stream: stream, Line: line})
 		log.Info().Str("command", what).Str("stream", stream).Msg(line)
-	}
-}
-
-// startHelpers runs cmds off the actor and delivers the outcome as a
-// helpersDone event carrying token and o.
-func (u *unit) startHelpers(what string, cmds []units.Command, mainPid int, timeout time.Duration, token int, o *op) {
-	svc := u.svc
-	env, err := u.environment()
-	logLine := u.helperLog(what)
-	ctx := u.helperCtx()
-	u.helpers.Add(1)
-	go func() {
-		defer u.helpers.Done()
-		if err == nil {
-			err = runHelpers(ctx, svc, env, what, cmds, mainPid, timeout, logLine)
-		}
-		select {
-		case u.evs <- helpersDone{what: what, token: token, o: o, err: err}:
-		case <-u.quit:
-		}
-	}()
-}
-
-// helpersDone reports the end of an ExecStartPre=/ExecStartPost= list.
-type helpersDone struct {
-	what  string
-	token int
-	o     *op
-	err   error
-}
-
-// helperCtx is the context of the unit's ExecStartPre=/ExecStartPost=
-// (and oneshot ExecStart=) commands; cancelHelpers kills those under way
-// (a stop, a shutdown) and later ones get a new context.
-func (u *unit) helperCtx() context.Context {
-	if u.hctx == nil {
-		u.hctx, u.hcancel = context.WithCancel(context.Background())
-	}
-	return u.hctx
-}
-
-func (u *unit) cancelHelpers() {
-	if u.hcancel != nil {
-		u.hcancel()
-		u.hctx, u.hcancel = nil, nil
 	}
 }

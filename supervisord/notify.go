@@ -2,9 +2,11 @@ package supervisord
 
 import (
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/units"
 )
 
 // sockd has one NOTIFY_SOCKET for all units, as systemd has: every
@@ -110,4 +112,83 @@ func (u *unit) deliverNotify(n children.Notification) {
 	default:
 		u.log.Warn().Int("pid", n.Pid).Str("msg", n.Raw).Msg("notify message dropped: unit busy or gone")
 	}
+}
+
+// notification applies one sd_notify message from one of the unit's
+// processes, as NotifyAccess= allows.
+func (u *unit) notification(n children.Notification) {
+	p := u.notifySender(n.Pid)
+	if p == nil {
+		u.log.Debug().Int("pid", n.Pid).Str("msg", n.Raw).Msg("notify message from a foreign process ignored")
+		return
+	}
+	if v, ok := n.Fields["MAINPID"]; ok {
+		pid, err := strconv.Atoi(v)
+		switch {
+		case err != nil || pid <= 0:
+			u.log.Warn().Int("pid", n.Pid).Str("MAINPID", v).Msg("notify: MAINPID= is not a pid; ignored")
+		case pid != p.mainPid:
+			if p.mainPid != p.Pid() {
+				u.pids.remove(p.mainPid, u)
+			}
+			p.mainPid = pid
+			for _, n := range u.pids.add(pid, u) {
+				u.deliverNotify(n)
+			}
+		}
+	}
+	if v, ok := n.Fields["STATUS"]; ok {
+		p.status = v
+	}
+	if n.Fields["WATCHDOG"] == "1" && !p.stopping && !p.exited {
+		u.armWatchdog(p)
+	}
+	if n.Fields["RELOADING"] == "1" {
+		u.dispatch(event{kind: evReloading, p: p})
+	}
+	if n.Fields["STOPPING"] == "1" {
+		u.dispatch(event{kind: evStopping, p: p})
+	}
+	if n.Fields["READY"] == "1" {
+		u.dispatch(event{kind: evReady, p: p})
+	}
+}
+
+// notifyReloading: the app said RELOADING=1; READY=1 ends it.
+func (u *unit) notifyReloading(event) { u.enter(phaseReloading) }
+
+// notifyStopping: the app said STOPPING=1; it exits soon, and Restart=
+// decides then.
+func (u *unit) notifyStopping(event) { u.enter(phaseStopping) }
+
+// notifySender finds the process a notify message came from, as
+// NotifyAccess= allows: main (the main pid), exec/all (anything in the
+// process group of one of the unit's processes).
+func (u *unit) notifySender(pid int) *proc {
+	access := u.svc.NotifyAccess
+	if access == "" || access == units.NotifyNone || pid <= 0 {
+		return nil
+	}
+	all := append(append([]*proc{}, u.slots...), u.draining...)
+	if u.job != nil && u.job.newProc != nil {
+		all = append(all, u.job.newProc)
+	}
+	for _, p := range all {
+		if p != nil && (p.mainPid == pid || p.Pid() == pid) {
+			return p
+		}
+	}
+	if access == units.NotifyMain {
+		return nil
+	}
+	pgid, err := getpgid(pid)
+	if err != nil {
+		return nil
+	}
+	for _, p := range all {
+		if p != nil && p.Pid() == pgid {
+			return p
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/ids"
 	"github.com/sockd/sockd/internal/testutil"
 )
 
@@ -449,7 +450,7 @@ func TestOptionsWorkingDirectory(t *testing.T) {
 
 func homeOf(t *testing.T, uid string) string {
 	t.Helper()
-	u, err := lookupUser(uid)
+	u, err := ids.LookupUser(uid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,15 +496,15 @@ func TestOptionsCredentials(t *testing.T) {
 		t.Skip("needs root")
 	}
 	for _, name := range []string{"nobody"} {
-		if _, err := lookupUser(name); err != nil {
+		if _, err := ids.LookupUser(name); err != nil {
 			t.Skipf("no user %s: %v", name, err)
 		}
 	}
-	nogroup, err := lookupGroup("nogroup")
+	nogroup, err := ids.LookupGroup("nogroup")
 	if err != nil {
 		t.Skipf("no group nogroup: %v", err)
 	}
-	daemonGID, err := lookupGroup("daemon")
+	daemonGID, err := ids.LookupGroup("daemon")
 	if err != nil {
 		t.Skipf("no group daemon: %v", err)
 	}

@@ -1,0 +1,166 @@
+package supervisord
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/units"
+)
+
+// handle is how the Daemon knows a unit's actor, whichever kind it is (a
+// unit, or an Accept=yes acceptor): its request channel, its end, and
+// what the Daemon itself owns of it (its sockets, its log ring, the
+// definition the last reload saw).
+type handle struct {
+	name  string // "app.service", "echo@.service"
+	reqs  chan *request
+	quit  chan struct{} // closed when the actor returns
+	logs  *logRing
+	socks []*units.Socket
+	ls    []*activation.Listener
+	// svcSnapshot is the service as the last reload saw it; reloads
+	// (serialized by Daemon.reloadMu) alone read and write it.
+	svcSnapshot *units.Service
+	// helpers counts the Exec*= goroutines; removeUnit waits for them.
+	helpers sync.WaitGroup
+}
+
+func newHandle(name string, svc *units.Service, socks []*units.Socket) *handle {
+	return &handle{name: name, reqs: make(chan *request), quit: make(chan struct{}),
+		logs: newLogRing(1000), socks: socks, svcSnapshot: svc}
+}
+
+type reqKind int
+
+const (
+	reqStatus reqKind = iota
+	reqStart
+	reqStop
+	reqRestart
+	reqReloadApp
+	reqShutdown
+	reqUpdate
+)
+
+func (k reqKind) String() string {
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update"}[k]
+}
+
+// request is a call into an actor. reply is 1-buffered; events, for a
+// restart with wait, is buffered and written without blocking.
+type request struct {
+	kind   reqKind
+	acked  bool // answered when queued (restart without wait); actor-only
+	opts   api.RestartOptions
+	svc    *units.Service // reqUpdate
+	reply  chan reply
+	events chan api.Event
+}
+
+type reply struct {
+	status api.UnitStatus
+	result api.RestartResult
+	err    error
+}
+
+// call sends r to the actor and waits for the reply.
+func (h *handle) call(ctx context.Context, r *request) (reply, error) {
+	if r.reply == nil {
+		r.reply = make(chan reply, 1)
+	}
+	select {
+	case h.reqs <- r:
+	case <-h.quit:
+		return reply{}, fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	}
+	select {
+	case rep := <-r.reply:
+		return rep, rep.err
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	}
+}
+
+// restart sends a restart request and relays its progress until the
+// result comes.
+func (h *handle) restart(ctx context.Context, opts api.RestartOptions, progress func(api.Event)) (api.RestartResult, error) {
+	r := &request{kind: reqRestart, opts: opts, reply: make(chan reply, 1)}
+	if opts.Wait {
+		r.events = make(chan api.Event, 64)
+	}
+	select {
+	case h.reqs <- r:
+	case <-h.quit:
+		return api.RestartResult{}, fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
+	case <-ctx.Done():
+		return api.RestartResult{}, ctx.Err()
+	}
+	relay := func(ev api.Event) {
+		if progress != nil {
+			progress(ev)
+		}
+	}
+	for {
+		select {
+		case ev := <-r.events:
+			relay(ev)
+		case rep := <-r.reply:
+			for {
+				select {
+				case ev := <-r.events:
+					relay(ev)
+					continue
+				default:
+				}
+				return rep.result, rep.err
+			}
+		case <-ctx.Done():
+			return api.RestartResult{}, ctx.Err()
+		}
+	}
+}
+
+// token tells a timer, a helper run or a waiter's trigger that is still
+// wanted from a stale one: whoever arms one keeps its token, and an event
+// whose token is not the kept one is ignored. 0 is no token.
+type token uint64
+
+// job is a request under way (or queued): start, stop, restart or
+// reload-app. Jobs run one at a time per unit.
+type job struct {
+	kind    reqKind
+	opts    api.RestartOptions
+	waiters []*request
+	begun   time.Time
+	failure string
+	err     error // the error to answer with, if not the generic one
+	tail    []string
+
+	// An overlapping restart.
+	gen     int
+	slot    int     // the instance being replaced
+	newProc *proc   // the new process, not yet in its slot
+	preDone bool    // ExecStartPre= of the new generation ran
+	old     []*proc // old processes this restart stopped, until they exit
+	oldPids []int
+	newPids []int
+}
+
+func (j *job) emit(phase string, pid int, msg string) {
+	ev := api.Event{Time: time.Now(), Phase: phase, Pid: pid, Message: msg}
+	for _, w := range j.waiters {
+		if w.events == nil {
+			continue
+		}
+		select {
+		case w.events <- ev:
+		default: // a slow reader loses progress, never the result
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package supervisord
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/sockd/sockd/api"
+)
+
+// phase is where a unit is in its life. The unit's actor holds exactly
+// one; every change goes through enter, from a row of the table below.
+// State and SubState in the API are derived from the phase alone.
+type phase int
+
+const (
+	phaseDead            phase = iota // no process, no socket to wait on
+	phaseListening                    // no process; the next connection starts one
+	phaseStartPre                     // ExecStartPre= runs
+	phaseStarting                     // processes spawned, not all ready (a oneshot: its ExecStart= lines run)
+	phaseStartPost                    // ExecStartPost= runs
+	phaseRunning                      // every process ready
+	phaseReloading                    // ExecReload= (or SIGHUP) runs, or the app said RELOADING=1
+	phaseRestarting                   // an overlapping restart: the old generation serves while the new starts
+	phaseStopping                     // the app said STOPPING=1; its exit is judged by Restart=
+	phaseStopSigterm                  // ExecStop= and KillSignal= sent, waiting for every process to exit
+	phaseStopSigkill                  // TimeoutStopSec= passed and SIGKILL sent
+	phaseAutoRestart                  // waiting RestartSec= before starting again
+	phaseFailed                       // failed and not listening: a start or trigger limit, or no socket
+	phaseFailedListening              // failed; the next connection starts it again
+	numPhases
+)
+
+var phaseInfo = [numPhases]struct{ name, state, sub string }{
+	phaseDead:            {"dead", api.StateInactive, "dead"},
+	phaseListening:       {"listening", api.StateInactive, "listening"},
+	phaseStartPre:        {"start-pre", api.StateActivating, "start-pre"},
+	phaseStarting:        {"starting", api.StateActivating, "start"},
+	phaseStartPost:       {"start-post", api.StateActivating, "start-post"},
+	phaseRunning:         {"running", api.StateActive, "running"},
+	phaseReloading:       {"reloading", api.StateActive, "reloading"},
+	phaseRestarting:      {"restarting", api.StateActive, "restart"},
+	phaseStopping:        {"stopping", api.StateActive, "stopping"},
+	phaseStopSigterm:     {"stop-sigterm", api.StateDeactivating, "stop-sigterm"},
+	phaseStopSigkill:     {"stop-sigkill", api.StateDeactivating, "stop-sigkill"},
+	phaseAutoRestart:     {"auto-restart", api.StateActivating, "auto-restart"},
+	phaseFailed:          {"failed", api.StateFailed, "failed"},
+	phaseFailedListening: {"failed-listening", api.StateFailed, "listening"},
+}
+
+func (p phase) String() string {
+	if p < 0 || p >= numPhases {
+		return fmt.Sprintf("phase(%d)", int(p))
+	}
+	return phaseInfo[p].name
+}
+
+// state and subState are the API's State and SubState of a unit in p.
+func (p phase) state() string    { return phaseInfo[p].state }
+func (p phase) subState() string { return phaseInfo[p].sub }
+
+// evKind is what happened to a unit.
+type evKind int
+
+const (
+	evTrigger      evKind = iota // a connection came on an idle unit's socket
+	evStart                      // a start request begins
+	evStop                       // a stop request begins (sockctl stop, removal, shutdown)
+	evRestart                    // a restart request begins
+	evReloadApp                  // a reload-app request begins
+	evReady                      // a process is ready: READY=1, X-ReadyAfterSec=, or at once
+	evReloading                  // RELOADING=1
+	evStopping                   // STOPPING=1
+	evExit                       // a process exited
+	evHelpersDone                // an Exec*= list ended
+	evStartTimeout               // TimeoutStartSec= passed for a process not yet ready
+	evStopTimeout                // TimeoutStopSec= passed for a stopping process
+	evRestartTimer               // RestartSec= passed
+	evWatchdog                   // WatchdogSec= passed without WATCHDOG=1
+	numEvKinds
+)
+
+var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
+	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog"}
+
+func (k evKind) String() string { return evNames[k] }
+
+// transition is one row of the table: what a unit in a phase does on an
+// event, and the phases it may enter doing so.
+type transition struct {
+	action string
+	next   []phase
+	run    func(u *unit, e event)
+}
+
+// idle are the phases with no process. rest is where a unit goes when
+// its last process is gone (see (*unit).rest).
+var (
+	idle      = []phase{phaseDead, phaseListening, phaseFailed, phaseFailedListening}
+	rest      = []phase{phaseDead, phaseListening, phaseFailed, phaseFailedListening, phaseStopSigterm, phaseStopSigkill}
+	starts    = []phase{phaseStartPre, phaseStarting, phaseStartPost, phaseRunning}
+	afterExit = append([]phase{phaseAutoRestart}, rest...)
+	stopping  = append([]phase{phaseStopSigterm, phaseStopSigkill}, idle...)
+)
+
+func join(ps ...[]phase) []phase {
+	var out []phase
+	for _, p := range ps {
+		for _, x := range p {
+			if !slices.Contains(out, x) {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+// Rows shared by several phases.
+var (
+	rowStop        = transition{"stop every process (ExecStop=, KillSignal=); cancel the request under way", stopping, (*unit).stopAll}
+	rowKill        = transition{"SIGKILL what is left of that process (KillMode=)", []phase{phaseStopSigkill}, (*unit).stopTimeout}
+	rowWatchdog    = transition{"stop the process that missed its watchdog (result watchdog)", nil, (*unit).watchdogMissed}
+	rowStartTO     = transition{"stop the process that was not ready in time (result timeout)", nil, (*unit).startTimedOut}
+	rowServingExit = transition{"forget the process; the last one gone: Restart= decides", afterExit, (*unit).servingExit}
+	rowIdleStop    = transition{"nothing runs: done", idle, (*unit).stopIdle}
+	rowIdleStart   = transition{"reset the limits; start", join(starts, idle), (*unit).startRequest}
+	rowIdleReload  = transition{"refuse: not running", nil, (*unit).reloadIdle}
+	rowTrigger     = transition{"apply TriggerLimit*= and the start limit; start", join(starts, idle), (*unit).trigger}
+)
+
+// table is the unit's state machine: phase × event → action and the
+// phases it may lead to. An event without a row is ignored, except
+// requests, which wait in the queue until the phase has a row for them.
+// docs/architecture.md carries the same table (TestPhaseTableDoc).
+var table = map[phase]map[evKind]transition{
+	phaseDead: {
+		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+	},
+	phaseListening: {
+		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+	},
+	phaseFailed: {
+		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+	},
+	phaseFailedListening: {
+		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+	},
+	phaseStartPre: {
+		evHelpersDone: {"failed: the start fails; else spawn the processes (a oneshot: run ExecStart=)", join(starts, idle), (*unit).startPreDone},
+		evStop:        rowStop,
+	},
+	phaseStarting: {
+		evReady:        {"all ready: ExecStartPost=, or running", []phase{phaseStartPost, phaseRunning}, (*unit).startingReady},
+		evHelpersDone:  {"a oneshot's ExecStart= ended: ExecStartPost=, or done", join([]phase{phaseStartPost}, idle), (*unit).oneshotDone},
+		evExit:         {"the start fails; the last process gone: Restart= decides", join(afterExit, []phase{phaseStartPost, phaseRunning}), (*unit).startingExit},
+		evRestart:      {"overlapping restart: the new generation replaces the one not yet ready", []phase{phaseRestarting, phaseStopSigterm, phaseRunning}, (*unit).restartRunning},
+		evStartTimeout: rowStartTO,
+		evWatchdog:     rowWatchdog,
+		evStopTimeout:  rowKill,
+		evStop:         rowStop,
+	},
+	phaseStartPost: {
+		evHelpersDone: {"running (a oneshot: done); failed: stop the processes, the start fails", join([]phase{phaseRunning}, stopping), (*unit).startPostDone},
+		evExit:        {"the start fails; the last process gone: Restart= decides", join(afterExit, []phase{phaseStartPost}), (*unit).startingExit},
+		evReady:       {"note it", nil, (*unit).lateReady},
+		evWatchdog:    rowWatchdog,
+		evStopTimeout: rowKill,
+		evStop:        rowStop,
+	},
+	phaseRunning: {
+		evStart:        {"already running: done", nil, (*unit).startRunning},
+		evRestart:      {"overlapping restart, or (--stop-first) stop then start", []phase{phaseRestarting, phaseStopSigterm, phaseRunning}, (*unit).restartRunning},
+		evReloadApp:    {"run ExecReload= (or SIGHUP) for every process", []phase{phaseReloading}, (*unit).reloadApp},
+		evReloading:    {"the app reloads", []phase{phaseReloading}, (*unit).notifyReloading},
+		evStopping:     {"the app stops", []phase{phaseStopping}, (*unit).notifyStopping},
+		evReady:        {"note it (a refilled instance)", nil, (*unit).lateReady},
+		evExit:         rowServingExit,
+		evRestartTimer: {"refill the empty instance slots (start limit applies)", stopping, (*unit).refill},
+		evStartTimeout: rowStartTO,
+		evWatchdog:     rowWatchdog,
+		evStopTimeout:  rowKill,
+		evStop:         rowStop,
+	},
+	phaseReloading: {
+		evHelpersDone:  {"ExecReload= ended: running; the request gets its outcome", []phase{phaseRunning}, (*unit).reloadDone},
+		evReady:        {"READY=1 after RELOADING=1: running", []phase{phaseRunning}, (*unit).reloadingReady},
+		evExit:         rowServingExit,
+		evRestartTimer: {"refill the empty instance slots (start limit applies)", stopping, (*unit).refill},
+		evStartTimeout: rowStartTO,
+		evWatchdog:     rowWatchdog,
+		evStopTimeout:  rowKill,
+		evStop:         rowStop,
+	},
+	phaseRestarting: {
+		evReady:        {"the new process replaces the old (ExecStartPost= first), which drains; next instance", join([]phase{phaseRunning}, rest), (*unit).restartReady},
+		evHelpersDone:  {"ExecStartPre=/ExecStartPost= of the new generation: go on, or roll back", join([]phase{phaseRunning}, rest), (*unit).restartHelpersDone},
+		evExit:         {"the new process: roll back; an old one: drained, maybe done; a serving one: Restart= refills", join([]phase{phaseRunning}, rest), (*unit).restartExit},
+		evRestartTimer: {"refill the slots the restart has passed", nil, (*unit).restartRefill},
+		evStartTimeout: rowStartTO,
+		evWatchdog:     rowWatchdog,
+		evStopTimeout:  rowKill,
+		evStop:         rowStop,
+	},
+	phaseStopping: {
+		evExit:         rowServingExit,
+		evStartTimeout: rowStartTO,
+		evWatchdog:     rowWatchdog,
+		evStopTimeout:  rowKill,
+		evStop:         rowStop,
+	},
+	phaseStopSigterm: {
+		evExit:        {"forget the process; the last one gone: done (a restart starts now)", join(idle, starts, []phase{phaseAutoRestart}), (*unit).stoppedExit},
+		evStopTimeout: rowKill,
+	},
+	phaseStopSigkill: {
+		evExit:        {"forget the process; the last one gone: done (a restart starts now)", join(idle, starts, []phase{phaseAutoRestart}), (*unit).stoppedExit},
+		evStopTimeout: rowKill,
+	},
+	phaseAutoRestart: {
+		evRestartTimer: {"apply the start limit; start", join(starts, idle), (*unit).autoRestart},
+		evStart:        rowIdleStart,
+		evRestart:      rowIdleStart,
+		evStop:         {"cancel the restart: done", idle, (*unit).stopIdle},
+		evReloadApp:    rowIdleReload,
+		evStopTimeout:  rowKill,
+		evExit:         {"a draining process is gone", nil, (*unit).drainedExit},
+	},
+}
+
+func init() {
+	for p := range numPhases {
+		if _, ok := table[p]; !ok {
+			panic("phase without rows: " + p.String())
+		}
+	}
+}
+
+// strictPhases makes enter panic on a transition the table does not
+// list; tests set it.
+var strictPhases = false

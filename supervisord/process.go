@@ -1,0 +1,160 @@
+package supervisord
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/units"
+)
+
+// process is what the actors need of a running child. *children.Process
+// is the real one; policy tests use a fake.
+type process interface {
+	Pid() int
+	Signal(syscall.Signal) error
+	SignalGroup(syscall.Signal) error
+	// Done is closed once the process has been reaped and its output
+	// read; Exit is valid then.
+	Done() <-chan struct{}
+	Exit() children.ExitStatus
+}
+
+// startFunc starts a process: the seam between policy and the kernel.
+type startFunc func(children.Spec) (process, error)
+
+func startChild(s children.Spec) (process, error) {
+	p, err := children.Start(s)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// proc is one child process of a unit, as the unit's actor sees it. Its
+// fields are owned by the actor, except pid and tail, which the output
+// goroutines read.
+type proc struct {
+	p       process
+	pid     atomic.Int64
+	gen     int
+	slot    int
+	started time.Time
+
+	ready    bool
+	stopping bool // sockd asked it to stop
+	killed   bool // SIGKILL sent after TimeoutStopSec=
+	exited   bool
+	timedOut bool // not ready within TimeoutStartSec=
+	watchdog bool // missed its watchdog
+	mainPid  int  // MAINPID= from sd_notify, else the pid
+	status   string
+
+	startTok   token // TimeoutStartSec= or X-ReadyAfterSec=
+	stopTok    token // TimeoutStopSec=
+	wdTok      token // WatchdogSec=
+	wdTimer    *time.Timer
+	stopCancel context.CancelFunc // of its ExecStop=, nil if none runs
+
+	tailMu sync.Mutex
+	tail   []string // last output lines, for a failed restart's report
+}
+
+const tailLines = 20
+
+func (p *proc) Pid() int { return int(p.pid.Load()) }
+
+func (p *proc) addTail(line string) {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	if len(p.tail) == tailLines {
+		copy(p.tail, p.tail[1:])
+		p.tail = p.tail[:tailLines-1]
+	}
+	p.tail = append(p.tail, line)
+}
+
+func (p *proc) Tail() []string {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	return append([]string(nil), p.tail...)
+}
+
+// spawn starts one process of the unit's service on its listeners.
+func (u *unit) spawn(slot, gen int) (*proc, error) {
+	svc := u.svc
+	pr := &proc{gen: gen, slot: slot, started: time.Now()}
+	env, err := environment(svc)
+	if err != nil {
+		return nil, err
+	}
+	spec, closers, err := processSpec(svc, env, u.outputSink(pr))
+	defer closeAll(closers)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.ls) > 0 {
+		if u.noProcess() {
+			// No child holds the sockets: put back the unit's blocking
+			// mode, which the previous child may have changed. Never
+			// while one serves (see activation.Listener.File).
+			for _, l := range u.ls {
+				if err := l.ResetMode(); err != nil {
+					return nil, fmt.Errorf("%s: %w", svc.Name, err)
+				}
+			}
+		}
+		for _, l := range u.ls {
+			spec.ExtraFiles = append(spec.ExtraFiles, l.File())
+		}
+		// The protocol's variables win over the unit's: a child reads
+		// the first of duplicate entries, and LISTEN_PID is the helper's.
+		spec.Env = setEnv(spec.Env, activation.Env(u.ls)...)
+		spec.PIDEnv = "LISTEN_PID"
+	}
+	if u.notifyPath != "" {
+		spec.Env = setEnv(spec.Env, "NOTIFY_SOCKET="+u.notifyPath)
+	}
+	if svc.WatchdogSec > 0 && svc.WatchdogSec != units.Infinity {
+		spec.Env = setEnv(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
+	}
+	p, err := u.start(spec)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
+	}
+	pr.p = p
+	pr.pid.Store(int64(p.Pid()))
+	pr.mainPid = p.Pid()
+	for _, n := range u.pids.add(p.Pid(), u) {
+		u.deliverNotify(n)
+	}
+	go func() {
+		<-p.Done()
+		u.send(event{kind: evExit, p: pr})
+	}()
+	return pr, nil
+}
+
+// noProcess reports that no process of the unit runs.
+func (u *unit) noProcess() bool {
+	return u.running() == 0 && len(u.draining) == 0 && (u.job == nil || u.job.newProc == nil)
+}
+
+// outputSink is where pr's output lines go: its tail, the unit's log
+// ring and sockd's log.
+func (u *unit) outputSink(pr *proc) func(stream, line string) {
+	return func(stream, line string) { u.outputLine(pr, stream, line) }
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

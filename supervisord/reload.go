@@ -1,0 +1,246 @@
+package supervisord
+
+// Reloading the unit directory: what changed, and bringing the running
+// units in line without stopping those that serve.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/units"
+)
+
+// reload reads the unit directory and brings the running units in line:
+// new units start, removed ones stop, changed services apply at their
+// next start, changed sockets re-open. A unit whose files now have errors
+// keeps running as it was. Units to remove (and those whose sockets
+// change, which must close before they re-open) stop concurrently,
+// bounded by ctx, by Shutdown, and each by twice its TimeoutStopSec=.
+func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	var res api.ReloadResult
+	if err := d.life.Err(); err != nil {
+		return res, fmt.Errorf("reload: sockd is shutting down: %w", api.ErrConflict)
+	}
+	set, diags, err := units.LoadDir(d.cfg.UnitsDir)
+	if err != nil {
+		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
+	}
+	broken := map[string]bool{}
+	for _, dg := range diags {
+		ev := d.log.Warn()
+		sev := "warning"
+		if dg.Severity == units.Error {
+			ev, sev = d.log.Error(), "error"
+			broken[dg.Unit] = true
+		}
+		ev.Str("file", dg.File).Int("line", dg.Line).Str("option", dg.Option).Msg(dg.Msg)
+		res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: dg.File, Line: dg.Line, Option: dg.Option,
+			Severity: sev, Message: dg.Msg, Text: dg.Error()})
+	}
+	want := map[string]bool{}
+	names := make([]string, 0, len(set.Services))
+	for name := range set.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var added, reopen []*units.Service
+	var reopenOld []*handle
+	for _, name := range names {
+		svc := set.Services[name]
+		if svc.Template && !hasAcceptSocket(set.SocketsFor(name)) {
+			continue // instantiated only by an Accept=yes socket (accept.go)
+		}
+		want[name] = true
+		if dep := brokenDependency(svc, broken); dep != "" {
+			// Its socket did not load: starting it as a socket-less
+			// service would be wrong. A running old version stays.
+			d.log.Error().Str("unit", name).Str("socket", dep).Msg("not loaded: its socket has errors")
+			continue
+		}
+		socks := set.SocketsFor(name)
+		d.mu.Lock()
+		old := d.units[name]
+		d.mu.Unlock()
+		switch {
+		case old == nil:
+			added = append(added, svc)
+		case !sameSockets(old.socks, socks):
+			reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
+		case !reflect.DeepEqual(old.svcSnapshot, svc):
+			old.svcSnapshot = svc
+			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
+				res.Changed = append(res.Changed, name)
+			}
+		}
+	}
+	d.mu.Lock()
+	var gone []*handle
+	for name, u := range d.units {
+		if !want[name] && !broken[name] && !brokenSocket(u, broken) {
+			gone = append(gone, u)
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(gone, func(i, j int) bool { return gone[i].name < gone[j].name })
+	stopped := d.removeAll(ctx, append(append([]*handle{}, gone...), reopenOld...))
+	isStopped := map[string]bool{}
+	for _, n := range stopped {
+		isStopped[n] = true
+	}
+	for _, u := range gone {
+		if isStopped[u.name] {
+			res.Removed = append(res.Removed, u.name)
+		}
+	}
+	for _, svc := range added {
+		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
+			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not started")
+			res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
+				Message: err.Error(), Text: err.Error()})
+			continue
+		}
+		res.Added = append(res.Added, svc.Name)
+	}
+	for _, svc := range reopen {
+		if !isStopped[svc.Name] {
+			continue // still stopping: its sockets are still open
+		}
+		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
+			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not restarted")
+			continue
+		}
+		res.Changed = append(res.Changed, svc.Name)
+	}
+	sort.Strings(res.Changed)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("reload: %w", err)
+	}
+	return res, nil
+}
+
+// removeUnitBounded removes u for a reload, giving its processes twice
+// their TimeoutStopSec= (5 min when infinite) to stop: a process that
+// ignores SIGTERM under SendSIGKILL=no must not hold every later reload.
+// Past that the unit is left as it is and the error says so.
+// ctx (the reload's caller) and Shutdown cut the wait short too.
+func (d *Daemon) removeUnitBounded(ctx context.Context, u *handle) error {
+	limit := 5 * time.Minute
+	if t := u.svcSnapshot.TimeoutStopSec; t > 0 && t != units.Infinity {
+		limit = 2*t + 30*time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	stop := context.AfterFunc(d.life, cancel)
+	defer stop()
+	return d.removeUnit(ctx, u)
+}
+
+// removeAll removes us concurrently, as removeUnitBounded, and returns
+// the names of those it removed.
+func (d *Daemon) removeAll(ctx context.Context, us []*handle) []string {
+	errs := make([]error, len(us))
+	var wg sync.WaitGroup
+	for i, u := range us {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.removeUnitBounded(ctx, u)
+		}()
+	}
+	wg.Wait()
+	var gone []string
+	for i, u := range us {
+		if errs[i] != nil {
+			d.log.Error().Err(errs[i]).Str("unit", u.name).Msg("stop for reload: left running")
+			continue
+		}
+		gone = append(gone, u.name)
+	}
+	return gone
+}
+
+// removeUnit stops u's processes, ends its actor and closes its sockets.
+func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
+	if _, err := u.call(ctx, &request{kind: reqShutdown}); err != nil && !errors.Is(err, api.ErrNotFound) {
+		return err
+	}
+	select {
+	case <-u.quit:
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", u.name, ctx.Err())
+	}
+	u.helpers.Wait() // canceled with the actor; each kills its command
+	activation.CloseAll(u.ls)
+	d.mu.Lock()
+	if d.units[u.name] == u {
+		delete(d.units, u.name)
+	}
+	for _, s := range u.socks {
+		if d.sockets[s.Name] == u.name {
+			delete(d.sockets, s.Name)
+		}
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// brokenDependency names the socket unit of svc (NAME.socket or one in
+// Sockets=) that failed to load, or "".
+func brokenDependency(svc *units.Service, broken map[string]bool) string {
+	own := strings.TrimSuffix(svc.Name, ".service") + ".socket"
+	if broken[own] {
+		return own
+	}
+	for _, s := range svc.Sockets {
+		if broken[s] {
+			return s
+		}
+	}
+	return ""
+}
+
+func brokenSocket(u *handle, broken map[string]bool) bool {
+	for _, s := range u.socks {
+		if broken[s.Name] {
+			return true
+		}
+	}
+	return false
+}
+
+// sameSockets compares socket units, ignoring line numbers.
+func sameSockets(a, b []*units.Socket) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := *a[i], *b[i]
+		x.Listens = stripLines(x.Listens)
+		y.Listens = stripLines(y.Listens)
+		x.File, y.File = "", ""
+		x.DropIns, y.DropIns = nil, nil
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func stripLines(ls []units.Listen) []units.Listen {
+	out := make([]units.Listen, len(ls))
+	for i, l := range ls {
+		l.Line = 0
+		out[i] = l
+	}
+	return out
+}

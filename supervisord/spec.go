@@ -1,0 +1,281 @@
+package supervisord
+
+// What a child of a unit gets: its program, environment, directory,
+// credentials, limits and output (systemd.exec(5)).
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/ids"
+	"github.com/sockd/sockd/units"
+)
+
+// defaultPath is the PATH systemd gives services.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// processSpec builds what every process of svc gets, whether a unit's
+// or an Accept=yes instance's: ExecStart=, environment (env, from
+// environment), directory, umask, nice, limits, credentials, output and
+// kill mode. Output lines that sockd captures go to sink. The caller adds
+// fds and protocol variables, and closes the returned files once the
+// child has started (or failed to).
+func processSpec(svc *units.Service, env []string, sink func(stream, line string)) (children.Spec, []*os.File, error) {
+	if len(svc.ExecStart) == 0 {
+		return children.Spec{}, nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
+	}
+	cmd := svc.ExecStart[0]
+	spec := children.Spec{
+		Path:  cmd.Path,
+		Argv:  cmd.Expand(env),
+		Env:   env,
+		Dir:   workingDir(svc),
+		Umask: int(svc.UMask),
+		// With KillMode=control-group (and mixed) nothing of the process
+		// group outlives its main process, as nothing of a cgroup does.
+		KillGroupOnExit: killGroupOnExit(svc),
+	}
+	if svc.HasNice {
+		n := svc.Nice
+		spec.Nice = &n
+	}
+	for _, l := range svc.Limits {
+		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
+	}
+	if svc.User != "" || svc.Group != "" {
+		cred, err := credential(svc)
+		if err != nil {
+			return children.Spec{}, nil, err
+		}
+		spec.Credential = cred
+	}
+	closers, err := outputs(svc, &spec, sink)
+	return spec, closers, err
+}
+
+// workingDir resolves WorkingDirectory=: "~" is the home directory of
+// User= (or of sockd's user) from the user database, whatever HOME the
+// unit sets, and a missing directory with the "-" prefix means none.
+func workingDir(svc *units.Service) string {
+	dir := svc.WorkingDirectory
+	if dir == "~" {
+		dir = homeDir(svc.User)
+	}
+	if dir != "" && svc.WorkingDirectoryOptional {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return ""
+		}
+	}
+	return dir
+}
+
+// homeDir returns the home directory of name (sockd's user if empty),
+// or "" if the user database has none.
+func homeDir(name string) string {
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+	}
+	usr, err := ids.LookupUser(name)
+	if err != nil {
+		if name == strconv.Itoa(os.Getuid()) {
+			return os.Getenv("HOME")
+		}
+		return ""
+	}
+	return usr.HomeDir
+}
+
+// outputs sets spec's Stdout and Stderr from StandardOutput=/StandardError=.
+// It returns files to close once the child has started.
+// StandardError=inherit sends stderr where stdout goes, as systemd does;
+// StandardOutput=inherit is sockd's own stdout.
+func outputs(svc *units.Service, spec *children.Spec, sink func(stream, line string)) ([]*os.File, error) {
+	var closers []*os.File
+	for _, s := range []struct {
+		stream, option string
+		out            units.Output
+		dst            *children.Output
+		std            *os.File
+	}{
+		{"stdout", "StandardOutput", svc.StandardOutput, &spec.Stdout, os.Stdout},
+		{"stderr", "StandardError", svc.StandardError, &spec.Stderr, os.Stderr},
+	} {
+		stream := s.stream
+		out := s.out
+		if stream == "stderr" && out.Kind == "inherit" {
+			if svc.StandardOutput.Kind != "journal" && svc.StandardOutput.Kind != "" {
+				// The same file, even the same open file description.
+				*s.dst = spec.Stdout
+				continue
+			}
+			out = svc.StandardOutput
+		}
+		switch out.Kind {
+		case "null":
+		case "inherit":
+			s.dst.File = s.std
+		case "file", "append", "truncate":
+			flags := os.O_WRONLY | os.O_CREATE
+			switch out.Kind {
+			case "append":
+				flags |= os.O_APPEND
+			case "truncate":
+				flags |= os.O_TRUNC
+			}
+			f, err := os.OpenFile(out.Path, flags, 0o644)
+			if err != nil {
+				return closers, fmt.Errorf("%s: %s=%s:%s: %w", svc.Name, s.option, out.Kind, out.Path, err)
+			}
+			closers = append(closers, f)
+			s.dst.File = f
+		default: // "journal", "": sockd's log
+			s.dst.Lines = func(line string) { sink(stream, line) }
+		}
+	}
+	return closers, nil
+}
+
+// setEnv returns env with each "KEY=value" of kvs replacing every entry
+// of its key.
+func setEnv(env []string, kvs ...string) []string {
+	for _, kv := range kvs {
+		k, _, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+		env = append(env, kv)
+	}
+	return env
+}
+
+// environment builds the child's environment from the unit alone: never
+// sockd's own NOTIFY_SOCKET, LISTEN_* or WATCHDOG_*, nor anything else of
+// sockd's that PassEnvironment= does not name. In order of precedence,
+// as systemd.exec(5) has it: PATH, then USER, LOGNAME and HOME of User=,
+// PassEnvironment=, Environment=, EnvironmentFile=; UnsetEnvironment=
+// applies last.
+func environment(svc *units.Service) ([]string, error) {
+	env := map[string]string{"PATH": defaultPath}
+	var order []string
+	set := func(kv string) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return
+		}
+		if _, seen := env[k]; !seen {
+			order = append(order, k)
+		}
+		env[k] = v
+	}
+	order = append(order, "PATH")
+	if svc.User != "" {
+		if usr, err := ids.LookupUser(svc.User); err == nil {
+			set("USER=" + usr.Username)
+			set("LOGNAME=" + usr.Username)
+			set("HOME=" + usr.HomeDir)
+		}
+	}
+	for _, name := range svc.PassEnvironment {
+		if v, ok := os.LookupEnv(name); ok {
+			set(name + "=" + v)
+		}
+	}
+	for _, kv := range svc.Environment {
+		set(kv)
+	}
+	for _, ef := range svc.EnvironmentFiles {
+		kvs, err := readEnvFile(ef.Path)
+		if err != nil {
+			if ef.Optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("%s: EnvironmentFile=%s: %w", svc.Name, ef.Path, err)
+		}
+		for _, kv := range kvs {
+			set(kv)
+		}
+	}
+	for _, name := range svc.UnsetEnvironment {
+		if k, v, ok := strings.Cut(name, "="); ok {
+			if cur, set := env[k]; set && cur == v {
+				delete(env, k)
+			}
+			continue
+		}
+		delete(env, name)
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		if v, ok := env[k]; ok {
+			out = append(out, k+"="+v)
+			delete(env, k)
+		}
+	}
+	return out, nil
+}
+
+// credential resolves User=, Group= and SupplementaryGroups=. With
+// User=, the supplementary groups are, as initgroups(3) makes them, the
+// primary group and every group that lists the user, followed by
+// SupplementaryGroups=; without it, only SupplementaryGroups=.
+func credential(svc *units.Service) (*syscall.Credential, error) {
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
+	var member []uint32
+	if svc.User != "" {
+		usr, err := ids.LookupUser(svc.User)
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: %w", svc.Name, svc.User, err)
+		}
+		uid, err := strconv.ParseUint(usr.Uid, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: uid %q: %w", svc.Name, svc.User, usr.Uid, err)
+		}
+		gid, err := strconv.ParseUint(usr.Gid, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: gid %q: %w", svc.Name, svc.User, usr.Gid, err)
+		}
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+		ids, err := usr.GroupIds()
+		if err != nil {
+			return nil, fmt.Errorf("%s: User=%s: groups: %w", svc.Name, svc.User, err)
+		}
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(n) != cred.Gid {
+				member = append(member, uint32(n))
+			}
+		}
+	}
+	if svc.Group != "" {
+		gid, err := ids.LookupGroup(svc.Group)
+		if err != nil {
+			return nil, fmt.Errorf("%s: Group=%s: %w", svc.Name, svc.Group, err)
+		}
+		cred.Gid = gid
+	}
+	add := func(g uint32) {
+		if !slices.Contains(cred.Groups, g) {
+			cred.Groups = append(cred.Groups, g)
+		}
+	}
+	if svc.User != "" {
+		add(cred.Gid)
+		for _, g := range member {
+			add(g)
+		}
+	}
+	for _, g := range svc.SupplementaryGroups {
+		gid, err := ids.LookupGroup(g)
+		if err != nil {
+			return nil, fmt.Errorf("%s: SupplementaryGroups=%s: %w", svc.Name, g, err)
+		}
+		add(gid)
+	}
+	return cred, nil
+}
+
+func getpgid(pid int) (int, error) { return syscall.Getpgid(pid) }

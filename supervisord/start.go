@@ -1,0 +1,353 @@
+package supervisord
+
+// Starting a unit: from a connection, a request or Restart=, through
+// ExecStartPre=, the processes (a oneshot's ExecStart= lines), their
+// readiness and ExecStartPost=, to running.
+
+import (
+	"fmt"
+
+	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/units"
+)
+
+// trigger starts the unit for the first connection on one of its
+// sockets, within TriggerLimit*= and the start limit.
+func (u *unit) trigger(e event) {
+	if e.tok != u.waitTok || u.disarm == nil {
+		return // from a waiter that was disarmed
+	}
+	u.disarmWaiter()
+	if e.err != nil {
+		u.log.Error().Err(e.err).Msg("waiting for a connection")
+		u.result = "resources"
+		u.enter(phaseFailed)
+		return
+	}
+	if s := u.socketOf(e.l); s != nil && !u.allowTrigger(s) {
+		u.result = "trigger-limit-hit"
+		u.log.Error().Str("socket", s.Name).Int("burst", s.TriggerLimitBurst).Dur("interval", s.TriggerLimitInterval).
+			Msg("trigger limit hit: not starting on connections until `sockctl start`")
+		u.enter(phaseFailed)
+		return
+	}
+	if !u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval) {
+		u.failStartLimit()
+		return
+	}
+	u.beginStart("connection on " + e.l.Spec().Address)
+}
+
+func (u *unit) socketOf(l *activation.Listener) *units.Socket {
+	for i, x := range u.ls {
+		if x == l && i < len(u.lsSock) {
+			return u.lsSock[i]
+		}
+	}
+	return nil
+}
+
+// allowTrigger applies the socket's TriggerLimitIntervalSec= and
+// TriggerLimitBurst=. Past the limit the unit fails (trigger-limit-hit)
+// and stops starting on connections until an explicit start; unlike
+// systemd the socket stays open, so what waits in its queue is served
+// then.
+func (u *unit) allowTrigger(s *units.Socket) bool {
+	if u.trigLim == nil {
+		u.trigLim = map[*units.Socket]*rateLimit{}
+	}
+	lim := u.trigLim[s]
+	if lim == nil {
+		lim = &rateLimit{}
+		u.trigLim[s] = lim
+	}
+	return lim.allow(s.TriggerLimitBurst, s.TriggerLimitInterval)
+}
+
+// failStartLimit fails the unit for good, until an explicit start.
+func (u *unit) failStartLimit() {
+	u.result = "start-limit-hit"
+	u.log.Error().Int("burst", u.svc.StartLimitBurst).Dur("interval", u.svc.StartLimitInterval).
+		Msg("start limit hit: not starting again until `sockctl start`")
+	u.enter(phaseFailed)
+}
+
+// startRequest begins a start or restart of an idle unit: an explicit
+// request resets the limits, as `systemctl start` does after reset-failed.
+func (u *unit) startRequest(e event) {
+	u.cancelRestartTimer()
+	u.startLim, u.trigLim = rateLimit{}, nil
+	if e.j.kind == reqRestart {
+		u.restarts++
+	}
+	u.beginStart(e.j.kind.String())
+}
+
+// autoRestart starts the unit again after RestartSec=.
+func (u *unit) autoRestart(e event) {
+	if e.tok != u.rstTok {
+		return
+	}
+	u.rstTok = 0
+	if !u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval) {
+		u.failStartLimit()
+		return
+	}
+	u.beginStart("Restart=" + string(u.svc.Restart))
+}
+
+// beginStart starts a new generation from nothing: ExecStartPre= first
+// if there is one.
+func (u *unit) beginStart(why string) {
+	u.gen++
+	u.slots = make([]*proc, instances(u.svc))
+	u.result = "" // systemd resets it on every start
+	if len(u.svc.ExecStartPre) > 0 {
+		u.runHelper("ExecStartPre", u.svc.ExecStartPre, 0)
+		u.enter(phaseStartPre)
+		return
+	}
+	u.startMain(why)
+}
+
+// startPreDone goes on after ExecStartPre=.
+func (u *unit) startPreDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	if e.err != nil {
+		u.startFailed("exit-code", e.err)
+		return
+	}
+	u.startMain("start")
+}
+
+// startFailed fails the start before any process ran.
+func (u *unit) startFailed(result string, err error) {
+	u.log.Error().Err(err).Msg("start failed")
+	u.result, u.lastExit = result, err.Error()
+	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
+		u.finishJob(err.Error())
+	}
+	u.rest()
+}
+
+// startMain spawns the processes, or runs a oneshot's ExecStart= lines.
+func (u *unit) startMain(why string) {
+	if u.svc.Type == units.TypeOneshot {
+		u.runHelper("ExecStart", u.svc.ExecStart, 0)
+		u.enter(phaseStarting)
+		return
+	}
+	if err := u.spawnMissing(why); err != nil && u.running() == 0 {
+		u.startFailed("resources", err)
+		return
+	}
+	u.enter(phaseStarting)
+	if u.allReady() {
+		u.started()
+	}
+}
+
+// spawnMissing starts a process in every empty slot of the current
+// generation. why is for the log.
+func (u *unit) spawnMissing(why string) error {
+	var firstErr error
+	for i, p := range u.slots {
+		if p != nil {
+			continue
+		}
+		pr, err := u.spawn(i, u.gen)
+		if err != nil {
+			u.log.Error().Err(err).Str("why", why).Msg("spawn failed")
+			u.result, u.lastExit = "resources", err.Error()
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		u.slots[i] = pr
+		u.log.Info().Int("pid", pr.Pid()).Int("gen", pr.gen).Int("instance", i).Str("why", why).Msg("spawned")
+		if j := u.job; j != nil && j.kind == reqRestart {
+			j.newPids = append(j.newPids, pr.Pid())
+			j.emit(api.PhaseSpawned, pr.Pid(), fmt.Sprintf("instance %d", i))
+		}
+		u.armReadiness(pr, false)
+		if j := u.job; j != nil && j.kind == reqRestart && pr.ready {
+			j.emit(api.PhaseReady, pr.Pid(), "")
+		}
+	}
+	return firstErr
+}
+
+// armReadiness marks pr ready at once or arms the timers that decide.
+// gated is for the new process of an overlapping restart, which
+// X-ReadyAfterSec= gates.
+func (u *unit) armReadiness(pr *proc, gated bool) {
+	if u.svc.WatchdogSec > 0 && u.svc.WatchdogSec != units.Infinity {
+		u.armWatchdog(pr)
+	}
+	if u.svc.Type == units.TypeNotify {
+		if t := u.svc.TimeoutStartSec; t > 0 && t != units.Infinity {
+			pr.startTok = u.nextToken()
+			u.after(t, event{kind: evStartTimeout, p: pr, tok: pr.startTok})
+		}
+		if j := u.job; j != nil && j.kind == reqRestart {
+			j.emit(api.PhaseWaiting, pr.Pid(), "")
+		}
+		return
+	}
+	if u.svc.ReadyAfter > 0 && gated {
+		pr.startTok = u.nextToken()
+		u.after(u.svc.ReadyAfter, event{kind: evReady, p: pr, tok: pr.startTok})
+		u.job.emit(api.PhaseWaiting, pr.Pid(), "")
+		return
+	}
+	pr.ready = true
+}
+
+func (u *unit) armWatchdog(pr *proc) {
+	pr.wdTok = u.nextToken()
+	if pr.wdTimer != nil {
+		pr.wdTimer.Stop() // each WATCHDOG=1 would otherwise leave one
+	}
+	pr.wdTimer = u.after(u.svc.WatchdogSec, event{kind: evWatchdog, p: pr, tok: pr.wdTok})
+}
+
+// markReady records that p is ready; false if it already was, or the
+// event is stale.
+func (u *unit) markReady(e event) bool {
+	p := e.p
+	if p.ready || p.stopping || p.exited {
+		return false
+	}
+	if e.tok != 0 && e.tok != p.startTok {
+		return false
+	}
+	p.ready, p.startTok = true, 0
+	u.log.Info().Int("pid", p.Pid()).Msg("ready")
+	if j := u.job; j != nil && j.kind == reqRestart {
+		j.emit(api.PhaseReady, p.Pid(), "")
+	}
+	return true
+}
+
+// startingReady notes a process ready; all ready, the start goes on.
+func (u *unit) startingReady(e event) {
+	if u.markReady(e) && u.allReady() {
+		u.started()
+	}
+}
+
+// lateReady notes a process ready that nothing waits for.
+func (u *unit) lateReady(e event) { u.markReady(e) }
+
+// started runs ExecStartPost= once every process is ready.
+func (u *unit) started() {
+	if len(u.svc.ExecStartPost) > 0 {
+		u.runHelper("ExecStartPost", u.svc.ExecStartPost, u.mainPid())
+		u.enter(phaseStartPost)
+		return
+	}
+	u.enterRunning()
+}
+
+// enterRunning ends a start: the unit serves.
+func (u *unit) enterRunning() {
+	u.enter(phaseRunning)
+	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
+		u.gen = max(u.gen, j.gen)
+		u.finishJob("")
+	}
+}
+
+// oneshotDone follows a oneshot's ExecStart= lines.
+func (u *unit) oneshotDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	if e.err != nil {
+		u.startFailed("exit-code", e.err)
+		return
+	}
+	u.log.Info().Msg("oneshot: ExecStart= done")
+	u.lastExit = "exit status 0"
+	if len(u.svc.ExecStartPost) > 0 {
+		u.runHelper("ExecStartPost", u.svc.ExecStartPost, 0)
+		u.enter(phaseStartPost)
+		return
+	}
+	u.oneshotFinished()
+}
+
+func (u *unit) oneshotFinished() {
+	u.result = "success"
+	u.finishJob("")
+	u.rest()
+}
+
+// startPostDone ends a start after ExecStartPost=. Its failure fails
+// the unit, as in systemd: the processes are stopped.
+func (u *unit) startPostDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	if e.err != nil {
+		u.log.Error().Err(e.err).Msg("start failed")
+		u.result, u.lastExit = "exit-code", e.err.Error()
+		if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
+			u.finishJob(e.err.Error())
+		}
+		u.stopEverything()
+		return
+	}
+	if u.svc.Type == units.TypeOneshot {
+		u.oneshotFinished()
+		return
+	}
+	u.enterRunning()
+}
+
+// startingExit handles an exit during a start: the start fails, and the
+// last process gone, Restart= decides.
+func (u *unit) startingExit(e event) {
+	p := e.p
+	slotted := u.forget(p)
+	if !slotted {
+		u.maybeRested()
+		return
+	}
+	st := p.p.Exit()
+	u.judgeExit(p, st)
+	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) && !p.ready {
+		j.tail = p.Tail()
+		u.finishJob("exited before ready: " + st.String())
+	}
+	if u.running() > 0 {
+		if u.shouldRestart(p, st) {
+			u.armRestartTimer()
+		}
+		if u.phase == phaseStarting && u.allReady() {
+			u.started()
+		}
+		return
+	}
+	u.cancelHelper() // ExecStartPost= of processes that are gone
+	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
+		u.finishJob("no process running")
+	}
+	u.afterLastExit(p, st)
+}
+
+func (u *unit) mainPid() int {
+	for _, p := range u.slots {
+		if p != nil {
+			return p.mainPid
+		}
+	}
+	return 0
+}
+
+// startRunning answers a start of a unit that runs already.
+func (u *unit) startRunning(event) { u.finishJob("") }

@@ -1,0 +1,168 @@
+package supervisord
+
+// Stopping: a stop request, a failed start, a missed watchdog, a start
+// timeout; ExecStop=, KillSignal= to the KillMode= target, SIGKILL after
+// TimeoutStopSec=.
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/units"
+)
+
+// stopAll begins a stop request: everything the unit runs stops.
+func (u *unit) stopAll(event) {
+	u.cancelRestartTimer()
+	u.stopEverything()
+}
+
+// stopEverything stops every process of the unit and the Exec*= list of
+// the phase, and waits for them in stop-sigterm.
+func (u *unit) stopEverything() {
+	u.cancelHelper()
+	for i, p := range u.slots {
+		if p != nil {
+			u.stopProc(p)
+			u.slots[i] = nil
+		}
+	}
+	if j := u.job; j != nil && j.newProc != nil {
+		u.stopProc(j.newProc)
+		j.newProc = nil
+	}
+	if len(u.draining) > 0 {
+		u.rest() // stop-sigterm (or stop-sigkill) until they are gone
+		return
+	}
+	u.stopped()
+}
+
+// stopped follows the exit of the last process after a stop: a stop
+// request is done, a --stop-first restart starts the new generation.
+func (u *unit) stopped() {
+	if j := u.job; j != nil && j.kind == reqRestart {
+		u.beginStart("restart")
+		return
+	}
+	if j := u.job; j != nil && j.kind == reqStop {
+		u.finishJob("")
+	}
+	u.rest()
+}
+
+// stoppedExit forgets a process that was told to stop; the last one
+// gone, the stop is done.
+func (u *unit) stoppedExit(e event) {
+	u.forget(e.p)
+	if len(u.draining) == 0 && u.running() == 0 {
+		u.stopped()
+	}
+}
+
+// stopIdle answers a stop of a unit with no process (a pending
+// Restart= is canceled).
+func (u *unit) stopIdle(event) {
+	u.cancelRestartTimer()
+	u.finishJob("")
+	if u.phase == phaseAutoRestart || u.exiting {
+		u.rest()
+	}
+}
+
+// stopProc tells p to stop: ExecStop= (with MAINPID) first if the unit
+// has it, then KillSignal= to the KillMode= target; TimeoutStopSec= from
+// now, SIGKILL follows (evStopTimeout).
+func (u *unit) stopProc(p *proc) {
+	if p.stopping || p.exited {
+		return
+	}
+	p.stopping = true
+	p.startTok = 0
+	u.draining = append(u.draining, p)
+	svc := u.svc
+	sig, timeout := stopSignal(svc), stopTimeout(svc)
+	to, kill := killTargets(svc)
+	u.log.Info().Int("pid", p.Pid()).Str("signal", sig.String()).Msg("stopping")
+	if kill != children.None && timeout != units.Infinity {
+		p.stopTok = u.nextToken()
+		u.after(timeout, event{kind: evStopTimeout, p: p, tok: p.stopTok})
+	}
+	if len(svc.ExecStop) == 0 {
+		signalTarget(p.p, to, sig)
+		return
+	}
+	// ExecStop= runs first, then KillSignal= goes to what is left, as
+	// systemd does; both share TimeoutStopSec=.
+	run := u.helperRunner("ExecStop")
+	ctx, cancel := context.WithCancel(u.life)
+	p.stopCancel = cancel
+	u.helpers.Add(1)
+	go func() {
+		defer u.helpers.Done()
+		defer cancel()
+		if err := run(ctx, svc.ExecStop, p.mainPid, timeout); err != nil {
+			u.helperLog("ExecStop")("stderr", err.Error())
+		}
+		signalTarget(p.p, to, sig)
+	}()
+}
+
+// stopTimeout sends SIGKILL to what is left of a process that has not
+// stopped within TimeoutStopSec=.
+func (u *unit) stopTimeout(e event) {
+	p := e.p
+	if p.exited || e.tok != p.stopTok {
+		return
+	}
+	p.killed = true
+	_, kill := killTargets(u.svc)
+	u.log.Warn().Int("pid", p.Pid()).Dur("TimeoutStopSec", u.svc.TimeoutStopSec).Msg("not stopped in time: SIGKILL")
+	if p.stopCancel != nil {
+		p.stopCancel() // ExecStop= still running
+	}
+	signalTarget(p.p, kill, syscall.SIGKILL)
+	if u.phase == phaseStopSigterm {
+		u.enter(phaseStopSigkill)
+	}
+}
+
+// watchdogMissed stops a process that did not send WATCHDOG=1 in time.
+func (u *unit) watchdogMissed(e event) {
+	p := e.p
+	if e.tok != p.wdTok || p.stopping || p.exited {
+		return
+	}
+	p.watchdog = true
+	u.log.Error().Int("pid", p.Pid()).Dur("WatchdogSec", u.svc.WatchdogSec).Msg("watchdog timeout")
+	u.stopProc(p)
+}
+
+// startTimedOut stops a process that was not ready within
+// TimeoutStartSec=.
+func (u *unit) startTimedOut(e event) {
+	p := e.p
+	if e.tok != p.startTok || p.ready || p.stopping || p.exited {
+		return
+	}
+	p.timedOut = true
+	u.log.Error().Int("pid", p.Pid()).Dur("timeout", u.svc.TimeoutStartSec).Msg("not ready within TimeoutStartSec=")
+	u.stopProc(p)
+}
+
+// signalTarget sends sig to whom t names.
+func signalTarget(p process, t children.Target, sig syscall.Signal) error {
+	switch t {
+	case children.Group:
+		return p.SignalGroup(sig)
+	case children.Main:
+		return p.Signal(sig)
+	}
+	return nil
+}
+
+// stopGrace is how long a helper command gets between SIGTERM and
+// SIGKILL when its list times out or is canceled.
+const stopGrace = 2 * time.Second
