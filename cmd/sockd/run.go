@@ -97,6 +97,24 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
 	daemon.SdNotify(true, daemon.SdNotifyReady)
 
+	// SIGHUP reloads off the signal loop, so that a SIGTERM during a
+	// long reload is heard at once (Shutdown cuts the reload short).
+	// SIGHUPs that come while one runs fold into one more reload.
+	hup := make(chan struct{}, 1)
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for range hup {
+			log.Info().Msg("SIGHUP: reloading unit files")
+			if _, err := d.Reload(context.Background()); err != nil {
+				log.Error().Err(err).Msg("reload")
+			}
+			debug.FreeOSMemory()
+		}
+	}()
+	defer func() { <-reloaderDone }()
+	defer close(hup)
+
 	code := 0
 loop:
 	for {
@@ -106,11 +124,10 @@ loop:
 				continue
 			}
 			if sig == syscall.SIGHUP {
-				log.Info().Msg("SIGHUP: reloading unit files")
-				if _, err := d.Reload(context.Background()); err != nil {
-					log.Error().Err(err).Msg("reload")
+				select {
+				case hup <- struct{}{}:
+				default: // one is pending already
 				}
-				debug.FreeOSMemory()
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Msg("shutting down")
