@@ -72,6 +72,10 @@ type ServiceStatus struct {
 	Result      string         `json:"result,omitempty"` // systemd's Result: "success", "exit-code", "start-limit-hit", …
 	LastRestart *RestartResult `json:"last_restart,omitempty"`
 	Instances   int            `json:"instances"`
+	// InstancePhases, during a rolling restart, is each instance slot's
+	// phase: "done" (the new generation serves), "starting" (its new
+	// process is not ready yet) or "waiting" (the old one serves).
+	InstancePhases []string `json:"instance_phases,omitempty"`
 }
 
 // SocketStatus is one listening address of one of the unit's sockets.

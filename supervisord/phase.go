@@ -124,6 +124,7 @@ var (
 	rowIdleStop    = transition{"nothing runs: done", idle, (*unit).stopIdle}
 	rowIdleStart   = transition{"reset the limits; start", join(starts, idle), (*unit).startRequest}
 	rowIdleReload  = transition{"refuse: not running", nil, (*unit).reloadIdle}
+	rowDrained     = transition{"a draining process is gone", nil, (*unit).drainedExit}
 	rowTrigger     = transition{"apply TriggerLimit*= and the start limit; start", join(starts, idle), (*unit).trigger}
 )
 
@@ -146,6 +147,8 @@ var table = map[phase]map[evKind]transition{
 	},
 	phaseStartPre: {
 		evHelpersDone: {"failed: the start fails; else spawn the processes (a oneshot: run ExecStart=)", join(starts, idle), (*unit).startPreDone},
+		evExit:        rowDrained,
+		evStopTimeout: rowKill,
 		evStop:        rowStop,
 	},
 	phaseStarting: {
@@ -222,7 +225,7 @@ var table = map[phase]map[evKind]transition{
 		evStop:         {"cancel the restart: done", idle, (*unit).stopIdle},
 		evReloadApp:    rowIdleReload,
 		evStopTimeout:  rowKill,
-		evExit:         {"a draining process is gone", nil, (*unit).drainedExit},
+		evExit:         rowDrained,
 	},
 }
 

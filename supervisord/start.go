@@ -74,10 +74,12 @@ func (u *unit) failStartLimit() {
 }
 
 // startRequest begins a start or restart of an idle unit: an explicit
-// request resets the limits, as `systemctl start` does after reset-failed.
+// request resets the limits, as `systemctl start` does after reset-failed,
+// and counts as the first start of the new interval.
 func (u *unit) startRequest(e event) {
 	u.cancelRestartTimer()
 	u.startLim, u.trigLim = rateLimit{}, nil
+	u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval)
 	if e.j.kind == reqRestart {
 		u.restarts++
 	}

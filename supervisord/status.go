@@ -28,6 +28,11 @@ func (u *unit) status() api.UnitStatus {
 			}
 		}
 	}
+	if u.phase == phaseRestarting && u.job != nil {
+		for i := range u.slots {
+			st.InstancePhases = append(st.InstancePhases, u.job.slotPhase(i))
+		}
+	}
 	if u.job != nil && u.job.newProc != nil {
 		st.Pids = append(st.Pids, u.job.newProc.Pid())
 	}

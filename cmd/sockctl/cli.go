@@ -340,6 +340,9 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		line(label, "%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
 	}
 	line("Generation", "%d, %d restarts, %d instances", s.Generation, s.Restarts, s.Instances)
+	if len(s.InstancePhases) > 0 {
+		line("Instances", "%s", strings.Join(s.InstancePhases, " "))
+	}
 	if s.Status != "" {
 		line("Status", "%q", s.Status)
 	}
