@@ -135,10 +135,16 @@ func freePort(t *testing.T) int {
 // startSockd runs sockd on unitsDir and waits until it logs that it is ready.
 func startSockd(t *testing.T, unitsDir string, extraEnv ...string) *sockd {
 	t.Helper()
+	return startSockdArgs(t, unitsDir, nil, extraEnv...)
+}
+
+// startSockdArgs is startSockd with more command-line arguments.
+func startSockdArgs(t *testing.T, unitsDir string, args []string, extraEnv ...string) *sockd {
+	t.Helper()
 	run := testutil.ShortDir(t)
 	s := &sockd{t: t, api: filepath.Join(run, "api.sock"), units: unitsDir, done: make(chan struct{}), cond: make(chan struct{})}
-	s.cmd = exec.Command(bin.sockd, "--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
-		"--runtime-dir", filepath.Join(run, "rt"))
+	s.cmd = exec.Command(bin.sockd, append([]string{"--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
+		"--runtime-dir", filepath.Join(run, "rt")}, args...)...)
 	s.cmd.Env = append(append(os.Environ(), "PATH="+bin.dir+":"+os.Getenv("PATH")), extraEnv...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

@@ -92,7 +92,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	}
 	d.mu.Unlock()
 	sort.Slice(gone, func(i, j int) bool { return gone[i].name < gone[j].name })
-	stopped := d.removeAll(ctx, append(append([]*handle{}, gone...), reopenOld...))
+	stopped, stopErr := d.removeAll(ctx, append(append([]*handle{}, gone...), reopenOld...))
 	isStopped := map[string]bool{}
 	for _, n := range stopped {
 		isStopped[n] = true
@@ -125,6 +125,9 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("reload: %w", err)
 	}
+	if stopErr != nil {
+		return res, fmt.Errorf("reload: %w", stopErr)
+	}
 	return res, nil
 }
 
@@ -146,8 +149,8 @@ func (d *Daemon) removeUnitBounded(ctx context.Context, u *handle) error {
 }
 
 // removeAll removes us concurrently, as removeUnitBounded, and returns
-// the names of those it removed.
-func (d *Daemon) removeAll(ctx context.Context, us []*handle) []string {
+// the names of those it removed, and an error for those it left running.
+func (d *Daemon) removeAll(ctx context.Context, us []*handle) ([]string, error) {
 	errs := make([]error, len(us))
 	var wg sync.WaitGroup
 	for i, u := range us {
@@ -166,7 +169,7 @@ func (d *Daemon) removeAll(ctx context.Context, us []*handle) []string {
 		}
 		gone = append(gone, u.name)
 	}
-	return gone
+	return gone, errors.Join(errs...)
 }
 
 // removeUnit stops u's processes, ends its actor and closes its sockets.
