@@ -90,8 +90,10 @@ func TestActorRestartRollsBack(t *testing.T) {
 // and the unit shows stop-sigkill meanwhile.
 func TestActorStopEscalates(t *testing.T) {
 	e := newActor(t, "Type=notify\nExecStart=/srv/app\nTimeoutStopSec=50ms\nKillMode=mixed\n")
-	e.k.ignore = map[syscall.Signal]bool{syscall.SIGTERM: true}
 	p := e.proc()
+	p.mu.Lock()
+	p.ignore = map[syscall.Signal]bool{syscall.SIGTERM: true}
+	p.mu.Unlock()
 	e.notify(p.pid, "READY=1")
 	e.awaitSub("running")
 	stop := e.async(reqStop, api.RestartOptions{})

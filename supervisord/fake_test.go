@@ -89,8 +89,7 @@ type fakeKernel struct {
 	procs   []*fakeProc // main processes, in start order
 	helpers []string    // paths of helper commands run
 	started chan *fakeProc
-	ignore  map[syscall.Signal]bool // for new main processes
-	fail    error                   // the next start fails with it
+	fail    error // the next start fails with it
 }
 
 func newFakeKernel() *fakeKernel {
@@ -106,7 +105,7 @@ func (k *fakeKernel) start(s children.Spec) (process, error) {
 		return nil, err
 	}
 	k.next++
-	f := &fakeProc{pid: k.next, path: s.Path, env: s.Env, done: make(chan struct{}), ignore: k.ignore}
+	f := &fakeProc{pid: k.next, path: s.Path, env: s.Env, done: make(chan struct{})}
 	switch s.Path {
 	case "/bin/true":
 		k.helpers = append(k.helpers, s.Path)

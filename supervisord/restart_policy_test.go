@@ -78,8 +78,8 @@ func TestOptionsRestartSec(t *testing.T) {
 	e.mustStop()
 }
 
-// A crash loop ends in failed (start-limit-hit) instead of spinning, and
-// an explicit start resets it.
+// A crash loop ends in failed (start-limit-hit) instead of spinning.
+// (TestActorRestartPolicyAndStartLimit shows that a start resets it.)
 func TestStartLimit(t *testing.T) {
 	e := newEnv(t, "Environment=SOCKD_TEST_CHILD=crash\nRestart=always\nRestartSec=10ms\n"+
 		"[Unit]\nStartLimitBurst=3\nStartLimitIntervalSec=1min\n")

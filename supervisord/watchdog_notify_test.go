@@ -15,10 +15,10 @@ import (
 // stopped and the unit's result is "watchdog".
 func TestOptionsWatchdog(t *testing.T) {
 	e := newEnv(t, reportService("WatchdogSec=300ms"))
+	t0 := time.Now() // the watchdog counts from the spawn, before Start returns
 	if err := e.d.Start(e.ctx(), "app"); err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now()
 	st := e.await(func(st api.ServiceStatus) bool { return len(st.Pids) == 0 && st.Result != "" })
 	if st.Result != "watchdog" || st.State != api.StateFailed {
 		t.Fatalf("status %+v, want failed with result watchdog", st)
