@@ -32,6 +32,7 @@ test: deps
 # Without make deps or the race detector; -short skips integration/'s
 # end-to-end tests.
 test-short:
+	@echo "go test -short: skips integration/ (the built binaries with real apps: gunicorn, uvicorn, node); make test runs it"
 	$(GO) test -short ./...
 
 # Static checks; fails on any finding. staticcheck is pinned and fetched
