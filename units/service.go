@@ -21,10 +21,23 @@ type serviceBuild struct {
 
 type serviceHandler func(b *serviceBuild, o rawOption) error
 
-var serviceOptions map[string]serviceHandler
+// serviceOptions maps each implemented [Service] option to its handler.
+// Files that implement a group of options add theirs with
+// registerServiceOptions from an init function.
+var serviceOptions = map[string]serviceHandler{}
+
+// registerServiceOptions adds handlers to serviceOptions.
+func registerServiceOptions(hs map[string]serviceHandler) {
+	for name, h := range hs {
+		if _, dup := serviceOptions[name]; dup {
+			panic("units: option registered twice: " + name)
+		}
+		serviceOptions[name] = h
+	}
+}
 
 func init() {
-	serviceOptions = map[string]serviceHandler{
+	registerServiceOptions(map[string]serviceHandler{
 		"Type": func(b *serviceBuild, o rawOption) error {
 			switch t := ServiceType(o.Value); t {
 			case TypeSimple, TypeExec, TypeNotify, TypeOneshot:
@@ -271,7 +284,7 @@ func init() {
 			}
 			return nil
 		},
-	}
+	})
 	for name := range limits {
 		serviceOptions[name] = func(b *serviceBuild, o rawOption) error {
 			if o.Value == "" {
