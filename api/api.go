@@ -94,13 +94,14 @@ type RestartOptions struct {
 
 // Restart phases, in the order they happen.
 const (
-	PhaseQueued   = "queued"
-	PhaseSpawned  = "spawned"  // a new process started (Pid)
-	PhaseWaiting  = "waiting"  // waiting for it to become ready
-	PhaseReady    = "ready"    // it is ready (Pid)
-	PhaseDraining = "draining" // an old process was told to stop (Pid)
-	PhaseStopped  = "stopped"  // an old process has exited (Pid)
-	PhaseFailed   = "failed"   // the new process failed (Message says why)
+	PhaseQueued   = "queued"    // waiting behind another request under way
+	PhaseStartPre = "start-pre" // ExecStartPre= of the new generation runs
+	PhaseSpawned  = "spawned"   // a new process started (Pid)
+	PhaseWaiting  = "waiting"   // waiting for it to become ready
+	PhaseReady    = "ready"     // it is ready (Pid)
+	PhaseDraining = "draining"  // an old process was told to stop (Pid)
+	PhaseStopped  = "stopped"   // an old process has exited (Pid)
+	PhaseFailed   = "failed"    // the new process failed (Message says why)
 	PhaseDone     = "done"
 )
 

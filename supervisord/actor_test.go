@@ -281,3 +281,64 @@ func TestActorInstancesRoll(t *testing.T) {
 		t.Fatalf("%+v", r.result)
 	}
 }
+
+// ExecStart=- ignores the main process's failure: result success, and
+// Restart=on-failure does not restart it.
+func TestActorExecStartIgnoreFailure(t *testing.T) {
+	e := newActor(t, "ExecStart=-/srv/app\nRestart=on-failure\nRestartSec=1ms\n")
+	e.proc().exitWith(children.ExitStatus{Code: 7})
+	st := e.await("dead", func(st api.ServiceStatus) bool { return st.SubState == "dead" })
+	if st.Result != "success" || st.LastExit != "exit status 7" {
+		t.Fatalf("%+v", st)
+	}
+	e.noProc()
+}
+
+// A start that times out says so, not "exited before ready".
+func TestActorStartTimeoutMessage(t *testing.T) {
+	e := newActor(t, "Type=notify\nExecStart=/srv/app\nTimeoutStartSec=20ms\n")
+	e.proc() // the first start, at once: it times out too
+	e.await("failed", func(st api.ServiceStatus) bool { return st.State == api.StateFailed })
+	start := e.async(reqStart, api.RestartOptions{})
+	e.proc()
+	r := e.wait(start)
+	if r.err == nil || !strings.Contains(r.err.Error(), "not ready within TimeoutStartSec=20ms") {
+		t.Fatalf("start: %v", r.err)
+	}
+}
+
+// A restart says "queued" only when it waits behind another request;
+// after a stop, status has the last exit and result success.
+func TestActorQueuedAndLastExit(t *testing.T) {
+	e := newActor(t, notifyUnit)
+	p := e.proc()
+	e.notify(p.pid, "READY=1")
+	e.awaitSub("running")
+	first := &request{kind: reqRestart, opts: api.RestartOptions{Wait: true}, reply: make(chan reply, 1), events: make(chan api.Event, 64)}
+	e.u.reqs <- first
+	n := e.proc()
+	second := &request{kind: reqRestart, opts: api.RestartOptions{Wait: true}, reply: make(chan reply, 1), events: make(chan api.Event, 64)}
+	e.u.reqs <- second
+	e.notify(n.pid, "READY=1")
+	e.wait(first.reply)
+	n2 := e.proc()
+	e.notify(n2.pid, "READY=1")
+	e.wait(second.reply)
+	phasesOf := func(r *request) []string {
+		var out []string
+		for len(r.events) > 0 {
+			out = append(out, (<-r.events).Phase)
+		}
+		return out
+	}
+	if got := phasesOf(first); slices.Contains(got, api.PhaseQueued) {
+		t.Fatalf("first restart: %v", got)
+	}
+	if got := phasesOf(second); len(got) == 0 || got[0] != api.PhaseQueued {
+		t.Fatalf("second restart: %v", got)
+	}
+	e.wait(e.async(reqStop, api.RestartOptions{}))
+	if st := e.status(); st.Result != "success" || st.LastExit != "signal: terminated" {
+		t.Fatalf("after stop: %+v", st)
+	}
+}

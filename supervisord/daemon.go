@@ -74,14 +74,7 @@ func New(cfg Config) *Daemon {
 // unit's actor. Problems of single units are logged and leave those
 // units out; the error is for a directory that cannot be read at all.
 func (d *Daemon) Open() error {
-	d.runDir = d.cfg.RuntimeDir
-	if d.runDir == "" {
-		dir, err := os.MkdirTemp("", "sockd-")
-		if err != nil {
-			return err
-		}
-		d.runDir, d.ownRun = dir, true
-	} else if err := os.MkdirAll(d.runDir, 0o755); err != nil {
+	if err := d.openRunDir(); err != nil {
 		return err
 	}
 	w, err := activation.NewWaiter()
@@ -94,6 +87,48 @@ func (d *Daemon) Open() error {
 	}
 	_, err = d.reload(context.Background())
 	return err
+}
+
+// DefaultRuntimeDir is where sockd keeps its NOTIFY_SOCKET (and, later,
+// its state) when it runs as root and Config.RuntimeDir is empty.
+const DefaultRuntimeDir = "/run/sockd"
+
+// defaultRuntimeDir is DefaultRuntimeDir; tests move it.
+var defaultRuntimeDir = DefaultRuntimeDir
+
+// openRunDir makes the runtime directory: Config.RuntimeDir, else
+// /run/sockd as root, else a temporary directory removed at Shutdown.
+// It must be searchable by every user: a User= service's sd_notify
+// reaches the notify socket in it (the socket is 0666; messages are
+// authenticated by the sender's pid, as systemd's are).
+func (d *Daemon) openRunDir() error {
+	d.runDir = d.cfg.RuntimeDir
+	switch {
+	case d.runDir == "" && os.Geteuid() == 0:
+		d.runDir = defaultRuntimeDir
+	case d.runDir == "":
+		dir, err := os.MkdirTemp("", "sockd-")
+		if err != nil {
+			return err
+		}
+		d.runDir, d.ownRun = dir, true
+		return os.Chmod(dir, 0o755)
+	}
+	if err := os.MkdirAll(d.runDir, 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(d.runDir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("runtime directory %s: not a directory", d.runDir)
+	}
+	if fi.Mode().Perm()&0o011 != 0o011 {
+		d.log.Warn().Str("dir", d.runDir).Str("mode", fi.Mode().Perm().String()).
+			Msg("runtime directory not searchable by other users: a User= service cannot reach NOTIFY_SOCKET")
+	}
+	return nil
 }
 
 // Shutdown stops every unit's processes gracefully, closes every socket

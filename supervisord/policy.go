@@ -14,8 +14,13 @@ import (
 )
 
 // cleanExit is systemd's notion of a clean exit: code 0, SIGHUP, SIGINT,
-// SIGTERM, SIGPIPE, or what SuccessExitStatus= lists.
+// SIGTERM, SIGPIPE, or what SuccessExitStatus= lists. With the "-"
+// prefix on ExecStart= every exit is clean, as systemd ignores the main
+// process's failure then.
 func cleanExit(svc *units.Service, st children.ExitStatus) bool {
+	if len(svc.ExecStart) > 0 && svc.ExecStart[0].IgnoreFailure && st.Err == nil {
+		return true
+	}
 	if st.Err != nil {
 		return false
 	}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 
 	"github.com/sockd/sockd/api"
-	"github.com/sockd/sockd/units"
 )
 
 // slotPhase names an instance slot's phase in a rolling restart.
@@ -87,7 +86,7 @@ func (u *unit) restartNext() {
 		return
 	}
 	if len(u.svc.ExecStartPre) > 0 && !j.preDone {
-		j.emit(api.PhaseQueued, 0, "running ExecStartPre=")
+		j.emit(api.PhaseStartPre, 0, "running ExecStartPre=")
 		u.runHelper("ExecStartPre", u.svc.ExecStartPre, 0)
 		return
 	}
@@ -202,13 +201,8 @@ func (u *unit) restartExit(e event) {
 	j := u.job
 	slotted := u.forget(p)
 	if p == j.newProc {
-		st := p.p.Exit()
 		j.newProc = nil
-		why := "exited before ready: " + st.String()
-		if p.timedOut {
-			why = fmt.Sprintf("not ready within TimeoutStartSec=%s", u.svc.TimeoutStartSec)
-		}
-		u.rollBack(why, p.Tail())
+		u.rollBack(notReady(u.svc, p, p.p.Exit()), p.Tail())
 		return
 	}
 	if slotted {
@@ -245,5 +239,3 @@ func (u *unit) restartRefill(e event) {
 		u.armReadiness(pr, false)
 	}
 }
-
-var _ = units.Infinity

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockd/sockd/activation"
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
 )
 
@@ -36,6 +37,7 @@ func (u *unit) trigger(e event) {
 		u.failStartLimit()
 		return
 	}
+	u.lastExit = ""
 	u.beginStart("connection on " + e.l.Spec().Address)
 }
 
@@ -80,6 +82,7 @@ func (u *unit) startRequest(e event) {
 	u.cancelRestartTimer()
 	u.startLim, u.trigLim = rateLimit{}, nil
 	u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval)
+	u.lastExit = "" // an explicit start begins afresh; Restart= keeps the exit that caused it
 	if e.j.kind == reqRestart {
 		u.restarts++
 	}
@@ -324,7 +327,7 @@ func (u *unit) startingExit(e event) {
 	u.judgeExit(p, st)
 	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) && !p.ready {
 		j.tail = p.Tail()
-		u.finishJob("exited before ready: " + st.String())
+		u.finishJob(notReady(u.svc, p, st))
 	}
 	if u.running() > 0 {
 		if u.shouldRestart(p, st) {
@@ -353,3 +356,14 @@ func (u *unit) mainPid() int {
 
 // startRunning answers a start of a unit that runs already.
 func (u *unit) startRunning(event) { u.finishJob("") }
+
+// notReady says why p, which exited with st, never became ready.
+func notReady(svc *units.Service, p *proc, st children.ExitStatus) string {
+	switch {
+	case p.timedOut:
+		return fmt.Sprintf("not ready within TimeoutStartSec=%s", svc.TimeoutStartSec)
+	case p.watchdog:
+		return fmt.Sprintf("watchdog timeout (WatchdogSec=%s)", svc.WatchdogSec)
+	}
+	return "exited before ready: " + st.String()
+}

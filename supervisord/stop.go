@@ -48,6 +48,9 @@ func (u *unit) stopped() {
 		return
 	}
 	if j := u.job; j != nil && j.kind == reqStop {
+		if u.result == "" {
+			u.result = "success" // as systemd's Result= after a clean stop
+		}
 		u.finishJob("")
 	}
 	u.rest()
@@ -56,6 +59,9 @@ func (u *unit) stopped() {
 // stoppedExit forgets a process that was told to stop; the last one
 // gone, the stop is done.
 func (u *unit) stoppedExit(e event) {
+	if e.p.gen == u.gen {
+		u.lastExit = e.p.p.Exit().String()
+	}
 	u.forget(e.p)
 	if len(u.draining) == 0 && u.running() == 0 {
 		u.stopped()

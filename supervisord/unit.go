@@ -289,7 +289,13 @@ func (u *unit) enqueue(r *request) {
 			u.cancelJob("canceled by stop")
 		}
 	}
-	u.queue = append(u.queue, &job{kind: r.kind, opts: r.opts, waiters: []*request{r}})
+	j := &job{kind: r.kind, opts: r.opts, waiters: []*request{r}}
+	if u.job != nil {
+		j.emit(api.PhaseQueued, 0, "a "+u.job.kind.String()+" under way")
+	} else if len(u.queue) > 0 {
+		j.emit(api.PhaseQueued, 0, "a "+u.queue[0].kind.String()+" waiting")
+	}
+	u.queue = append(u.queue, j)
 	u.ack(r)
 }
 

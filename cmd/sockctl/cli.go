@@ -438,7 +438,9 @@ func (p *progress) event(e api.Event) {
 	transient := false
 	switch e.Phase {
 	case api.PhaseQueued:
-		text, transient = "queued behind a restart under way", true
+		text, transient = "queued behind "+e.Message, true
+	case api.PhaseStartPre:
+		text, transient = "running ExecStartPre=", true
 	case api.PhaseSpawned:
 		text = fmt.Sprintf("spawned pid %d", e.Pid)
 	case api.PhaseWaiting:
