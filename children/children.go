@@ -1,5 +1,5 @@
 // Package children is the mechanism of one child process: start it from a
-// plain Spec (program, arguments, environment, extra fds from 3,
+// plain Spec (program, arguments, environment, stdin, extra fds from 3,
 // credentials, umask, nice, rlimits) in its own process group, capture
 // its output line by line, signal it, stop it gracefully with a timeout,
 // and report its exit exactly once. It also owns NOTIFY_SOCKET, the
@@ -102,6 +102,8 @@ type Spec struct {
 	// been reused): systemd's KillMode=control-group leaves nothing behind.
 	KillGroupOnExit bool
 
+	// Stdin is fd 0; the zero value is /dev/null.
+	Stdin          Input
 	Stdout, Stderr Output
 }
 
@@ -162,10 +164,10 @@ var live sync.WaitGroup
 // raise, say) happen after Start returned: the helper writes them to the
 // child's stderr and exits with status 127.
 //
-// The child's stdin is /dev/null. Before forking, Start marks every
-// descriptor of sockd above 2 close-on-exec (close_range(2)), so that a
-// descriptor sockd inherited without that flag cannot leak into
-// children; Go's own descriptors have it anyway.
+// The child's stdin is spec.Stdin, /dev/null by default. Before
+// forking, Start marks every descriptor of sockd above 2 close-on-exec
+// (close_range(2)), so that a descriptor sockd inherited without that
+// flag cannot leak into children; Go's own descriptors have it anyway.
 func Start(spec Spec) (*Process, error) {
 	path, err := resolvePath(spec.Path, spec.Dir)
 	if err != nil {
@@ -194,6 +196,10 @@ func Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
+	stdin, err := fs.input(spec.Stdin, devnull)
+	if err != nil {
+		return fail(err)
+	}
 	stdout, err := fs.output(spec.Stdout, devnull, "stdout")
 	if err != nil {
 		return fail(err)
@@ -202,7 +208,7 @@ func Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	fds := []uintptr{uintptr(devnull), uintptr(stdout), uintptr(stderr)}
+	fds := []uintptr{uintptr(stdin), uintptr(stdout), uintptr(stderr)}
 	for i, f := range spec.ExtraFiles {
 		if f == nil {
 			return fail(fmt.Errorf("extra file %d: nil", i+3))
