@@ -16,11 +16,11 @@ var (
 		PassPIDFD Writable FlushPending ExecStartPre ExecStartPost ExecStopPre ExecStopPost TimeoutSec
 		PollLimitIntervalSec PollLimitBurst DeferTrigger DeferTriggerMaxSec Slice`)
 	// unsupportedService are [Service] options of systemd.service(5).
-	unsupportedService = words(`RemainAfterExit GuessMainPID PIDFile BusName ExecCondition ExecStopPost
-		RestartPreventExitStatus RestartForceExitStatus RestartSteps RestartMaxDelaySec RestartMode
-		TimeoutAbortSec TimeoutStartFailureMode TimeoutStopFailureMode RuntimeMaxSec
+	unsupportedService = words(`BusName
+		RestartSteps RestartMaxDelaySec RestartMode
+		TimeoutAbortSec TimeoutStartFailureMode TimeoutStopFailureMode
 		RuntimeRandomizedExtraSec FileDescriptorStoreMax FileDescriptorStorePreserve
-		USBFunctionDescriptors USBFunctionStrings OOMPolicy OpenFile ReloadSignal ExitType
+		USBFunctionDescriptors USBFunctionStrings OOMPolicy OpenFile ExitType
 		NonBlocking PermissionsStartOnly RootDirectoryStartOnly FailureAction SuccessAction
 		StartLimitAction RebootArgument Slice`)
 	// unsupportedExec are options of systemd.exec(5), systemd.kill(5) and

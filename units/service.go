@@ -48,10 +48,13 @@ func init() {
 			case "notify-reload":
 				b.s.Type = TypeNotify
 				b.warnf(o, "notify-reload is run as notify by sockd (reload restarts the service)")
-			case "forking", "dbus":
-				return fmt.Errorf("%s: not supported by sockd", o.Value)
+			case TypeForking:
+				b.s.Type = t
+			case "dbus":
+				b.s.Type = TypeSimple
+				b.warnf(o, "dbus is run as simple by sockd (no bus name to wait for)")
 			default:
-				return fmt.Errorf("invalid type %q (want simple, exec, notify or oneshot)", o.Value)
+				return fmt.Errorf("invalid type %q (want simple, exec, notify, oneshot or forking)", o.Value)
 			}
 			b.typeSet = true
 			return nil
@@ -475,7 +478,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 			TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second,
 			KillSignal: syscall.SIGTERM, KillMode: KillControlGroup, SendSIGKILL: true,
 			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
-			Instances: 1,
+			Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP,
 		},
 	}
 	if name.Template {

@@ -113,6 +113,7 @@ const (
 	TypeExec    ServiceType = "exec"    // run as TypeSimple by sockd
 	TypeNotify  ServiceType = "notify"  // ready when the service sends READY=1
 	TypeOneshot ServiceType = "oneshot" // ExecStart= lines run in sequence; done when they exit
+	TypeForking ServiceType = "forking" // ExecStart= forks the daemon and exits; PIDFile= names the main process
 )
 
 // RestartPolicy is Restart=: after which exits a service is started
@@ -247,6 +248,13 @@ type Service struct {
 	Limits                   []Rlimit
 	StandardOutput           Output
 	StandardError            Output
+	// DynamicUser is DynamicUser=: the service runs as a user and group
+	// allocated when it starts. The parser then sets User= (if unset,
+	// to DynamicUserName) and Group= (if unset, to User=).
+	DynamicUser bool
+	// ExecDirs are RuntimeDirectory=, StateDirectory=, CacheDirectory=,
+	// LogsDirectory=, ConfigurationDirectory= and their options.
+	ExecDirs ExecDirs
 
 	Sockets      []string     // socket units whose fds this service receives
 	NotifyAccess NotifyAccess // default NotifyMain for TypeNotify, NotifyNone otherwise
@@ -260,6 +268,35 @@ type Service struct {
 	// a restart counts it ready. 0 means ready at once (systemd's
 	// Type=simple behaviour).
 	ReadyAfter time.Duration
+
+	// Options of the service's life (units/lifecycle.go).
+
+	// PIDFile is PIDFile=: for Type=forking, the file that names the main
+	// process once the starting process has exited ("" for none).
+	PIDFile string
+	// GuessMainPID is GuessMainPID= (default true): without PIDFile=, the
+	// main process of a Type=forking service is the one process left.
+	GuessMainPID bool
+	// RemainAfterExit is RemainAfterExit=: the unit stays active after
+	// its processes have exited (a oneshot that sets something up).
+	RemainAfterExit bool
+	// ExecCondition is ExecCondition=: run before ExecStartPre=; an exit
+	// of 1 to 254 skips the start without failing the unit, 255 or a
+	// signal fails it.
+	ExecCondition []Command
+	// ExecStopPost is ExecStopPost=: run after the processes have
+	// exited, whether stopped or not.
+	ExecStopPost []Command
+	// RestartPreventExitStatus and RestartForceExitStatus are the
+	// options of those names: exits that never, or always, restart.
+	RestartPreventExitStatus ExitStatusSet
+	RestartForceExitStatus   ExitStatusSet
+	// RuntimeMax is RuntimeMaxSec=: the service is stopped (result
+	// timeout) once it has run that long; 0 for no limit.
+	RuntimeMax time.Duration
+	// ReloadSignal is ReloadSignal= (default SIGHUP): what reload-app
+	// sends when there is no ExecReload=.
+	ReloadSignal syscall.Signal
 
 	// raw holds a template's options so that Instantiate can build an
 	// instance from them.
