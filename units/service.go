@@ -479,6 +479,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 			KillSignal: syscall.SIGTERM, KillMode: KillControlGroup, SendSIGKILL: true,
 			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
 			Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP,
+			ExecDirs: defaultExecDirs,
 		},
 	}
 	if name.Template {
@@ -511,6 +512,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 		}
 		b.unknown(o, serviceKnown())
 	}
+	b.finishExecDirs()
 	s := b.s
 	s.Description = b.desc
 	if b.startLimitInterval != nil {
