@@ -17,6 +17,7 @@ type serviceBuild struct {
 	execStartOpt []rawOption
 	// execStartFailed is set when an ExecStart= had an error.
 	execStartFailed bool
+	stdio           stdioBuild
 }
 
 type serviceHandler func(b *serviceBuild, o rawOption) error
@@ -230,14 +231,6 @@ func init() {
 			b.s.Nice, b.s.HasNice = n, true
 			return nil
 		},
-		"StandardOutput": func(b *serviceBuild, o rawOption) error { return b.output(&b.s.StandardOutput, o) },
-		"StandardError":  func(b *serviceBuild, o rawOption) error { return b.output(&b.s.StandardError, o) },
-		"StandardInput": func(b *serviceBuild, o rawOption) error {
-			if o.Value != "null" {
-				b.warnf(o, "only null is supported by sockd, ignored")
-			}
-			return nil
-		},
 		"Sockets": func(b *serviceBuild, o rawOption) error {
 			err := b.names(&b.s.Sockets, o, func(w string) bool {
 				n, err := parseUnitName(w)
@@ -364,39 +357,6 @@ func (b *serviceBuild) names(dst *[]string, o rawOption, valid func(string) bool
 	return nil
 }
 
-func (b *serviceBuild) output(dst *Output, o rawOption) error {
-	kind, path, hasPath := strings.Cut(o.Value, ":")
-	switch kind {
-	case "inherit", "journal", "null":
-		if hasPath {
-			break
-		}
-		*dst = Output{Kind: kind}
-		return nil
-	case "journal+console", "syslog", "syslog+console":
-		b.warnf(o, "%s is sent to sockd's log (journal)", kind)
-		*dst = Output{Kind: "journal"}
-		return nil
-	case "file", "append", "truncate":
-		if !hasPath {
-			break
-		}
-		p, ok := b.expand(o, path)
-		if !ok {
-			return nil
-		}
-		if !filepath.IsAbs(p) {
-			return fmt.Errorf("%q is not an absolute path", p)
-		}
-		*dst = Output{Kind: kind, Path: filepath.Clean(p)}
-		return nil
-	case "kmsg", "kmsg+console", "tty", "socket", "fd":
-		b.warnf(o, "%s is not supported by sockd, ignored", kind)
-		return nil
-	}
-	return fmt.Errorf("invalid value %q (want inherit, journal, null, file:PATH, append:PATH or truncate:PATH)", o.Value)
-}
-
 // exec parses one Exec*= line and appends it to dst; an empty value
 // resets the list.
 func (b *serviceBuild) exec(dst *[]Command, o rawOption) error {
@@ -512,6 +472,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 		}
 		b.unknown(o, serviceKnown())
 	}
+	b.finishStdio()
 	b.finishExecDirs()
 	s := b.s
 	s.Description = b.desc

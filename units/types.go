@@ -181,9 +181,19 @@ type Command struct {
 // Output is where StandardOutput=/StandardError= send a stream.
 type Output struct {
 	// Kind is "journal" (sockd's log, the default), "inherit", "null",
-	// "file", "append" or "truncate".
-	Kind string
-	Path string // for file:, append:, truncate:
+	// "socket", "fd", "file", "append" or "truncate".
+	Kind   string
+	Path   string // for file:, append:, truncate:
+	FDName string // for fd: a FileDescriptorName= of the service's sockets
+}
+
+// Input is where StandardInput= takes a process's standard input from.
+type Input struct {
+	// Kind is "null" (also the zero value ""), "socket", "data", "file"
+	// or "fd".
+	Kind   string
+	Path   string // for file:
+	FDName string // for fd: a FileDescriptorName= of the service's sockets
 }
 
 // EnvironmentFile is one EnvironmentFile= line.
@@ -246,6 +256,8 @@ type Service struct {
 	Nice                     int
 	HasNice                  bool
 	Limits                   []Rlimit
+	StandardInput            Input
+	StandardInputData        []byte // StandardInputText= lines (each with a newline) and StandardInputData=, in order
 	StandardOutput           Output
 	StandardError            Output
 	// DynamicUser is DynamicUser=: the service runs as a user and group
