@@ -20,6 +20,8 @@ type builder struct {
 	startLimitIntervalOpt rawOption
 	// unknowns counts unknown options, to bound the cost of suggestions.
 	unknowns int
+	// conds are the Condition*=/Assert*= lines sockd checks.
+	conds []Condition
 }
 
 func (b *builder) add(o rawOption, sev Severity, format string, args ...any) {
@@ -129,6 +131,7 @@ func (b *builder) unitOption(o rawOption, kind string) {
 			}
 		}
 	case unitIgnored[o.Name]:
+	case kind == "service" && isCondition(o.Name) && b.condition(o, &b.conds):
 	case unitWarned[o.Name], isCondition(o.Name):
 		b.warnf(o, "not supported by sockd, ignored")
 	default:

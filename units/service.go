@@ -476,6 +476,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 	b.finishExecDirs()
 	s := b.s
 	s.Description = b.desc
+	s.Conditions = b.conds
 	if b.startLimitInterval != nil {
 		s.StartLimitInterval = *b.startLimitInterval
 	}

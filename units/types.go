@@ -309,6 +309,9 @@ type Service struct {
 	// ReloadSignal is ReloadSignal= (default SIGHUP): what reload-app
 	// sends when there is no ExecReload=.
 	ReloadSignal syscall.Signal
+	// Conditions are the [Unit] Condition*=/Assert*= lines sockd checks
+	// before each start (units/conditions.go).
+	Conditions []Condition
 
 	// raw holds a template's options so that Instantiate can build an
 	// instance from them.
