@@ -347,9 +347,11 @@ func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listen
 	a.log.Info().Int("pid", pr.Pid()).Str("instance", in.name).Str("listen", l.Addr()).Msg("spawned")
 }
 
-// spawn starts in's process with conn as fd 3. It builds the child as
-// a unit's spawn does, minus what instances do not have: no
-// NOTIFY_SOCKET (readiness does not apply), no watchdog.
+// spawn starts in's process with conn as fd 3, or, with a standard
+// stream that is socket, as that stream only (the inetd way: systemd
+// then sets no LISTEN_FDS either). It builds the child as a unit's spawn
+// does, minus what instances do not have: no NOTIFY_SOCKET (readiness
+// does not apply), no watchdog.
 func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, error) {
 	svc := in.svc
 	pr := &proc{started: time.Now()}
@@ -365,15 +367,17 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 		logs.add(api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line})
 		log.Info().Int("pid", pr.Pid()).Str("stream", stream).Msg(line)
 	}
-	spec, closers, err := processSpec(svc, env, sink)
+	spec, closers, err := processSpec(svc, env, sink, []namedFile{{acceptFDName, conn}})
 	defer closeAll(closers)
 	if err != nil {
 		return nil, err
 	}
-	spec.ExtraFiles = []*os.File{conn}
-	spec.PIDEnv = "LISTEN_PID"
-	// The protocol's variables win over the unit's, as for normal units.
-	spec.Env = setEnv(spec.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+acceptFDName)
+	if !stdioSocket(svc) {
+		spec.ExtraFiles = []*os.File{conn}
+		spec.PIDEnv = "LISTEN_PID"
+		// The protocol's variables win over the unit's, as for normal units.
+		spec.Env = setEnv(spec.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+acceptFDName)
+	}
 	if info.remoteAddr != "" {
 		spec.Env = setEnv(spec.Env, "REMOTE_ADDR="+info.remoteAddr, "REMOTE_PORT="+info.remotePort)
 	}

@@ -95,7 +95,7 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, closers, err := processSpec(svc, env, u.outputSink(pr))
+	spec, closers, err := processSpec(svc, env, u.outputSink(pr), listenerFiles(u.ls))
 	defer closeAll(closers)
 	if err != nil {
 		return nil, err
@@ -111,6 +111,8 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 				}
 			}
 		}
+	}
+	if len(u.ls) > 0 && !stdioSocket(svc) {
 		for _, l := range u.ls {
 			spec.ExtraFiles = append(spec.ExtraFiles, l.File())
 		}

@@ -23,11 +23,13 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // processSpec builds what every process of svc gets, whether a unit's
 // or an Accept=yes instance's: ExecStart=, environment (env, from
-// environment), directory, umask, nice, limits, credentials, output and
-// kill mode. Output lines that sockd captures go to sink. The caller adds
-// fds and protocol variables, and closes the returned files once the
-// child has started (or failed to).
-func processSpec(svc *units.Service, env []string, sink func(stream, line string)) (children.Spec, []*os.File, error) {
+// environment), directory, umask, nice, limits, credentials, standard
+// input and output and kill mode. socks are the sockets the process may
+// be handed, for StandardInput=socket, fd:NAME and their kin; output lines
+// that sockd captures go to sink. The caller adds fds 3… and protocol
+// variables (none when stdioSocket), and closes the returned files
+// (even with an error) once the child has started or failed to.
+func processSpec(svc *units.Service, env []string, sink func(stream, line string), socks []namedFile) (children.Spec, []*os.File, error) {
 	if len(svc.ExecStart) == 0 {
 		return children.Spec{}, nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
 	}
@@ -56,8 +58,12 @@ func processSpec(svc *units.Service, env []string, sink func(stream, line string
 		}
 		spec.Credential = cred
 	}
-	closers, err := outputs(svc, &spec, sink)
-	return spec, closers, err
+	closers, err := stdin(svc, &spec, socks)
+	if err != nil {
+		return spec, closers, err
+	}
+	outs, err := outputs(svc, &spec, sink, socks)
+	return spec, append(closers, outs...), err
 }
 
 // workingDir resolves WorkingDirectory=: "~" is the home directory of
@@ -90,56 +96,6 @@ func homeDir(name string) string {
 		return ""
 	}
 	return usr.HomeDir
-}
-
-// outputs sets spec's Stdout and Stderr from StandardOutput=/StandardError=.
-// It returns files to close once the child has started.
-// StandardError=inherit sends stderr where stdout goes, as systemd does;
-// StandardOutput=inherit is sockd's own stdout.
-func outputs(svc *units.Service, spec *children.Spec, sink func(stream, line string)) ([]*os.File, error) {
-	var closers []*os.File
-	for _, s := range []struct {
-		stream, option string
-		out            units.Output
-		dst            *children.Output
-		std            *os.File
-	}{
-		{"stdout", "StandardOutput", svc.StandardOutput, &spec.Stdout, os.Stdout},
-		{"stderr", "StandardError", svc.StandardError, &spec.Stderr, os.Stderr},
-	} {
-		stream := s.stream
-		out := s.out
-		if stream == "stderr" && out.Kind == "inherit" {
-			if svc.StandardOutput.Kind != "journal" && svc.StandardOutput.Kind != "" {
-				// The same file, even the same open file description.
-				*s.dst = spec.Stdout
-				continue
-			}
-			out = svc.StandardOutput
-		}
-		switch out.Kind {
-		case "null":
-		case "inherit":
-			s.dst.File = s.std
-		case "file", "append", "truncate":
-			flags := os.O_WRONLY | os.O_CREATE
-			switch out.Kind {
-			case "append":
-				flags |= os.O_APPEND
-			case "truncate":
-				flags |= os.O_TRUNC
-			}
-			f, err := os.OpenFile(out.Path, flags, 0o644)
-			if err != nil {
-				return closers, fmt.Errorf("%s: %s=%s:%s: %w", svc.Name, s.option, out.Kind, out.Path, err)
-			}
-			closers = append(closers, f)
-			s.dst.File = f
-		default: // "journal", "": sockd's log
-			s.dst.Lines = func(line string) { sink(stream, line) }
-		}
-	}
-	return closers, nil
 }
 
 // setEnv returns env with each "KEY=value" of kvs replacing every entry
