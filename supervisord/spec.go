@@ -178,11 +178,20 @@ func environment(svc *units.Service) ([]string, error) {
 // credential resolves User=, Group= and SupplementaryGroups=. With
 // User=, the supplementary groups are, as initgroups(3) makes them, the
 // primary group and every group that lists the user, followed by
-// SupplementaryGroups=; without it, only SupplementaryGroups=.
+// SupplementaryGroups=; without it, only SupplementaryGroups=. With
+// DynamicUser=yes, User= and Group= are the ids allocDynamicUser holds
+// (an error if it holds none), or the static ones of those names; a
+// dynamic user's only group is its own.
 func credential(svc *units.Service) (*syscall.Credential, error) {
 	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
 	var member []uint32
-	if svc.User != "" {
+	if svc.DynamicUser {
+		uid, gid, groups, err := heldDynamicUser(svc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: DynamicUser=yes: %w", svc.Name, err)
+		}
+		cred.Uid, cred.Gid, member = uid, gid, groups
+	} else if svc.User != "" {
 		usr, err := ids.LookupUser(svc.User)
 		if err != nil {
 			return nil, fmt.Errorf("%s: User=%s: %w", svc.Name, svc.User, err)
@@ -206,7 +215,7 @@ func credential(svc *units.Service) (*syscall.Credential, error) {
 			}
 		}
 	}
-	if svc.Group != "" {
+	if svc.Group != "" && !svc.DynamicUser {
 		gid, err := ids.LookupGroup(svc.Group)
 		if err != nil {
 			return nil, fmt.Errorf("%s: Group=%s: %w", svc.Name, svc.Group, err)
