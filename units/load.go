@@ -201,6 +201,7 @@ func (l *loader) link() {
 
 func (l *loader) finish() (*Set, Diagnostics) {
 	l.link()
+	l.checkStdio()
 	sort.SliceStable(l.diags, func(i, j int) bool {
 		a, b := l.diags[i], l.diags[j]
 		if a.File != b.File {

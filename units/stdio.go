@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -247,4 +248,52 @@ func decodeBase64(v string) ([]byte, error) {
 		return nil, fmt.Errorf("invalid base64: %v", err)
 	}
 	return data, nil
+}
+
+// checkStdio warns, once units are linked, of a service whose standard
+// streams ask for sockets it will not have: socket needs exactly one (an
+// Accept=yes instance's connection, or the service's one listening
+// socket), fd:NAME one whose FileDescriptorName= is NAME. Every start of
+// such a service fails, as in systemd. A oneshot's streams do not apply.
+func (l *loader) checkStdio() {
+	for _, name := range sortedKeys(l.set.Services) {
+		svc := l.set.Services[name]
+		if svc.Type == TypeOneshot {
+			continue
+		}
+		var fds []string // the LISTEN_FDNAMES a process gets
+		accept := false
+		for _, sock := range l.set.SocketsFor(name) {
+			accept = accept || sock.Accept
+			for range sock.Listens {
+				fds = append(fds, sock.FDName())
+			}
+		}
+		if accept {
+			fds = []string{"connection"}
+		} else if svc.Template {
+			continue // its instances are checked
+		}
+		for _, msg := range stdioProblems(svc, fds) {
+			l.diags = append(l.diags, Diagnostic{File: svc.File, Unit: name, Severity: Warning, Msg: msg + ": every start fails"})
+		}
+	}
+}
+
+// stdioProblems lists what of svc's standard streams the sockets named
+// fds cannot give.
+func stdioProblems(svc *Service, fds []string) []string {
+	var out []string
+	in, stdout, stderr := svc.StandardInput, svc.StandardOutput, svc.StandardError
+	if (in.Kind == "socket" || stdout.Kind == "socket" || stderr.Kind == "socket") && len(fds) != 1 {
+		out = append(out, fmt.Sprintf("a standard stream is socket: needs exactly one socket, not %d", len(fds)))
+	}
+	for _, s := range []struct{ option, kind, name string }{
+		{"StandardInput", in.Kind, in.FDName}, {"StandardOutput", stdout.Kind, stdout.FDName}, {"StandardError", stderr.Kind, stderr.FDName},
+	} {
+		if s.kind == "fd" && !slices.Contains(fds, s.name) {
+			out = append(out, fmt.Sprintf("%s=fd:%s: no socket of that name (FileDescriptorName= of the sockets: %q)", s.option, s.name, fds))
+		}
+	}
+	return out
 }

@@ -50,7 +50,13 @@ func TestStdio(t *testing.T) {
 			[]string{"app.service:3: warning: StandardInput: no StandardInputText= or StandardInputData=: stdin is /dev/null"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			set, diags := load(t, map[string]string{"app.service": okService + tc.lines + "\n"})
+			set, all := load(t, map[string]string{"app.service": okService + tc.lines + "\n"})
+			var diags []string // the sockets' checks are TestStdioSockets'
+			for _, d := range all {
+				if !strings.HasSuffix(d, ": every start fails") {
+					diags = append(diags, d)
+				}
+			}
 			if !equalStrings(diags, tc.diags) {
 				t.Errorf("diagnostics:\n got %q\nwant %q", diags, tc.diags)
 			}
@@ -113,5 +119,41 @@ func TestStdinTextInstance(t *testing.T) {
 	}
 	if !reflect.DeepEqual(set.Services["app@.service"].StandardInput, Input{Kind: "data"}) {
 		t.Errorf("template: %+v", set.Services["app@.service"].StandardInput)
+	}
+}
+
+// A service whose streams ask for sockets it does not have loads with a
+// warning: every start would fail.
+func TestStdioSockets(t *testing.T) {
+	const fails = ": every start fails"
+	sock := func(name, lines string) string {
+		return "[Socket]\nListenStream=/run/sockd-test/" + name + ".sock\n" + lines
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"one socket", map[string]string{"app.socket": sock("app", ""), "app.service": okService + "StandardInput=socket\n"}, nil},
+		{"two listens", map[string]string{"app.socket": sock("app", "ListenStream=/run/sockd-test/b.sock\n"), "app.service": okService + "StandardInput=socket\n"},
+			[]string{"app.service: warning: a standard stream is socket: needs exactly one socket, not 2" + fails}},
+		{"no socket", map[string]string{"app.service": okService + "StandardOutput=socket\n"},
+			[]string{"app.service: warning: a standard stream is socket: needs exactly one socket, not 0" + fails}},
+		{"oneshot", map[string]string{"app.service": "[Service]\nType=oneshot\nExecStart=/bin/true\nStandardInput=socket\n"}, nil},
+		{"named", map[string]string{"app.socket": sock("app", ""), "side.socket": sock("side", "FileDescriptorName=side\nService=app.service\n"),
+			"app.service": okService + "StandardInput=fd:side\nStandardError=fd:app\n"}, nil},
+		{"unnamed", map[string]string{"app.socket": sock("app", ""), "side.socket": sock("side", "FileDescriptorName=side\nService=app.service\n"),
+			"app.service": okService + "StandardOutput=fd:nope\n"},
+			[]string{`app.service: warning: StandardOutput=fd:nope: no socket of that name (FileDescriptorName= of the sockets: ["app" "side"])` + fails}},
+		{"accept", map[string]string{"echo.socket": sock("echo", "Accept=yes\n"), "echo@.service": okService + "StandardInput=socket\nStandardError=fd:connection\n"}, nil},
+		{"accept unnamed", map[string]string{"echo.socket": sock("echo", "Accept=yes\n"), "echo@.service": okService + "StandardInput=fd:echo\n"},
+			[]string{`echo@.service: warning: StandardInput=fd:echo: no socket of that name (FileDescriptorName= of the sockets: ["connection"])` + fails}},
+		{"template", map[string]string{"w@.service": okService + "StandardInput=socket\n"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, diags := load(t, tc.files); !equalStrings(diags, tc.want) {
+				t.Errorf("diagnostics:\n got %q\nwant %q", diags, tc.want)
+			}
+		})
 	}
 }
