@@ -131,7 +131,7 @@ func (k execKind) setUp(uid, gid int, dynamic bool) error {
 // setUpOne makes the directory p of k; priv is ROOT/private for a
 // private kind.
 func (k execKind) setUpOne(root, priv *nofollow.Dir, p string, uid, gid int, keep uint32) error {
-	mode := unixMode(k.dir.Mode)
+	mode := unixMode(k.dir.Mode) & keep
 	parentRel, name := path.Split(p)
 	parentRel = strings.TrimSuffix(parentRel, "/")
 	var dir *nofollow.Dir

@@ -373,10 +373,11 @@ func TestExecDirsDynamicLayout(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(r.State, "app", "data")); err != nil || string(b) != "kept" {
 		t.Errorf("data after the move: %q, %v", b, err)
 	}
-	// Idempotent.
+	// Idempotent, setgid dropped again.
 	if _, err := setUpExecDirs(dyn, r, uid, uid); err != nil {
 		t.Fatal(err)
 	}
+	checkDir(t, r.State+"/private/app", 0o750, uid, uid)
 
 	// A process of the dynamic user reaches its directories through
 	// the symlinks (ROOT/private is 0711), not another's.

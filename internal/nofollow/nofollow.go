@@ -274,17 +274,18 @@ func (d *Dir) Names() ([]string, error) {
 }
 
 // ChownAll gives d and everything in it to uid and gid, symlinks
-// themselves included and never their targets. As systemd does for its
-// exec directories, nothing is changed when d itself already has that
-// owner and group. Directories lose the mode bits not in keep (pass
-// 0o7777 to keep all, 0o1777 to drop setuid and setgid); for other files
-// the kernel clears setuid and setgid on a chown.
+// themselves included and never their targets. Directories lose the
+// mode bits not in keep (pass 0o7777 to keep all, 0o1777 to drop setuid
+// and setgid); for other files the kernel clears setuid and setgid on a
+// chown. As systemd does for its exec directories, nothing is changed
+// when d itself already has that owner and group and no bit outside
+// keep.
 func (d *Dir) ChownAll(uid, gid int, keep uint32) error {
 	st, err := d.Stat()
 	if err != nil {
 		return err
 	}
-	if int(st.Uid) == uid && int(st.Gid) == gid {
+	if int(st.Uid) == uid && int(st.Gid) == gid && st.Mode&0o7777&^keep == 0 {
 		return nil
 	}
 	if err := chownDir(d.fd, st, uid, gid, keep); err != nil {
