@@ -292,3 +292,53 @@ func TestDynamicUserConcurrent(t *testing.T) {
 		t.Errorf("lock files left: %v", names)
 	}
 }
+
+// TestDynamicUserSetUpExec: the one call before a unit's first command
+// allocates the user, gives it the directories and names both in the
+// environment; a failure holds nothing.
+func TestDynamicUserSetUpExec(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "dynamic-uid")
+	r := testRoots(t)
+	svc := dynSvc(t, "e")
+	env, release, err := setUpExec(svc, r, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := credential(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"USER=" + svc.User, "LOGNAME=" + svc.User, "STATE_DIRECTORY=" + r.State + "/e"}
+	if !slices.Equal(env, want) {
+		t.Errorf("env %q, want %q", env, want)
+	}
+	checkDir(t, r.State+"/private/e", 0o755, int(cred.Uid), int(cred.Gid))
+	release()
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("lock files after release: %v", names)
+	}
+
+	// A symlink in the way: the start fails, the user is released.
+	os.Remove(r.State + "/e")
+	os.Symlink("/etc", r.State+"/e")
+	if _, _, err := setUpExec(svc, r, dir); err == nil {
+		t.Fatal("no error with a symlink in the way")
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("lock files after a failed set-up: %v", names)
+	}
+
+	// Without DynamicUser= or User=: sockd's own ids, no USER.
+	plain := execSvc(nil, []string{"p"}, nil, nil, nil, 0o700)
+	plain.User = ""
+	env, release, err = setUpExec(plain, r, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if !slices.Equal(env, []string{"STATE_DIRECTORY=" + r.State + "/p"}) {
+		t.Errorf("env %q", env)
+	}
+	checkDir(t, r.State+"/p", 0o700, os.Geteuid(), os.Getegid())
+}

@@ -400,3 +400,38 @@ func addEnvDefaults(env []string, kvs ...string) []string {
 	}
 	return env
 }
+
+// setUpExec is what a unit's start needs before its first command
+// (ExecStartPre=, or ExecStart=): with DynamicUser=yes its user and group
+// (allocDynamicUser, locks in lockDir), then its exec directories
+// (setUpExecDirs), given to the user and group credential resolves (sockd's
+// own without User= and Group=). env is for every process of the unit,
+// ExecStop= and ExecReload= included: $USER and $LOGNAME of a dynamic
+// user and the *_DIRECTORY variables, to add with addEnvDefaults. release
+// frees the dynamic user (a no-op without one); call it once the unit's
+// last process is gone. On an error nothing is held.
+func setUpExec(svc *units.Service, roots execRoots, lockDir string) (env []string, release func(), err error) {
+	release = func() {}
+	if svc.DynamicUser {
+		d, rel, err := allocDynamicUser(lockDir, svc, roots)
+		if err != nil {
+			return nil, nil, err
+		}
+		env, release = d.env(), rel
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	if svc.User != "" || svc.Group != "" {
+		cred, err := credential(svc)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		uid, gid = int(cred.Uid), int(cred.Gid)
+	}
+	dirs, err := setUpExecDirs(svc, roots, uid, gid)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return append(env, dirs...), release, nil
+}
