@@ -18,6 +18,9 @@ type builder struct {
 	startLimitInterval    *time.Duration
 	startLimitBurst       *int
 	startLimitIntervalOpt rawOption
+	// successActionOpt is a [Unit] SuccessAction= other than none: with
+	// it, a service needs no command (systemd's service_verify).
+	successActionOpt *rawOption
 	// unknowns counts unknown options, to bound the cost of suggestions.
 	unknowns int
 	// conds are the Condition*=/Assert*= lines sockd checks.
@@ -95,22 +98,27 @@ func (b *builder) sectionOK(o rawOption, kind string) bool {
 // unitOption applies one option of [Unit] or [Install].
 func (b *builder) unitOption(o rawOption, kind string) {
 	if o.Section == "Install" {
-		if !installOptions[o.Name] {
-			b.unknown(o, installOptions)
+		if !systemdInstall[o.Name] {
+			b.unknown(o, systemdInstall)
 		}
 		return
 	}
+	name := o.Name
+	if repl, ok := legacyName("Unit", name); ok && (unitIgnored[repl] || kind == "service" && repl == "StartLimitIntervalSec") {
+		b.warnf(o, "legacy name of %s=, read as %s=", repl, repl)
+		name = repl
+	}
 	switch {
-	case o.Name == "Description":
+	case name == "Description":
 		b.desc = o.Value
-	case kind == "service" && o.Name == "StartLimitIntervalSec":
+	case kind == "service" && name == "StartLimitIntervalSec":
 		d, err := parseTimespan(o.Value, time.Second)
 		if err != nil {
 			b.errf(o, "%v", err)
 			return
 		}
 		b.startLimitInterval, b.startLimitIntervalOpt = &d, o
-	case kind == "service" && o.Name == "StartLimitBurst":
+	case kind == "service" && name == "StartLimitBurst":
 		n, err := parseUint(o.Value, 1<<31-1)
 		if err != nil {
 			b.errf(o, "%v", err)
@@ -118,28 +126,21 @@ func (b *builder) unitOption(o rawOption, kind string) {
 		}
 		v := int(n)
 		b.startLimitBurst = &v
-	case o.Name == "After" || o.Name == "Before" || o.Name == "Wants" || o.Name == "Requires" ||
-		o.Name == "BindsTo" || o.Name == "PartOf" || o.Name == "Requisite" || o.Name == "Upholds":
-		ws, err := splitWords(o.Value)
-		if err != nil {
-			b.errf(o, "%v", err)
-			return
-		}
-		for _, w := range ws {
+	case name == "After" || name == "Before" || name == "Wants" || name == "Requires" ||
+		name == "BindsTo" || name == "PartOf" || name == "Requisite" || name == "Upholds":
+		// Unit names, split at whitespace without unquoting, as systemd
+		// reads them (EXTRACT_RETAIN_ESCAPE).
+		for _, w := range strings.FieldsFunc(o.Value, func(r rune) bool { return strings.ContainsRune(whitespace, r) }) {
 			if strings.HasSuffix(w, ".service") {
 				b.warnf(o, "dependency on %s ignored: sockd does not order or pull in other services", w)
 			}
 		}
-	case unitIgnored[o.Name]:
-	case kind == "service" && isCondition(o.Name) && b.condition(o, &b.conds):
-	case unitWarned[o.Name], isCondition(o.Name):
-		b.warnf(o, "not supported by sockd, ignored")
+	case unitIgnored[name]:
+	case kind == "service" && isCondition(name) && b.condition(o, &b.conds):
 	default:
-		cands := map[string]bool{}
-		for k := range conditions {
-			cands["Condition"+k] = true
-			cands["Assert"+k] = true
+		if name == "SuccessAction" && o.Value != "" && o.Value != "none" {
+			b.successActionOpt = &o
 		}
-		b.unknown(o, unitIgnored, unitWarned, cands)
+		b.notImplemented(o, knownNames[bool]("Unit", nil))
 	}
 }

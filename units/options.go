@@ -5,88 +5,100 @@ import (
 	"strings"
 )
 
-// Options systemd knows that sockd accepts but does not implement: they
-// produce a warning and the unit still loads.
-var (
-	// unsupportedSocket are [Socket] options of systemd.socket(5).
-	unsupportedSocket = words(`ListenSpecial ListenNetlink ListenMessageQueue ListenUSBFunction
-		SocketProtocol DeferAcceptSec Priority IPTOS IPTTL Mark Timestamping PipeSize
-		MessageQueueMaxMessages MessageQueueMessageSize SmackLabel SmackLabelIPIn SmackLabelIPOut
-		SELinuxContextFromNet PassSecurity PassPacketInfo PassFileDescriptorsToExec AcceptFileDescriptors
-		PassPIDFD Writable FlushPending ExecStartPre ExecStartPost ExecStopPre ExecStopPost TimeoutSec
-		PollLimitIntervalSec PollLimitBurst DeferTrigger DeferTriggerMaxSec Slice`)
-	// unsupportedService are [Service] options of systemd.service(5).
-	unsupportedService = words(`BusName
-		RestartSteps RestartMaxDelaySec RestartMode
-		TimeoutAbortSec TimeoutStartFailureMode TimeoutStopFailureMode
-		RuntimeRandomizedExtraSec FileDescriptorStoreMax FileDescriptorStorePreserve
-		USBFunctionDescriptors USBFunctionStrings OOMPolicy OpenFile ExitType
-		NonBlocking PermissionsStartOnly RootDirectoryStartOnly FailureAction SuccessAction
-		StartLimitAction RebootArgument Slice`)
-	// unsupportedExec are options of systemd.exec(5), systemd.kill(5) and
-	// systemd.resource-control(5), valid in [Service] and [Socket].
-	unsupportedExec = words(`RootDirectory RootImage RootImageOptions RootEphemeral RootHash
-		RootHashSignature RootVerity RootImagePolicy MountImagePolicy ExtensionImagePolicy
-		MountAPIVFS BindLogSockets ProtectProc ProcSubset BindPaths BindReadOnlyPaths MountImages
-		ExtensionImages ExtensionDirectories DynamicUser SetLoginEnvironment PAMName
-		CapabilityBoundingSet AmbientCapabilities NoNewPrivileges SecureBits SELinuxContext
-		AppArmorProfile SmackProcessLabel CoredumpFilter KeyringMode OOMScoreAdjust TimerSlackNSec
-		Personality IgnoreSIGPIPE CPUSchedulingPolicy CPUSchedulingPriority CPUSchedulingResetOnFork
-		CPUAffinity NUMAPolicy NUMAMask IOSchedulingClass IOSchedulingPriority ProtectSystem
-		ProtectHome RuntimeDirectory StateDirectory CacheDirectory LogsDirectory
-		ConfigurationDirectory RuntimeDirectoryMode StateDirectoryMode CacheDirectoryMode
-		LogsDirectoryMode ConfigurationDirectoryMode RuntimeDirectoryPreserve TimeoutCleanSec
-		ReadWritePaths ReadOnlyPaths InaccessiblePaths ExecPaths NoExecPaths TemporaryFileSystem
-		PrivateTmp PrivateDevices PrivateNetwork NetworkNamespacePath PrivateIPC IPCNamespacePath
-		MemoryKSM PrivateUsers PrivatePIDs ProtectHostname ProtectClock ProtectKernelTunables
-		ProtectKernelModules ProtectKernelLogs ProtectControlGroups RestrictAddressFamilies
-		RestrictFileSystems RestrictNamespaces DelegateNamespaces LockPersonality
-		MemoryDenyWriteExecute RestrictRealtime RestrictSUIDSGID RemoveIPC PrivateMounts MountFlags
-		SystemCallFilter SystemCallErrorNumber SystemCallArchitectures SystemCallLog
-		StandardInputText StandardInputData LogLevelMax LogExtraFields LogRateLimitIntervalSec
-		LogRateLimitBurst LogFilterPatterns LogNamespace SyslogIdentifier SyslogFacility SyslogLevel
-		SyslogLevelPrefix TTYPath TTYReset TTYVHangup TTYRows TTYColumns TTYVTDisallocate
-		LoadCredential LoadCredentialEncrypted ImportCredential SetCredential SetCredentialEncrypted
-		UtmpIdentifier UtmpMode User Group SupplementaryGroups WorkingDirectory Environment
-		EnvironmentFile PassEnvironment UnsetEnvironment UMask Nice StandardInput StandardOutput
-		StandardError LimitCPU LimitFSIZE LimitDATA LimitSTACK LimitCORE LimitRSS LimitNOFILE LimitAS
-		LimitNPROC LimitMEMLOCK LimitLOCKS LimitSIGPENDING LimitMSGQUEUE LimitNICE LimitRTPRIO
-		LimitRTTIME
-		KillMode KillSignal RestartKillSignal SendSIGHUP SendSIGKILL FinalKillSignal WatchdogSignal
-		CPUAccounting CPUWeight StartupCPUWeight CPUQuota CPUQuotaPeriodSec AllowedCPUs
-		StartupAllowedCPUs AllowedMemoryNodes StartupAllowedMemoryNodes MemoryAccounting MemoryMin
-		MemoryLow StartupMemoryLow DefaultStartupMemoryLow MemoryHigh StartupMemoryHigh MemoryMax
-		StartupMemoryMax MemorySwapMax StartupMemorySwapMax MemoryZSwapMax StartupMemoryZSwapMax
-		MemoryZSwapWriteback TasksAccounting TasksMax IOAccounting IOWeight StartupIOWeight
-		IODeviceWeight IOReadBandwidthMax IOWriteBandwidthMax IOReadIOPSMax IOWriteIOPSMax
-		IODeviceLatencyTargetSec IPAccounting IPAddressAllow IPAddressDeny SocketBindAllow
-		SocketBindDeny RestrictNetworkInterfaces NFTSet IPIngressFilterPath IPEgressFilterPath
-		BPFProgram DeviceAllow DevicePolicy Delegate DelegateSubgroup DisableControllers
-		ManagedOOMSwap ManagedOOMMemoryPressure ManagedOOMMemoryPressureLimit ManagedOOMPreference
-		MemoryPressureWatch MemoryPressureThresholdSec CoredumpReceive CPUShares StartupCPUShares
-		MemoryLimit BlockIOAccounting BlockIOWeight StartupBlockIOWeight BlockIODeviceWeight
-		BlockIOReadBandwidth BlockIOWriteBandwidth`)
-	// unitIgnored are [Unit] options sockd accepts silently: documentation,
-	// and dependencies that socket activation already provides.
-	unitIgnored = words(`Description Documentation Wants Requires Requisite BindsTo PartOf Upholds
-		Before After DefaultDependencies SourcePath IgnoreOnIsolate AllowIsolate CollectMode`)
-	// unitWarned are [Unit] options sockd does not implement.
-	unitWarned = words(`Conflicts OnFailure OnSuccess PropagatesReloadTo ReloadPropagatedFrom
-		PropagatesStopTo StopPropagatedFrom JoinsNamespaceOf RequiresMountsFor WantsMountsFor
-		OnFailureJobMode StopWhenUnneeded RefuseManualStart RefuseManualStop SurviveFinalKillSignal
-		FailureAction SuccessAction FailureActionExitStatus SuccessActionExitStatus JobTimeoutSec
-		JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument StartLimitAction
-		RebootArgument StartLimitIntervalSec StartLimitBurst`)
-	// conditions are the suffixes of Condition*= and Assert*=.
-	conditions = words(`Architecture Firmware Virtualization Host KernelCommandLine KernelVersion
-		Credential Environment Security Capability ACPower NeedsUpdate FirstBoot PathExists
-		PathExistsGlob PathIsDirectory PathIsSymbolicLink PathIsMountPoint PathIsReadWrite
-		PathIsEncrypted DirectoryNotEmpty FileNotEmpty FileIsExecutable User Group
-		ControlGroupController Memory CPUs CPUFeature OSRelease MemoryPressure CPUPressure
-		IOPressure Version`)
-	// installOptions are the [Install] options, all ignored by sockd.
-	installOptions = words(`WantedBy RequiredBy UpheldBy Also Alias DefaultInstance`)
-)
+// unitIgnored are the [Unit] options sockd accepts silently:
+// documentation, and dependencies that socket activation already
+// provides. The other [Unit] options systemd knows are warnings.
+var unitIgnored = words(`Description Documentation Wants Requires Requisite BindsTo PartOf Upholds
+	Before After DefaultDependencies SourcePath IgnoreOnIsolate AllowIsolate CollectMode`)
+
+// systemdKnows reports whether systemd's unit file parser (see
+// systemd_options.go) knows the option name in section, "Unit",
+// "Install", "Service" or "Socket".
+func systemdKnows(section, name string) bool {
+	switch section {
+	case "Unit":
+		return systemdUnit[name] || systemdNewerUnit[name]
+	case "Install":
+		return systemdInstall[name]
+	case "Service":
+		return systemdService[name] || systemdExec[name] || systemdNewerExec[name]
+	case "Socket":
+		return systemdSocket[name] || systemdExec[name] || systemdNewerExec[name] || systemdNewerSocket[name]
+	}
+	return false
+}
+
+// isCondition reports whether name is a Condition*= or Assert*= option
+// systemd knows.
+func isCondition(name string) bool {
+	return (strings.HasPrefix(name, "Condition") || strings.HasPrefix(name, "Assert")) && systemdKnows("Unit", name)
+}
+
+// legacyName returns what replaced the legacy option name in section,
+// with ok set when name is one.
+func legacyName(section, name string) (repl string, ok bool) {
+	if repl, ok = legacyOptions[section+"."+name]; ok {
+		return repl, true
+	}
+	if section == "Service" || section == "Socket" {
+		repl, ok = legacyExecOptions[name]
+	}
+	return repl, ok
+}
+
+// knownNames returns the option names of section that systemd or sockd
+// knows, for suggestions: systemd's and the handlers in implemented.
+func knownNames[H any](section string, implemented map[string]H) map[string]bool {
+	m := map[string]bool{}
+	add := func(ws map[string]bool) {
+		for k := range ws {
+			m[k] = true
+		}
+	}
+	switch section {
+	case "Unit":
+		add(systemdUnit)
+		add(systemdNewerUnit)
+	case "Install":
+		add(systemdInstall)
+	case "Service":
+		add(systemdService)
+		add(systemdExec)
+		add(systemdNewerExec)
+	case "Socket":
+		add(systemdSocket)
+		add(systemdExec)
+		add(systemdNewerExec)
+		add(systemdNewerSocket)
+	}
+	for k := range implemented {
+		m[k] = true
+	}
+	return m
+}
+
+// notImplemented reports an option no handler of sockd took: a warning
+// for a name systemd knows (naming the current name of a legacy one),
+// else an unknown option (an error, with a suggestion from known).
+func (b *builder) notImplemented(o rawOption, known map[string]bool) {
+	if repl, ok := legacyName(o.Section, o.Name); ok {
+		sec, name, moved := strings.Cut(repl, ".")
+		switch {
+		case repl == "":
+			b.warnf(o, "obsolete option, ignored (systemd ignores it too)")
+		case moved:
+			b.warnf(o, "belongs in [%s] (as %s=); not supported by sockd, ignored", sec, name)
+		default:
+			b.warnf(o, "legacy name of %s=; not supported by sockd, ignored", repl)
+		}
+		return
+	}
+	if systemdKnows(o.Section, o.Name) {
+		b.warnf(o, "not supported by sockd, ignored")
+		return
+	}
+	b.unknown(o, known)
+}
 
 func words(s string) map[string]bool {
 	m := map[string]bool{}
@@ -94,16 +106,6 @@ func words(s string) map[string]bool {
 		m[strings.TrimSuffix(w, "?")] = true
 	}
 	return m
-}
-
-func isCondition(name string) bool {
-	if rest, ok := strings.CutPrefix(name, "Condition"); ok {
-		return conditions[rest]
-	}
-	if rest, ok := strings.CutPrefix(name, "Assert"); ok {
-		return conditions[rest]
-	}
-	return false
 }
 
 // suggest returns the candidate closest to name by edit distance, or ""

@@ -466,11 +466,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 		if strings.HasPrefix(o.Section, "X-") || strings.HasPrefix(o.Name, "X-") {
 			continue
 		}
-		if unsupportedService[o.Name] || unsupportedExec[o.Name] {
-			b.warnf(o, "not supported by sockd, ignored")
-			continue
-		}
-		b.unknown(o, serviceKnown())
+		b.notImplemented(o, serviceKnown())
 	}
 	b.finishStdio()
 	b.finishExecDirs()
@@ -509,16 +505,4 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 	return s, b.diags
 }
 
-func serviceKnown() map[string]bool {
-	m := map[string]bool{}
-	for k := range serviceOptions {
-		m[k] = true
-	}
-	for k := range unsupportedService {
-		m[k] = true
-	}
-	for k := range unsupportedExec {
-		m[k] = true
-	}
-	return m
-}
+func serviceKnown() map[string]bool { return knownNames("Service", serviceOptions) }

@@ -396,11 +396,7 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 			}
 			continue
 		}
-		if unsupportedSocket[o.Name] || unsupportedExec[o.Name] {
-			b.warnf(o, "not supported by sockd, ignored")
-			continue
-		}
-		b.unknown(o, socketKnown())
+		b.notImplemented(o, socketKnown())
 	}
 	s := b.s
 	s.Description = b.desc
@@ -449,16 +445,4 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 	return s, b.diags
 }
 
-func socketKnown() map[string]bool {
-	m := map[string]bool{}
-	for k := range socketOptions {
-		m[k] = true
-	}
-	for k := range unsupportedSocket {
-		m[k] = true
-	}
-	for k := range unsupportedExec {
-		m[k] = true
-	}
-	return m
-}
+func socketKnown() map[string]bool { return knownNames("Socket", socketOptions) }
