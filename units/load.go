@@ -14,15 +14,20 @@ import (
 type loader struct {
 	set    *Set
 	diags  Diagnostics
-	failed map[string]bool   // units left out because of errors
-	paths  map[string]string // unit name → file, for every unit seen
+	failed map[string]bool // units left out because of errors
+	masked map[string]bool // units left out because they are masked
+	// skipped holds units left out with a warning, and why.
+	skipped map[string]string
+	paths   map[string]string // unit name → file, for every unit seen
 }
 
 func newLoader(dir string) *loader {
 	return &loader{
-		set:    &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
-		failed: map[string]bool{},
-		paths:  map[string]string{},
+		set:     &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
+		failed:  map[string]bool{},
+		masked:  map[string]bool{},
+		skipped: map[string]string{},
+		paths:   map[string]string{},
 	}
 }
 
@@ -76,7 +81,7 @@ func (l *loader) loadUnit(path string) {
 	base := filepath.Base(path)
 	if _, seen := l.paths[base]; seen {
 		if l.paths[base] != path {
-			l.diags = append(l.diags, Diagnostic{File: path, Unit: base, Severity: Error,
+			l.diags = append(l.diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error,
 				Msg: fmt.Sprintf("unit %s is also defined in %s, ignored", base, l.paths[base])})
 		}
 		return
@@ -84,24 +89,44 @@ func (l *loader) loadUnit(path string) {
 	l.paths[base] = path
 	n, err := parseUnitName(base)
 	if err != nil {
-		l.fail(Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
 		return
 	}
-	opts, diags, err := lexFile(path, base)
+	if n.Suffix == "socket" && (n.Template || n.Instance != "") {
+		// Nothing in sockd instantiates a socket template: say so once,
+		// without checking the file.
+		l.diags = append(l.diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Warning,
+			Msg: "socket templates and instances are not supported by sockd, the unit is skipped"})
+		l.skipped[base] = "a socket template or instance, not supported by sockd"
+		return
+	}
+	opts, diags, masked, err := lexFile(path, base)
 	if err != nil {
-		l.fail(Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", err)})
+		return
+	}
+	if masked != "" {
+		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit is masked (%s)", masked)})
+		l.masked[base] = true
 		return
 	}
 	dropIns, err := dropInFiles(filepath.Dir(path), n)
 	if err != nil {
-		diags = append(diags, Diagnostic{File: path, Unit: base, Severity: Error, Msg: err.Error()})
+		diags = append(diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
 	}
+	var merged []string
 	for _, d := range dropIns {
-		o, ds, err := lexFile(d, base)
+		o, ds, masked, err := lexFile(d, base)
 		if err != nil {
-			diags = append(diags, Diagnostic{File: d, Unit: base, Severity: Error, Msg: err.Error()})
+			diags = append(diags, Diagnostic{File: d, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read drop-in: %v", err)})
 			continue
 		}
+		if masked != "" {
+			// A masked drop-in hides the template's drop-in of the same
+			// name, and adds nothing.
+			continue
+		}
+		merged = append(merged, d)
 		opts = append(opts, o...)
 		diags = append(diags, ds...)
 	}
@@ -109,20 +134,20 @@ func (l *loader) loadUnit(path string) {
 	switch n.Suffix {
 	case "socket":
 		var s *Socket
-		s, bd = buildSocket(n, path, dropIns, opts)
+		s, bd = buildSocket(n, path, merged, opts)
 		diags = append(diags, bd...)
 		if diags.Err() == nil {
 			l.set.Sockets[base] = s
 		}
 	case "service":
 		var s *Service
-		s, bd = buildService(n, path, dropIns, opts)
+		s, bd = buildService(n, path, merged, opts)
 		diags = append(diags, bd...)
 		if diags.Err() == nil {
 			l.set.Services[base] = s
 		}
 	default:
-		diags = append(diags, Diagnostic{File: path, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit type .%s is not supported by sockd", n.Suffix)})
+		diags = append(diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit type .%s is not supported by sockd", n.Suffix)})
 	}
 	l.diags = append(l.diags, diags...)
 	if diags.Err() != nil {
@@ -167,12 +192,9 @@ func (l *loader) link() {
 			}
 			o := s.linkOpt
 			if o.File == "" {
-				o.File = s.File
+				o.File, o.Line = s.File, 1
 			}
-			msg := fmt.Sprintf("service %s not found", s.Service)
-			if l.failed[s.Service] {
-				msg = fmt.Sprintf("service %s has errors", s.Service)
-			}
+			msg := l.missing("service", s.Service)
 			l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error, Msg: msg})
 			delete(l.set.Sockets, name)
 			l.failed[name] = true
@@ -184,11 +206,12 @@ func (l *loader) link() {
 				if _, ok := l.set.Sockets[sock]; ok {
 					continue
 				}
-				o := svc.socketsOpt[sock]
-				msg := fmt.Sprintf("socket %s not found", sock)
-				if l.failed[sock] {
-					msg = fmt.Sprintf("socket %s has errors", sock)
+				if svc.Template && strings.Contains(sock, "%") {
+					// Named after the instance: checked in each instance.
+					continue
 				}
+				o := svc.socketsOpt[sock]
+				msg := l.missing("socket", sock)
 				l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error, Msg: msg})
 				delete(l.set.Services, name)
 				l.failed[name] = true
@@ -199,6 +222,20 @@ func (l *loader) link() {
 	}
 }
 
+// missing says why the unit name, of kind "service" or "socket", is not
+// in the set.
+func (l *loader) missing(kind, name string) string {
+	switch {
+	case l.masked[name]:
+		return fmt.Sprintf("%s %s is masked", kind, name)
+	case l.skipped[name] != "":
+		return fmt.Sprintf("%s %s is %s", kind, name, l.skipped[name])
+	case l.failed[name]:
+		return fmt.Sprintf("%s %s has errors", kind, name)
+	}
+	return fmt.Sprintf("%s %s not found", kind, name)
+}
+
 func (l *loader) finish() (*Set, Diagnostics) {
 	l.link()
 	l.checkStdio()
@@ -206,10 +243,6 @@ func (l *loader) finish() (*Set, Diagnostics) {
 		a, b := l.diags[i], l.diags[j]
 		if a.File != b.File {
 			return a.File < b.File
-		}
-		// Diagnostics about a whole file come after those of its lines.
-		if (a.Line == 0) != (b.Line == 0) {
-			return b.Line == 0
 		}
 		return a.Line < b.Line
 	})
@@ -239,7 +272,7 @@ func LoadDir(dir string) (*Set, Diagnostics, error) {
 		p := filepath.Join(dir, e.Name())
 		st, err := os.Stat(p)
 		if err != nil {
-			l.fail(Diagnostic{File: p, Unit: e.Name(), Severity: Error, Msg: fmt.Sprintf("stat unit: %v", err)})
+			l.fail(Diagnostic{File: p, Line: 1, Unit: e.Name(), Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", bareError(err))})
 			continue
 		}
 		if st.IsDir() {
@@ -252,7 +285,9 @@ func LoadDir(dir string) (*Set, Diagnostics, error) {
 }
 
 // LoadFiles reads the named unit files (and their drop-ins beside them)
-// as LoadDir does; a socket may name a service in the same directory.
+// as LoadDir does, and the units they name that live beside them: the
+// service of a socket (and its template), the sockets in a service's
+// Sockets=.
 func LoadFiles(paths ...string) (*Set, Diagnostics, error) {
 	l := newLoader("")
 	for _, p := range paths {
@@ -270,26 +305,47 @@ func LoadFiles(paths ...string) (*Set, Diagnostics, error) {
 	for _, p := range paths {
 		l.loadUnit(p)
 	}
-	// Services named by sockets (and templates of instances) that live
-	// beside the socket file.
-	for _, name := range sortedKeys(l.set.Sockets) {
-		s := l.set.Sockets[name]
-		want := []string{s.Service}
-		if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" {
-			want = append(want, n.Prefix+"@.service")
-		}
-		for _, w := range want {
-			if _, seen := l.paths[w]; seen {
-				continue
-			}
-			p := filepath.Join(filepath.Dir(s.File), w)
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				l.loadUnit(p)
-			}
-		}
-	}
+	l.loadSiblings()
 	set, diags := l.finish()
 	return set, diags, nil
+}
+
+// loadSiblings loads the units that loaded units name and that live in
+// the same directory: a socket's service (and the template of an
+// instance), and a service's Sockets=, until there are no more.
+func (l *loader) loadSiblings() {
+	for {
+		var want []string
+		for _, name := range sortedKeys(l.set.Sockets) {
+			s := l.set.Sockets[name]
+			dir := filepath.Dir(s.File)
+			want = append(want, filepath.Join(dir, s.Service))
+			if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" {
+				want = append(want, filepath.Join(dir, n.Prefix+"@.service"))
+			}
+		}
+		for _, name := range sortedKeys(l.set.Services) {
+			svc := l.set.Services[name]
+			for _, sock := range svc.Sockets {
+				if !strings.Contains(sock, "%") {
+					want = append(want, filepath.Join(filepath.Dir(svc.File), sock))
+				}
+			}
+		}
+		loaded := false
+		for _, p := range want {
+			if _, seen := l.paths[filepath.Base(p)]; seen {
+				continue
+			}
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				l.loadUnit(p)
+				loaded = true
+			}
+		}
+		if !loaded {
+			return
+		}
+	}
 }
 
 // Verify loads each path, a unit directory or a unit file, and returns

@@ -104,6 +104,18 @@ func TestOptionNames(t *testing.T) {
 		{"typo suggests a systemd name", "app.service", okService + "ProtectSytem=strict\n",
 			[]string{"app.service:3: ProtectSytem: unknown option; did you mean ProtectSystem?"}, false},
 		{"install", "app.service", okService + "[Install]\nWantedBy=multi-user.target\nUpheldBy=x.target\nDefaultInstance=a\n", nil, true},
+		{"only unsupported listens", "app.socket", "[Socket]\nListenNetlink=route 1361\nListenSpecial=/dev/rfkill\n",
+			[]string{"app.socket:2: warning: ListenNetlink: not supported by sockd, ignored",
+				"app.socket:2: warning: ListenNetlink: sockd supports none of the socket's Listen*= options: it never activates app.service",
+				"app.socket:3: warning: ListenSpecial: not supported by sockd, ignored"}, true},
+		{"unsupported listen reset", "app.socket", "[Socket]\nListenNetlink=route 1361\nListenSpecial=\n",
+			[]string{"app.socket:1: no ListenStream=, ListenDatagram=, ListenSequentialPacket= or ListenFIFO=",
+				"app.socket:2: warning: ListenNetlink: not supported by sockd, ignored"}, false},
+		{"success action", "app.service", "[Unit]\nSuccessAction=exit-force\n[Service]\nType=oneshot\n",
+			[]string{"app.service:2: warning: SuccessAction: not supported by sockd, ignored",
+				"app.service:2: warning: SuccessAction: the service has no ExecStart= or ExecStop=: it runs nothing under sockd"}, true},
+		{"success action simple", "app.service", "[Unit]\nSuccessAction=exit\n[Service]\nType=simple\n",
+			[]string{"app.service:1: no ExecStart=", "app.service:2: warning: SuccessAction: not supported by sockd, ignored"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

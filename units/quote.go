@@ -9,29 +9,69 @@ import (
 )
 
 // splitWords splits s into words as systemd's extract_first_word does
-// with unquoting and C escapes (systemd.syntax(7), "Quoting"): words are
-// separated by whitespace; double or single quotes group text with
-// whitespace into one word and may appear inside a word; a backslash
-// introduces a C escape (\n, \t, \", \\, \s, \xNN, \NNN, \uNNNN, …)
-// inside and outside quotes.
+// with EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE (systemd.syntax(7), "Quoting"):
+// words are separated by whitespace; double or single quotes group text
+// with whitespace into one word and may appear inside a word; a
+// backslash introduces one of the C escapes cunescape knows (\a \b \f
+// \n \r \t \v \\ \" \' \s \xNN \NNN \uNNNN \UNNNNNNNN), inside and
+// outside quotes. Any other escape is an error.
 func splitWords(s string) ([]string, error) {
+	var words []string
+	for {
+		w, rest, ok, err := extractWord(s, false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return words, nil
+		}
+		words = append(words, w)
+		s = rest
+	}
+}
+
+// extractWord returns the first word of s and what follows it, with
+// leading whitespace removed, as systemd's extract_first_word does with
+// EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE; ok is false when s holds no word.
+// With relax (EXTRACT_UNESCAPE_RELAX) an unknown escape, or a backslash
+// at the end outside quotes, is kept as is, backslash included.
+func extractWord(s string, relax bool) (word, rest string, ok bool, err error) {
+	s = strings.TrimLeft(s, whitespace)
+	if s == "" {
+		return "", "", false, nil
+	}
 	var (
-		words []string
 		w     strings.Builder
-		inW   bool
 		quote byte
 	)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '\\':
+			if i+1 == len(s) {
+				if relax && quote == 0 {
+					w.WriteByte('\\')
+					return w.String(), "", true, nil
+				}
+				if quote != 0 {
+					return "", "", false, fmt.Errorf("unterminated quote %c", quote)
+				}
+				return "", "", false, errors.New("trailing backslash")
+			}
 			r, n, err := unescapeAt(s[i+1:])
 			if err != nil {
-				return nil, err
+				if !relax {
+					return "", "", false, err
+				}
+				// Keep the backslash and go on with the character after
+				// it, whatever it is: "a\ b" stays one word.
+				w.WriteByte('\\')
+				w.WriteByte(s[i+1])
+				i++
+				continue
 			}
 			w.WriteString(r)
 			i += n
-			inW = true
 		case quote != 0:
 			if c == quote {
 				quote = 0
@@ -40,29 +80,21 @@ func splitWords(s string) ([]string, error) {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-			inW = true
 		case strings.IndexByte(whitespace, c) >= 0:
-			if inW {
-				words = append(words, w.String())
-				w.Reset()
-				inW = false
-			}
+			return w.String(), strings.TrimLeft(s[i:], whitespace), true, nil
 		default:
 			w.WriteByte(c)
-			inW = true
 		}
 	}
 	if quote != 0 {
-		return nil, fmt.Errorf("unterminated quote %c", quote)
+		return "", "", false, fmt.Errorf("unterminated quote %c", quote)
 	}
-	if inW {
-		words = append(words, w.String())
-	}
-	return words, nil
+	return w.String(), "", true, nil
 }
 
-// unescapeAt decodes the escape whose backslash precedes s, returning
-// the decoded text and how many bytes of s it used.
+// unescapeAt decodes the escape whose backslash precedes s, as systemd's
+// cunescape_one does, returning the decoded text and how many bytes of s
+// it used.
 func unescapeAt(s string) (string, int, error) {
 	if s == "" {
 		return "", 0, errors.New("trailing backslash")
@@ -84,7 +116,7 @@ func unescapeAt(s string) (string, int, error) {
 		return "\v", 1, nil
 	case 's':
 		return " ", 1, nil
-	case '\\', '"', '\'', ' ', ';', '$':
+	case '\\', '"', '\'':
 		return s[:1], 1, nil
 	case 'x':
 		if len(s) < 3 {
@@ -100,26 +132,41 @@ func unescapeAt(s string) (string, int, error) {
 		if s[0] == 'U' {
 			n = 8
 		}
-		if len(s) < n+1 {
-			return "", 0, fmt.Errorf("invalid escape \\%s", s)
+		if len(s) < n+1 || !isHex(s[1:n+1]) {
+			return "", 0, fmt.Errorf("invalid escape \\%s", s[:min(len(s), n+1)])
 		}
-		v, err := strconv.ParseUint(s[1:n+1], 16, 32)
-		if err != nil || v == 0 || !utf8.ValidRune(rune(v)) {
+		v, _ := strconv.ParseUint(s[1:n+1], 16, 32)
+		if v == 0 || !utf8.ValidRune(rune(v)) || s[0] == 'U' && !unicharIsValid(rune(v)) {
 			return "", 0, fmt.Errorf("invalid escape \\%s", s[:n+1])
 		}
 		return string(rune(v)), n + 1, nil
-	case '0', '1', '2', '3':
+	case '0', '1', '2', '3', '4', '5', '6', '7':
 		if len(s) < 3 {
 			return "", 0, fmt.Errorf("invalid escape \\%s", s)
 		}
-		v, err := strconv.ParseUint(s[:3], 8, 8)
-		if err != nil || v == 0 {
+		v, err := strconv.ParseUint(s[:3], 8, 16)
+		if err != nil || v == 0 || v > 255 {
 			return "", 0, fmt.Errorf("invalid escape \\%s", s[:3])
 		}
 		return string([]byte{byte(v)}), 3, nil
 	}
 	r, _ := utf8.DecodeRuneInString(s)
 	return "", 0, fmt.Errorf("invalid escape \\%c", r)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// unicharIsValid is systemd's unichar_is_valid: a Unicode scalar value
+// that is not a noncharacter.
+func unicharIsValid(r rune) bool {
+	return utf8.ValidRune(r) && !(r >= 0xfdd0 && r <= 0xfdef) && r&0xfffe != 0xfffe
 }
 
 // unitNameChars are the characters systemd allows in unit names besides '@'.

@@ -11,10 +11,11 @@ import (
 
 type serviceBuild struct {
 	*builder
-	s            *Service
-	typeSet      bool
-	notifySet    bool
-	execStartOpt []rawOption
+	s         *Service
+	typeSet   bool
+	notifySet bool
+	// restartOpt is the Restart= option in effect.
+	restartOpt rawOption
 	// execStartFailed is set when an ExecStart= had an error.
 	execStartFailed bool
 	stdio           stdioBuild
@@ -60,14 +61,7 @@ func init() {
 			b.typeSet = true
 			return nil
 		},
-		"ExecStart": func(b *serviceBuild, o rawOption) error {
-			if o.Value == "" {
-				b.execStartOpt = nil
-			} else {
-				b.execStartOpt = append(b.execStartOpt, o)
-			}
-			return b.exec(&b.s.ExecStart, o)
-		},
+		"ExecStart":     func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecStart, o) },
 		"ExecStartPre":  func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecStartPre, o) },
 		"ExecStartPost": func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecStartPost, o) },
 		"ExecStop":      func(b *serviceBuild, o rawOption) error { return b.exec(&b.s.ExecStop, o) },
@@ -75,7 +69,7 @@ func init() {
 		"Restart": func(b *serviceBuild, o rawOption) error {
 			switch r := RestartPolicy(o.Value); r {
 			case RestartNo, RestartOnSuccess, RestartOnFailure, RestartOnAbnormal, RestartOnWatchdog, RestartOnAbort, RestartAlways:
-				b.s.Restart = r
+				b.s.Restart, b.restartOpt = r, o
 				return nil
 			}
 			return fmt.Errorf("invalid value %q (want no, on-success, on-failure, on-abnormal, on-watchdog, on-abort or always)", o.Value)
@@ -233,6 +227,12 @@ func init() {
 		},
 		"Sockets": func(b *serviceBuild, o rawOption) error {
 			err := b.names(&b.s.Sockets, o, func(w string) bool {
+				if b.s.Template {
+					// A template keeps %i and the other instance
+					// specifiers for Instantiate: check the name with
+					// a stand-in instance.
+					w = standInInstance(w)
+				}
 				n, err := parseUnitName(w)
 				return err == nil && n.Suffix == "socket" && !n.Template
 			})
@@ -357,76 +357,6 @@ func (b *serviceBuild) names(dst *[]string, o rawOption, valid func(string) bool
 	return nil
 }
 
-// exec parses one Exec*= line and appends it to dst; an empty value
-// resets the list.
-func (b *serviceBuild) exec(dst *[]Command, o rawOption) error {
-	if o.Value == "" {
-		*dst = nil
-		return nil
-	}
-	ws, err := splitWords(o.Value)
-	if err != nil {
-		return err
-	}
-	if len(ws) == 0 {
-		return fmt.Errorf("empty command")
-	}
-	c := Command{Line: o.Line, File: o.File}
-	first, argv0 := ws[0], false
-prefixes:
-	for first != "" {
-		switch first[0] {
-		case '-':
-			c.IgnoreFailure = true
-		case '@':
-			argv0 = true
-		case ':':
-			c.NoEnvExpand = true
-		case '+', '!':
-			p := first[:1]
-			if strings.HasPrefix(first, "!!") {
-				p = "!!"
-				first = first[1:]
-			}
-			b.warnf(o, "prefix %q (privileged execution) is not supported by sockd, ignored", p)
-		case '|':
-			return fmt.Errorf("prefix \"|\" (login shell) is not supported by sockd")
-		default:
-			break prefixes
-		}
-		first = first[1:]
-	}
-	ws[0] = first
-	if first == "" {
-		ws = ws[1:]
-		if len(ws) == 0 {
-			return fmt.Errorf("empty command")
-		}
-	}
-	for i, w := range ws {
-		if ws[i], err = b.spec.expand(w); err != nil {
-			return err
-		}
-	}
-	c.Path = ws[0]
-	if argv0 {
-		if len(ws) < 2 {
-			return fmt.Errorf("prefix \"@\" needs an argv[0] after the program")
-		}
-		c.Argv = ws[1:]
-	} else {
-		c.Argv = ws
-	}
-	if !filepath.IsAbs(c.Path) && strings.ContainsRune(c.Path, '/') {
-		return fmt.Errorf("%q is neither an absolute path nor a plain program name", c.Path)
-	}
-	if c.Path == "" {
-		return fmt.Errorf("empty program name")
-	}
-	*dst = append(*dst, c)
-	return nil
-}
-
 // buildService applies opts to a new service unit.
 func buildService(name unitName, file string, dropIns []string, opts []rawOption) (*Service, Diagnostics) {
 	b := &serviceBuild{
@@ -487,20 +417,25 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 	} else if !b.notifySet {
 		s.NotifyAccess = NotifyNone
 	}
-	whole := rawOption{File: file}
+	whole := rawOption{File: file, Line: 1}
 	switch {
 	case b.execStartFailed && len(s.ExecStart) == 0:
 	case s.Type == TypeOneshot:
 		if len(s.ExecStart) == 0 && len(s.ExecStop) == 0 {
-			b.errf(whole, "no ExecStart= or ExecStop=")
+			if b.successActionOpt == nil {
+				b.errf(whole, "no ExecStart= or ExecStop=")
+			} else {
+				b.warnf(*b.successActionOpt, "the service has no ExecStart= or ExecStop=: it runs nothing under sockd")
+			}
 		}
 		if s.Restart == RestartAlways || s.Restart == RestartOnSuccess {
-			b.errf(whole, "Restart=%s is not allowed for Type=oneshot", s.Restart)
+			b.errf(b.restartOpt, "Restart=%s is not allowed for Type=oneshot", s.Restart)
 		}
 	case len(s.ExecStart) == 0:
 		b.errf(whole, "no ExecStart=")
 	case len(s.ExecStart) > 1:
-		b.errf(b.execStartOpt[1], "more than one ExecStart= is only allowed for Type=oneshot")
+		second := s.ExecStart[1]
+		b.errf(rawOption{Name: "ExecStart", File: second.File, Line: second.Line}, "more than one ExecStart= is only allowed for Type=oneshot")
 	}
 	return s, b.diags
 }

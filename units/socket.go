@@ -28,6 +28,9 @@ type socketBuild struct {
 	// listenFailed is set when a Listen*= option had an error, which
 	// makes "no Listen*=" a consequence not worth reporting.
 	listenFailed bool
+	// otherListen is the first Listen*= option of a kind sockd does not
+	// support (ListenNetlink=, ListenSpecial=, …).
+	otherListen *rawOption
 }
 
 type socketHandler func(b *socketBuild, o rawOption) error
@@ -251,7 +254,7 @@ func validUserName(v string) error {
 func (b *socketBuild) listen(o rawOption, kind ListenKind) error {
 	if o.Value == "" {
 		// An empty assignment resets the list (all Listen*= kinds, as in systemd).
-		b.listens = nil
+		b.listens, b.otherListen = nil, nil
 		return nil
 	}
 	v, ok := b.expand(o, o.Value)
@@ -373,7 +376,7 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 		},
 	}
 	if name.Template || name.Instance != "" {
-		b.errf(rawOption{File: file}, "socket templates and instances are not supported by sockd")
+		b.errf(rawOption{File: file, Line: 1}, "socket templates and instances are not supported by sockd")
 	}
 	for _, o := range opts {
 		if !b.sectionOK(o, "socket") || o.Name == "" {
@@ -396,6 +399,16 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 			}
 			continue
 		}
+		if strings.HasPrefix(o.Name, "Listen") && systemdSocket[o.Name] {
+			if o.Value == "" {
+				// An empty Listen*= resets them all, whatever its kind.
+				b.listens, b.otherListen = nil, nil
+				continue
+			}
+			if b.otherListen == nil {
+				b.otherListen = &o
+			}
+		}
 		b.notImplemented(o, socketKnown())
 	}
 	s := b.s
@@ -409,10 +422,6 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 	}
 	if !b.burstSet && s.Accept {
 		s.TriggerLimitBurst = 200
-	}
-	whole := rawOption{File: file}
-	if len(s.Listens) == 0 && !b.listenFailed {
-		b.errf(whole, "no ListenStream=, ListenDatagram=, ListenSequentialPacket= or ListenFIFO=")
 	}
 	if s.Accept {
 		for _, l := range s.Listens {
@@ -430,6 +439,16 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 		s.linkOpt = b.serviceOpt
 	} else {
 		s.Service = name.Prefix + ".service"
+	}
+	whole := rawOption{File: file, Line: 1}
+	switch {
+	case len(s.Listens) > 0 || b.listenFailed:
+	case b.otherListen != nil:
+		// systemd loads it, and so does sockd: a socket that never
+		// activates its service.
+		b.warnf(*b.otherListen, "sockd supports none of the socket's Listen*= options: it never activates %s", s.Service)
+	default:
+		b.errf(whole, "no ListenStream=, ListenDatagram=, ListenSequentialPacket= or ListenFIFO=")
 	}
 	if len(s.Symlinks) > 0 {
 		paths := 0

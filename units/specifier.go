@@ -185,3 +185,18 @@ func (c *specCtx) specifier(ch byte) (string, error) {
 	}
 	return "", fmt.Errorf("unknown specifier %%%c", ch)
 }
+
+// standInInstance replaces the instance specifiers a template keeps
+// (%i %I %n %N %f) with "x", to check a name built from them.
+func standInInstance(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+1 < len(s) && strings.IndexByte("iInNf", s[i+1]) >= 0 {
+			b.WriteByte('x')
+			i++
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -8,6 +8,8 @@ package units
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Severity tells whether a Diagnostic keeps its unit out of the Set.
@@ -23,16 +25,19 @@ const (
 // Diagnostic is one problem found in a unit file.
 type Diagnostic struct {
 	File     string // path of the file holding the problem
-	Line     int    // 1-based; 0 when the problem is not on one line
+	Line     int    // 1-based; a problem of the whole unit is on line 1 or on the line of the option that caused it
 	Option   string // the option name, "" when not about one option
 	Unit     string // the unit the problem belongs to, e.g. "app.socket"
 	Severity Severity
 	Msg      string
 }
 
-// Error formats the diagnostic as "file:line: Option: message".
+// Error formats the diagnostic as "file:line: Option: message", with
+// control characters and bytes that are not UTF-8 escaped (see
+// escapeControl), so that a unit file cannot write to a terminal
+// through it.
 func (d Diagnostic) Error() string {
-	s := d.File
+	s := escapeControl(d.File)
 	if d.Line > 0 {
 		s += fmt.Sprintf(":%d", d.Line)
 	}
@@ -41,9 +46,39 @@ func (d Diagnostic) Error() string {
 		s += "warning: "
 	}
 	if d.Option != "" {
-		s += d.Option + ": "
+		s += escapeControl(d.Option) + ": "
 	}
-	return s + d.Msg
+	return s + escapeControl(d.Msg)
+}
+
+// escapeControl returns s with C0 and C1 control characters, DEL and
+// bytes that are not valid UTF-8 written as \xNN (\u0085 for C1
+// characters); other text, a backslash included, is kept as is.
+func escapeControl(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < ' ' || r >= 0x7f && r <= 0x9f || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < ' ', r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r >= 0x80 && r <= 0x9f:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // Diagnostics is the list of problems found while loading units.

@@ -293,7 +293,8 @@ func TestSplitWords(t *testing.T) {
 		{`\x41\101\u00e9\t\s\\`, []string{"AAé\t \\"}, false},
 		{`"it's"`, []string{"it's"}, false},
 		{`'say "hi"'`, []string{`say "hi"`}, false},
-		{`\;`, []string{";"}, false},
+		{`\;`, nil, true}, {`\$`, nil, true}, {`a\ b`, nil, true}, {`\400`, nil, true}, {`\777`, nil, true},
+		{`\101\x41`, []string{"AA"}, false}, {"a\tb\r\nc", []string{"a", "b", "c"}, false},
 		{`"open`, nil, true}, {`a\`, nil, true}, {`\x4`, nil, true}, {`\q`, nil, true}, {`\x00`, nil, true},
 	}
 	for _, tc := range tests {
@@ -344,7 +345,7 @@ func TestDropIns(t *testing.T) {
 		"app.service.d/override.conf": "[Service]\nExecStart=\nExecStart=/bin/other\nEnvironment=B=2\n" +
 			"TimeoutStopSec=7\nBogus=1\n",
 	})
-	want := []string{"app.service.d/override.conf:6: Bogus: unknown option", "app.socket: service app.service has errors"}
+	want := []string{"app.service.d/override.conf:6: Bogus: unknown option", "app.socket:1: service app.service has errors"}
 	if !equalStrings(diags, want) {
 		t.Errorf("diagnostics %q, want %q", diags, want)
 	}
@@ -483,9 +484,10 @@ func TestBrokenUnitDoesNotStopOthers(t *testing.T) {
 	}
 	want := []string{
 		`bad.service:3: Restart: invalid value "whenever" (want no, on-success, on-failure, on-abnormal, on-watchdog, on-abort or always)`,
-		"bad.socket: service bad.service has errors",
-		"junk.service:1: NUL byte in line",
-		"junk.service: no ExecStart= or ExecStop=",
+		"bad.socket:1: service bad.service has errors",
+		"junk.service:1: warning: NUL byte read as the end of a line, as systemd does",
+		"junk.service:1: no ExecStart= or ExecStop=",
+		"junk.service:2: assignment outside of any section",
 		"uses.service:3: Sockets: socket bad.socket has errors",
 	}
 	if !equalStrings(diags, want) {

@@ -1,0 +1,113 @@
+package units
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxUnitFileSize bounds the size of a unit file or drop-in sockd reads.
+const maxUnitFileSize = 4 << 20
+
+// readUnitFile reads a unit file or drop-in. It follows symbolic links,
+// as unit directories use them for aliases, but reads only regular
+// files: a FIFO, a device or a socket is refused without being opened,
+// so a link to /dev/zero or to a FIFO can neither hang nor exhaust
+// memory, and the file opened is checked again (O_NONBLOCK, fstat) in
+// case it was replaced in between. Files over maxUnitFileSize are
+// refused.
+//
+// As in systemd, a link to /dev/null and an empty file are masked: then
+// masked says which, and data is nil. The error, if any, has no path in
+// it: callers put the path in the Diagnostic.
+func readUnitFile(path string) (data []byte, masked string, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, "", bareError(err)
+	}
+	if isDevNull(st) {
+		if lst, err := os.Lstat(path); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			return nil, "a link to /dev/null", nil
+		}
+		return nil, "/dev/null", nil
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, "", err
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, "", bareError(err)
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, "", err
+	}
+	if st.Size() > maxUnitFileSize {
+		return nil, "", fmt.Errorf("file too large: %d bytes, a unit file may have at most %d (4 MiB)", st.Size(), maxUnitFileSize)
+	}
+	data, err = io.ReadAll(io.LimitReader(f, maxUnitFileSize+1))
+	if err != nil {
+		return nil, "", bareError(err)
+	}
+	if len(data) > maxUnitFileSize {
+		return nil, "", fmt.Errorf("file too large: more than %d bytes (4 MiB)", maxUnitFileSize)
+	}
+	if len(data) == 0 {
+		return nil, "an empty file", nil
+	}
+	return data, "", nil
+}
+
+// isDevNull reports whether st is the character device /dev/null (1:3).
+func isDevNull(st fs.FileInfo) bool {
+	if st.Mode()&fs.ModeCharDevice == 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	return unix.Major(uint64(sys.Rdev)) == 1 && unix.Minor(uint64(sys.Rdev)) == 3
+}
+
+// checkRegular returns an error naming the kind of file st is when it is
+// not a regular file.
+func checkRegular(st fs.FileInfo) error {
+	m := st.Mode()
+	var kind string
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a block device"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	default:
+		kind = "of type " + m.Type().String()
+	}
+	return fmt.Errorf("not a regular file: %s", kind)
+}
+
+// bareError strips the operation and path of an *fs.PathError.
+func bareError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
