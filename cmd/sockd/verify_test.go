@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// `sockd verify` reads only regular files: a FIFO and a link to
+// /dev/zero are errors that return at once, a link to /dev/null is a
+// masked unit; a unit file cannot put control characters on the
+// terminal.
+func TestVerifyFileKinds(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.service"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"zero.service": "/dev/zero", "null.service": "/dev/null"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "esc.service"), []byte("[Service]\nExecStart=/bin/true\nX\x1b]0;title\x07=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code int
+		out  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		code, err := run([]string{"verify", dir}, &out, &errb)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- result{code, out.String()}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sockd verify hangs")
+	}
+	if r.code != 1 {
+		t.Errorf("exit code %d, want 1", r.code)
+	}
+	want := []string{
+		dir + "/esc.service:3: X\\x1b]0;title\\x07: unknown option",
+		dir + "/fifo.service:1: cannot read unit: not a regular file: a FIFO",
+		dir + "/null.service:1: unit is masked (a link to /dev/null)",
+		dir + "/zero.service:1: cannot read unit: not a regular file: a character device",
+	}
+	if got := strings.Split(strings.TrimSpace(r.out), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("output:\n%s\nwant:\n%s", r.out, strings.Join(want, "\n"))
+	}
+}
+
+// `sockd verify app.socket` loads app.service beside it and the other
+// sockets that service names.
+func TestVerifySocketLoadsSiblings(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"app.socket":   "[Socket]\nListenStream=127.0.0.1:1\n",
+		"app.service":  "[Service]\nExecStart=/bin/true\nSockets=app.socket admin.socket\n",
+		"admin.socket": "[Socket]\nListenStream=/run/admin.sock\nService=app.service\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code, err := run([]string{"verify", filepath.Join(dir, "app.socket")}, &out, &errb); code != 0 || err != nil || out.Len() != 0 {
+		t.Fatalf("code %d, err %v, output %q", code, err, out.String())
+	}
+	if err := os.Remove(filepath.Join(dir, "admin.socket")); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	code, _ := run([]string{"verify", filepath.Join(dir, "app.socket")}, &out, &errb)
+	if want := dir + "/app.service:3: Sockets: socket admin.socket not found"; code != 1 || !strings.Contains(out.String(), want) {
+		t.Errorf("code %d, output %q, want %q", code, out.String(), want)
+	}
+}
