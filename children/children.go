@@ -241,7 +241,13 @@ func Start(spec Spec) (*Process, error) {
 	}
 
 	closeOnExecAll()
+	// Registered before the reaper can see the child (see owned).
+	owned.mu.Lock()
 	pid, err := syscall.ForkExec(execPath, execArgv, attr)
+	if err == nil {
+		owned.addLocked(pid)
+	}
+	owned.mu.Unlock()
 	if err != nil {
 		return fail(err)
 	}
@@ -465,12 +471,15 @@ func (p *Process) wait(readers []*lineReader) {
 		unix.Kill(-p.pid, unix.SIGKILL)
 	}
 	var ws syscall.WaitStatus
+	owned.mu.Lock() // reaped and unregistered at once (see owned)
 	if err == nil {
 		err = ignoringEINTR(func() error {
 			_, err := syscall.Wait4(p.pid, &ws, 0, nil)
 			return err
 		})
 	}
+	owned.dropLocked(p.pid)
+	owned.mu.Unlock()
 	if err != nil {
 		p.exit = ExitStatus{Code: -1, Err: fmt.Errorf("wait pid %d: %w", p.pid, err)}
 	} else {

@@ -24,8 +24,17 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(runChild(mode))
 	}
+	// Every test runs as sockd does: as the child subreaper, its reaper
+	// beside the Processes' waiters.
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	baseline := runtime.NumGoroutine()
 	code := m.Run()
+	if code == 0 {
+		code = stopReaper()
+	}
 	if code == 0 {
 		code = checkLeaks(baseline)
 	}

@@ -82,8 +82,12 @@ func TestNotifyFromChild(t *testing.T) {
 	}
 }
 
+// openFds counts the open fds of this process. It holds the registry
+// lock, under which alone the reaper opens files (in /proc).
 func openFds(t *testing.T) int {
 	t.Helper()
+	owned.mu.Lock()
+	defer owned.mu.Unlock()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
