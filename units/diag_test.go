@@ -135,6 +135,8 @@ func TestDiagnostics(t *testing.T) {
 			[]string{`app.service:3: SuccessExitStatus: exit status 300 out of range 0-255`}, false},
 		{"bad env", "app.service", okService + "Environment=1A=b GOOD=x\n",
 			[]string{`app.service:3: warning: Environment: invalid environment assignment "1A=b", ignored`}, true},
+		{"env bad escape", "app.service", okService + "Environment=A=1 \"B=2 3\" C=\\$x D=4\n",
+			[]string{`app.service:3: warning: Environment: invalid escape \$: the rest of the line is ignored, as in systemd`}, true},
 		{"relative envfile", "app.service", okService + "EnvironmentFile=-env\n",
 			[]string{`app.service:3: EnvironmentFile: "env" is not an absolute path`}, false},
 		{"relative workdir", "app.service", okService + "WorkingDirectory=srv\n",

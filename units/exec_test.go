@@ -97,3 +97,12 @@ func TestExecCommands(t *testing.T) {
 		t.Errorf("esc.service = %+v", esc)
 	}
 }
+
+// A bad word in Environment= drops it and the rest of the line, with a
+// warning; the assignments before it stand, as in systemd.
+func TestEnvironmentBadSyntax(t *testing.T) {
+	set, _ := load(t, map[string]string{"app.service": okService + "Environment=A=1 \"B=2 3\" C=\\$x D=4\nEnvironment=E=5\n"})
+	if s := set.Services["app.service"]; s == nil || !equalStrings(s.Environment, []string{"A=1", "B=2 3", "E=5"}) {
+		t.Errorf("service = %+v", s)
+	}
+}

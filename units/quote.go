@@ -14,13 +14,13 @@ import (
 // with whitespace into one word and may appear inside a word; a
 // backslash introduces one of the C escapes cunescape knows (\a \b \f
 // \n \r \t \v \\ \" \' \s \xNN \NNN \uNNNN \UNNNNNNNN), inside and
-// outside quotes. Any other escape is an error.
-func splitWords(s string) ([]string, error) {
-	var words []string
+// outside quotes. Any other escape is an error; with an error, words
+// holds the words before the bad one.
+func splitWords(s string) (words []string, err error) {
 	for {
 		w, rest, ok, err := extractWord(s, false)
 		if err != nil {
-			return nil, err
+			return words, err
 		}
 		if !ok {
 			return words, nil

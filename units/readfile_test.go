@@ -142,7 +142,7 @@ func TestDiagnosticEscapes(t *testing.T) {
 	_, got := load(t, map[string]string{
 		"app.service": "[Service]\nExecStart=/bin/true\nFoo\x1b[31m=1\nEnvironment=\"A=\x07\n",
 	})
-	want := []string{`app.service:3: Foo\x1b[31m: unknown option`, `app.service:4: Environment: unterminated quote "`}
+	want := []string{`app.service:3: Foo\x1b[31m: unknown option`, `app.service:4: warning: Environment: unterminated quote ": the rest of the line is ignored, as in systemd`}
 	if !equalStrings(got, want) {
 		t.Errorf("diagnostics:\n got %q\nwant %q", got, want)
 	}

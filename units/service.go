@@ -143,9 +143,11 @@ func init() {
 			}
 			ws, err := splitWords(v)
 			if err != nil {
-				return err
+				// As systemd: the assignments before the bad word
+				// stand, the rest of the line is ignored.
+				b.warnf(o, "%v: the rest of the line is ignored, as in systemd", err)
 			}
-			if len(ws) == 0 {
+			if len(ws) == 0 && err == nil {
 				b.s.Environment = nil
 				return nil
 			}
