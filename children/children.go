@@ -6,6 +6,10 @@
 // datagram socket of sd_notify(3). It knows nothing of unit files or of
 // restart policy.
 //
+// It also watches processes it did not start (Adopt: a forking daemon's
+// main process) and, as the child subreaper, reaps the orphans no
+// Process waits for (BecomeSubreaper).
+//
 // Start forks with syscall.ForkExec and hands the child duplicates of the
 // raw descriptors it is given, obtained through (*os.File).SyscallConn: it
 // never calls (*os.File).Fd, which would switch a socket that Go put into
@@ -136,7 +140,8 @@ func exitStatus(ws syscall.WaitStatus) ExitStatus {
 	return ExitStatus{Code: ws.ExitStatus()}
 }
 
-// Process is one started child. Exactly one goroutine waits for it.
+// Process is one child process, started (Start) or adopted (Adopt).
+// Exactly one goroutine waits for it.
 type Process struct {
 	pid     int
 	path    string
@@ -146,6 +151,7 @@ type Process struct {
 	reaped bool
 
 	killGroupOnExit bool
+	adopted         *adoption // set for a process Adopt returned
 
 	exited chan struct{} // closed after the reap
 	done   chan struct{} // closed after the reap and the output drain
@@ -566,6 +572,9 @@ func (p *Process) kill(target int, sig syscall.Signal) error {
 	defer p.mu.Unlock()
 	if p.reaped {
 		return nil
+	}
+	if p.adopted != nil {
+		return p.adopted.signalLocked(p.pid, target < 0, sig)
 	}
 	if err := syscall.Kill(target, sig); err != nil && err != syscall.ESRCH {
 		what := "pid"

@@ -52,7 +52,7 @@ func (r *registry) dropLocked(pid int) {
 // The reaper is the goroutine BecomeSubreaper starts.
 var (
 	reaperOnce sync.Once
-	reaperWake = make(chan os.Signal, 1) // SIGCHLD
+	reaperWake = make(chan os.Signal, 1) // SIGCHLD, or a nudge (see nudgeReaper)
 	reaperStop = make(chan struct{})     // closed by the tests' stopReaper
 	reaperDone = make(chan struct{})
 )
@@ -101,6 +101,18 @@ func reap() {
 		case <-reaperStop:
 			return
 		}
+	}
+}
+
+// nudgeReaper wakes the reaper after a pid left the registry without
+// being reaped by its owner: an adopted process that was not sockd's
+// child may have been reparented to sockd as a zombie while it was still
+// registered, its SIGCHLD come and gone. Without a reaper the nudge
+// waits in the channel and costs one scan when one starts.
+func nudgeReaper() {
+	select {
+	case reaperWake <- syscall.SIGCHLD:
+	default:
 	}
 }
 
