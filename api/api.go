@@ -96,6 +96,7 @@ type RestartOptions struct {
 const (
 	PhaseQueued   = "queued"    // waiting behind another request under way
 	PhaseStartPre = "start-pre" // ExecStartPre= of the new generation runs
+	PhaseNote     = "note"      // something the caller should know (Message)
 	PhaseSpawned  = "spawned"   // a new process started (Pid)
 	PhaseWaiting  = "waiting"   // waiting for it to become ready
 	PhaseReady    = "ready"     // it is ready (Pid)

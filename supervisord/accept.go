@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,8 @@ type acceptor struct {
 	log       zerolog.Logger
 	evs       chan any
 	start     startFunc
+	roots     execRoots
+	lockDir   string
 	observe   func(string, api.ServiceStatus)
 	sockSt    []api.SocketStatus
 	maxConns  int
@@ -80,6 +83,9 @@ type instance struct {
 	source   string
 	stopping bool
 	exited   bool
+	// execEnv and execRelease are setUpExec's for this instance.
+	execEnv     []string
+	execRelease func()
 }
 
 // stopWait is a stop or restart waiting for the instances it stopped.
@@ -145,6 +151,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	h.ls = ls
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
+	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	d.sockets[sock.Name] = svc.Name
@@ -334,7 +341,17 @@ func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listen
 		return
 	}
 	in := &instance{name: svc.Name, svc: svc, source: info.source}
+	env, release, err := setUpExec(svc, a.roots, a.lockDir)
+	if err != nil {
+		a.log.Error().Err(err).Str("instance", svc.Name).Msg("set-up failed; connection dropped")
+		a.result, a.lastExit = "resources", err.Error()
+		return
+	}
+	in.execEnv, in.execRelease = env, release
 	pr, err := a.spawn(in, conn, info)
+	if err != nil {
+		a.tearDownExec(in)
+	}
 	if err != nil {
 		a.log.Error().Err(err).Str("instance", svc.Name).Msg("spawn failed; connection dropped")
 		a.result, a.lastExit = "resources", err.Error()
@@ -359,6 +376,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	if err != nil {
 		return nil, err
 	}
+	env = addEnvDefaults(env, in.execEnv...)
 	// Output lines go to the socket unit's log ring, tagged with the
 	// instance.
 	logs, log := a.logs, a.log.With().Str("instance", svc.Name).Logger()
@@ -400,6 +418,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 // restarted.
 func (a *acceptor) instExited(in *instance) {
 	in.exited = true
+	a.tearDownExec(in)
 	st := in.pr.p.Exit()
 	clean := cleanExit(in.svc, st)
 	lg := a.log.Info()
@@ -534,8 +553,8 @@ func (a *acceptor) emit(w *stopWait, phase string, pid int, msg string) {
 	}
 }
 
-// reloadApp sends SIGHUP to every instance; ExecReload= does not apply
-// to instances.
+// reloadApp sends ReloadSignal= (SIGHUP) to every instance; ExecReload=
+// does not apply to instances.
 func (a *acceptor) reloadApp(r *request) {
 	var errs []error
 	n := 0
@@ -544,7 +563,11 @@ func (a *acceptor) reloadApp(r *request) {
 			continue
 		}
 		n++
-		if err := in.pr.p.Signal(syscall.SIGHUP); err != nil {
+		sig := in.svc.ReloadSignal
+		if sig == 0 {
+			sig = syscall.SIGHUP
+		}
+		if err := in.pr.p.Signal(sig); err != nil {
 			errs = append(errs, fmt.Errorf("signal %s: %w", in.name, err))
 		}
 	}
@@ -593,4 +616,18 @@ func (a *acceptor) status() api.UnitStatus {
 		st.SubState = "listening"
 	}
 	return api.UnitStatus{Name: a.name, Service: st, Sockets: a.sockSt}
+}
+
+// tearDownExec removes an instance's RuntimeDirectory= (shared by every
+// instance, as in systemd: each exit removes it) and frees its dynamic
+// user.
+func (a *acceptor) tearDownExec(in *instance) {
+	if in.execRelease == nil {
+		return
+	}
+	if err := tearDownExecDirs(in.svc, a.roots, true); err != nil {
+		a.log.Error().Err(err).Str("instance", in.name).Msg("removing RuntimeDirectory=")
+	}
+	in.execRelease()
+	in.execEnv, in.execRelease = nil, nil
 }

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -71,5 +73,45 @@ func TestDefaultRuntimeDir(t *testing.T) {
 	sock, err := os.Stat(filepath.Join(defaultRuntimeDir, "notify.sock"))
 	if err != nil || sock.Mode().Perm() != 0o666 {
 		t.Fatalf("notify socket: %v %v", sock, err)
+	}
+}
+
+// A real Type=forking daemon: the first process starts a daemon in its
+// own session, writes its pid to PIDFile= and exits; sockd (the child
+// subreaper) adopts the daemon, stops it, and restarts it stop-first.
+func TestForkingDaemon(t *testing.T) {
+	dir := testutil.ShortDir(t)
+	pidFile := filepath.Join(dir, "d.pid")
+	e := newEnv(t, "Type=forking\nPIDFile="+pidFile+"\nExecStart=\nExecStart=/bin/sh -c '(setsid sleep 61.75 & echo $! >"+pidFile+")'\n")
+	t.Cleanup(func() {
+		for _, pid := range childrenRunning(t, "61.75") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if err := e.d.Start(e.ctx(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	st := e.status()
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if st.State != api.StateActive || st.MainPID != pid || !slices.Equal(st.Pids, []int{pid}) {
+		t.Fatalf("status %+v, want main pid %d", st, pid)
+	}
+	res, evs := e.restart(api.RestartOptions{})
+	if !res.OK || len(res.NewPids) != 1 || !strings.Contains(phases(evs), "note,draining,stopped") {
+		t.Fatalf("restart %+v %s", res, phases(evs))
+	}
+	if alive(pid) {
+		t.Fatalf("old daemon %d alive after the restart", pid)
+	}
+	st = e.status()
+	if err := e.d.Stop(e.ctx(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	if alive(st.MainPID) {
+		t.Fatalf("daemon %d alive after stop", st.MainPID)
+	}
+	if z := zombies(t); len(z) > 0 {
+		t.Fatalf("zombies %v", z)
 	}
 }

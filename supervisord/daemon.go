@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type Daemon struct {
 	ownRun   bool
 	reloadMu sync.Mutex // one reload at a time
 	start    startFunc  // children.Start; tests put a fake here
+	roots    execRoots  // of RuntimeDirectory= and friends; tests move them
 	// life ends when Shutdown begins: a reload under way stops waiting
 	// for the units it removes, and leaves them to Shutdown.
 	life    context.Context
@@ -67,7 +69,7 @@ var _ api.Backend = (*Daemon)(nil)
 func New(cfg Config) *Daemon {
 	life, end := context.WithCancel(context.Background())
 	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*handle{}, sockets: map[string]string{}, pids: newPidTable(),
-		start: startChild, life: life, endLife: end}
+		start: startChild, roots: defaultExecRoots(), life: life, endLife: end}
 }
 
 // Open loads the unit directory, opens every socket and starts each
@@ -208,6 +210,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.pids = d.pids
 	u.waiter = d.waiter
 	u.start = d.start
+	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
 		// Buffered so that the router never waits for an actor; a few

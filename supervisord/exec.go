@@ -74,6 +74,7 @@ type helperFunc func(ctx context.Context, cmds []units.Command, mainPid int, tim
 func (u *unit) helperRunner(what string) helperFunc {
 	svc, start, logLine := u.svc, u.start, u.helperLog(what)
 	env, envErr := environment(svc)
+	env = addEnvDefaults(env, u.currentExecEnv()...)
 	return func(ctx context.Context, cmds []units.Command, mainPid int, timeout time.Duration) error {
 		if envErr != nil {
 			return fmt.Errorf("%s: %w", what, envErr)
@@ -131,7 +132,7 @@ func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []
 			return fmt.Errorf("%s: %s: canceled", what, c.Path)
 		}
 		if st := p.Exit(); !st.Success() && !c.IgnoreFailure {
-			return fmt.Errorf("%s: %s: %s", what, c.Path, st)
+			return &helperError{what: what, path: c.Path, status: st}
 		}
 	}
 	return nil
@@ -160,3 +161,11 @@ func (u *unit) helperLog(what string) func(stream, line string) {
 		log.Info().Str("command", what).Str("stream", stream).Msg(line)
 	}
 }
+
+// helperError is a helper command that exited unsuccessfully.
+type helperError struct {
+	what, path string
+	status     children.ExitStatus
+}
+
+func (e *helperError) Error() string { return fmt.Sprintf("%s: %s: %s", e.what, e.path, e.status) }

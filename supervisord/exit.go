@@ -53,18 +53,33 @@ func (u *unit) judgeExit(p *proc, st children.ExitStatus) {
 	u.result = judge(u.svc, st, p.timedOut, p.watchdog).result(st)
 }
 
+// shouldRestart applies RestartPreventExitStatus=, RestartForceExitStatus=
+// and Restart=, in that order.
 func (u *unit) shouldRestart(p *proc, st children.ExitStatus) bool {
-	return !u.exiting && restartWanted(u.svc.Restart, st, judge(u.svc, st, p.timedOut, p.watchdog))
+	if u.exiting {
+		return false
+	}
+	switch {
+	case u.svc.RestartPreventExitStatus.Has(st.Code, st.Signal):
+		return false
+	case u.svc.RestartForceExitStatus.Has(st.Code, st.Signal):
+		return true
+	}
+	return restartWanted(u.svc.Restart, st, judge(u.svc, st, p.timedOut, p.watchdog))
 }
 
-// afterLastExit decides, once no process serves: Restart=, or rest.
+// afterLastExit decides, once no process serves: RemainAfterExit= after
+// a clean exit, else ExecStopPost= and then Restart=, or rest.
 func (u *unit) afterLastExit(p *proc, st children.ExitStatus) {
-	if u.shouldRestart(p, st) {
-		u.armRestartTimer()
-		u.enter(phaseAutoRestart)
+	if u.svc.RemainAfterExit && u.result == "success" && !u.exiting {
+		u.enter(phaseExited)
 		return
 	}
-	u.rest()
+	if u.shouldRestart(p, st) {
+		u.stopPost(postAutoRestart)
+		return
+	}
+	u.stopPost(postRest)
 }
 
 // rest is where a unit goes when it has no process in a slot: it waits
@@ -82,12 +97,13 @@ func (u *unit) rest() {
 		u.enter(phaseStopSigterm)
 		return
 	}
+	u.tearDownExec(true)
 	if u.exiting {
 		u.enter(phaseDead)
 		return
 	}
 	failed := u.result != "" && u.result != "success"
-	limit := u.result == "start-limit-hit" || u.result == "trigger-limit-hit"
+	limit := u.result == "start-limit-hit" || u.result == "trigger-limit-hit" || u.result == "condition" || u.result == "assert"
 	listen := len(u.ls) > 0 && !u.exiting && !limit
 	switch {
 	case failed && listen:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -81,7 +83,8 @@ func sigName(s syscall.Signal) string {
 }
 
 // fakeKernel starts fake processes. Helper commands (Exec*= lines) exit
-// at once with the code their path names: /bin/true 0, /bin/false 1;
+// at once with the code their path names: /bin/true 0, /bin/false 1,
+// /bin/exitN N;
 // anything else is a main process and runs until the test ends it.
 type fakeKernel struct {
 	mu      sync.Mutex
@@ -94,6 +97,17 @@ type fakeKernel struct {
 
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{next: 100_000_000, started: make(chan *fakeProc, 64)}
+}
+
+// adopt watches a fake daemon of a Type=forking service: pid becomes a
+// main process the test can end.
+func (k *fakeKernel) adopt(pid int) (process, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f := &fakeProc{pid: pid, path: "(adopted)", done: make(chan struct{})}
+	k.procs = append(k.procs, f)
+	k.started <- f
+	return f, nil
 }
 
 func (k *fakeKernel) start(s children.Spec) (process, error) {
@@ -114,6 +128,12 @@ func (k *fakeKernel) start(s children.Spec) (process, error) {
 	case "/bin/false":
 		k.helpers = append(k.helpers, s.Path)
 		f.exitWith(children.ExitStatus{Code: 1})
+		return f, nil
+	}
+	if code, ok := strings.CutPrefix(s.Path, "/bin/exit"); ok { // "/bin/exit255"
+		n, _ := strconv.Atoi(code)
+		k.helpers = append(k.helpers, s.Path)
+		f.exitWith(children.ExitStatus{Code: n})
 		return f, nil
 	}
 	k.procs = append(k.procs, f)
@@ -151,7 +171,8 @@ func newActor(t *testing.T, serviceLines string) *actorEnv {
 	svc := set.Services["app.service"]
 	e := &actorEnv{t: t, k: newFakeKernel(), obs: make(chan api.ServiceStatus, 1024)}
 	e.u = newUnit(newHandle("app.service", svc, nil), svc, zerolog.New(zerolog.NewTestWriter(t)))
-	e.u.start = e.k.start
+	e.u.start, e.u.adopt = e.k.start, e.k.adopt
+	e.u.roots, e.u.lockDir = testRoots(t), filepath.Join(t.TempDir(), "dynamic-uid")
 	e.u.notifyC = make(chan children.Notification, 16)
 	e.u.observe = func(_ string, st api.ServiceStatus) {
 		select {

@@ -148,8 +148,14 @@ type job struct {
 	newProc *proc   // the new process, not yet in its slot
 	preDone bool    // ExecStartPre= of the new generation ran
 	old     []*proc // old processes this restart stopped, until they exit
-	oldPids []int
-	newPids []int
+	// The new definition's setUpExec: its env goes to the new
+	// generation; what it holds replaces the unit's once the restart
+	// is done, or is freed on rollback.
+	execSet     bool
+	execEnv     []string
+	execRelease func()
+	oldPids     []int
+	newPids     []int
 }
 
 func (j *job) emit(phase string, pid int, msg string) {

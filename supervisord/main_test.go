@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		return
 	}
 	strictPhases = true // a transition the table does not list panics
+	// As sockd does: Type=forking daemons reparent to us.
+	if err := children.BecomeSubreaper(); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }
 
@@ -114,6 +118,7 @@ func newEnv(t *testing.T, serviceLines string) *env {
 				t.Errorf("observer channel full")
 			}
 		}})
+	e.d.roots = testRoots(t) // RuntimeDirectory= and friends under the test's directory
 	if err := e.d.Open(); err != nil {
 		t.Fatal(err)
 	}

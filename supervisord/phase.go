@@ -15,6 +15,7 @@ type phase int
 const (
 	phaseDead            phase = iota // no process, no socket to wait on
 	phaseListening                    // no process; the next connection starts one
+	phaseCondition                    // ExecCondition= runs
 	phaseStartPre                     // ExecStartPre= runs
 	phaseStarting                     // processes spawned, not all ready (a oneshot: its ExecStart= lines run)
 	phaseStartPost                    // ExecStartPost= runs
@@ -24,6 +25,8 @@ const (
 	phaseStopping                     // the app said STOPPING=1; its exit is judged by Restart=
 	phaseStopSigterm                  // ExecStop= and KillSignal= sent, waiting for every process to exit
 	phaseStopSigkill                  // TimeoutStopSec= passed and SIGKILL sent
+	phaseStopPost                     // ExecStopPost= runs, every process gone
+	phaseExited                       // RemainAfterExit=: active, with no process
 	phaseAutoRestart                  // waiting RestartSec= before starting again
 	phaseFailed                       // failed and not listening: a start or trigger limit, or no socket
 	phaseFailedListening              // failed; the next connection starts it again
@@ -33,6 +36,7 @@ const (
 var phaseInfo = [numPhases]struct{ name, state, sub string }{
 	phaseDead:            {"dead", api.StateInactive, "dead"},
 	phaseListening:       {"listening", api.StateInactive, "listening"},
+	phaseCondition:       {"condition", api.StateActivating, "condition"},
 	phaseStartPre:        {"start-pre", api.StateActivating, "start-pre"},
 	phaseStarting:        {"starting", api.StateActivating, "start"},
 	phaseStartPost:       {"start-post", api.StateActivating, "start-post"},
@@ -42,6 +46,8 @@ var phaseInfo = [numPhases]struct{ name, state, sub string }{
 	phaseStopping:        {"stopping", api.StateActive, "stopping"},
 	phaseStopSigterm:     {"stop-sigterm", api.StateDeactivating, "stop-sigterm"},
 	phaseStopSigkill:     {"stop-sigkill", api.StateDeactivating, "stop-sigkill"},
+	phaseStopPost:        {"stop-post", api.StateDeactivating, "stop-post"},
+	phaseExited:          {"exited", api.StateActive, "exited"},
 	phaseAutoRestart:     {"auto-restart", api.StateActivating, "auto-restart"},
 	phaseFailed:          {"failed", api.StateFailed, "failed"},
 	phaseFailedListening: {"failed-listening", api.StateFailed, "listening"},
@@ -76,11 +82,12 @@ const (
 	evStopTimeout                // TimeoutStopSec= passed for a stopping process
 	evRestartTimer               // RestartSec= passed
 	evWatchdog                   // WatchdogSec= passed without WATCHDOG=1
+	evRuntimeMax                 // RuntimeMaxSec= passed
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
-	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog"}
+	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max"}
 
 func (k evKind) String() string { return evNames[k] }
 
@@ -97,9 +104,9 @@ type transition struct {
 var (
 	idle      = []phase{phaseDead, phaseListening, phaseFailed, phaseFailedListening}
 	rest      = []phase{phaseDead, phaseListening, phaseFailed, phaseFailedListening, phaseStopSigterm, phaseStopSigkill}
-	starts    = []phase{phaseStartPre, phaseStarting, phaseStartPost, phaseRunning}
-	afterExit = append([]phase{phaseAutoRestart}, rest...)
-	stopping  = append([]phase{phaseStopSigterm, phaseStopSigkill}, idle...)
+	starts    = []phase{phaseCondition, phaseStartPre, phaseStarting, phaseStartPost, phaseRunning, phaseExited}
+	afterExit = append([]phase{phaseAutoRestart, phaseStopPost, phaseExited}, rest...)
+	stopping  = append([]phase{phaseStopSigterm, phaseStopSigkill, phaseStopPost}, idle...)
 )
 
 func join(ps ...[]phase) []phase {
@@ -125,6 +132,8 @@ var (
 	rowIdleStart   = transition{"reset the limits; start", join(starts, idle), (*unit).startRequest}
 	rowIdleReload  = transition{"refuse: not running", nil, (*unit).reloadIdle}
 	rowDrained     = transition{"a draining process is gone", nil, (*unit).drainedExit}
+	rowRuntimeMax  = transition{"RuntimeMaxSec= passed: stop every process (result timeout)", stopping, (*unit).runtimeMax}
+	rowStoppedExit = transition{"forget the process; the last one gone: ExecStopPost=, then done (a restart starts now)", join(idle, starts, []phase{phaseStopPost, phaseAutoRestart}), (*unit).stoppedExit}
 	rowTrigger     = transition{"apply TriggerLimit*= and the start limit; start", join(starts, idle), (*unit).trigger}
 )
 
@@ -145,16 +154,22 @@ var table = map[phase]map[evKind]transition{
 	phaseFailedListening: {
 		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
 	},
+	phaseCondition: {
+		evHelpersDone: {"met: go on (ExecStartPre=, the processes); exit 1-254: skip the start; else fail", join(starts, idle, []phase{phaseStopPost}), (*unit).conditionDone},
+		evExit:        rowDrained,
+		evStopTimeout: rowKill,
+		evStop:        rowStop,
+	},
 	phaseStartPre: {
-		evHelpersDone: {"failed: the start fails; else spawn the processes (a oneshot: run ExecStart=)", join(starts, idle), (*unit).startPreDone},
+		evHelpersDone: {"failed: the start fails (ExecStopPost=); else spawn the processes (a oneshot: run ExecStart=)", join(starts, idle, []phase{phaseStopPost}), (*unit).startPreDone},
 		evExit:        rowDrained,
 		evStopTimeout: rowKill,
 		evStop:        rowStop,
 	},
 	phaseStarting: {
 		evReady:        {"all ready: ExecStartPost=, or running", []phase{phaseStartPost, phaseRunning}, (*unit).startingReady},
-		evHelpersDone:  {"a oneshot's ExecStart= ended: ExecStartPost=, or done", join([]phase{phaseStartPost}, idle), (*unit).oneshotDone},
-		evExit:         {"the start fails; the last process gone: Restart= decides", join(afterExit, []phase{phaseStartPost, phaseRunning}), (*unit).startingExit},
+		evHelpersDone:  {"a oneshot's ExecStart= ended: ExecStartPost=, or done (RemainAfterExit=: exited)", join([]phase{phaseStartPost, phaseExited, phaseStopPost}, idle), (*unit).oneshotDone},
+		evExit:         {"Type=forking's first process: adopt the main process; else the start fails, and the last process gone, Restart= decides", join(afterExit, []phase{phaseStartPost, phaseRunning}), (*unit).startingExit},
 		evRestart:      {"overlapping restart: the new generation replaces the one not yet ready", []phase{phaseRestarting, phaseStopSigterm, phaseRunning}, (*unit).restartRunning},
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
@@ -162,7 +177,7 @@ var table = map[phase]map[evKind]transition{
 		evStop:         rowStop,
 	},
 	phaseStartPost: {
-		evHelpersDone: {"running (a oneshot: done); failed: stop the processes, the start fails", join([]phase{phaseRunning}, stopping), (*unit).startPostDone},
+		evHelpersDone: {"running (a oneshot: done); failed: stop the processes, the start fails", join([]phase{phaseRunning, phaseExited}, stopping), (*unit).startPostDone},
 		evExit:        {"the start fails; the last process gone: Restart= decides", join(afterExit, []phase{phaseStartPost}), (*unit).startingExit},
 		evReady:       {"note it", nil, (*unit).lateReady},
 		evWatchdog:    rowWatchdog,
@@ -181,6 +196,7 @@ var table = map[phase]map[evKind]transition{
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
+		evRuntimeMax:   rowRuntimeMax,
 		evStop:         rowStop,
 	},
 	phaseReloading: {
@@ -191,6 +207,7 @@ var table = map[phase]map[evKind]transition{
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
+		evRuntimeMax:   rowRuntimeMax,
 		evStop:         rowStop,
 	},
 	phaseRestarting: {
@@ -208,14 +225,29 @@ var table = map[phase]map[evKind]transition{
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
+		evRuntimeMax:   rowRuntimeMax,
 		evStop:         rowStop,
 	},
 	phaseStopSigterm: {
-		evExit:        {"forget the process; the last one gone: done (a restart starts now)", join(idle, starts, []phase{phaseAutoRestart}), (*unit).stoppedExit},
+		evExit:        rowStoppedExit,
+		evHelpersDone: {"ExecStop= of a unit with no process ended: stopped", join(idle, starts, []phase{phaseStopPost, phaseAutoRestart}), (*unit).stopListDone},
 		evStopTimeout: rowKill,
 	},
 	phaseStopSigkill: {
-		evExit:        {"forget the process; the last one gone: done (a restart starts now)", join(idle, starts, []phase{phaseAutoRestart}), (*unit).stoppedExit},
+		evExit:        rowStoppedExit,
+		evStopTimeout: rowKill,
+	},
+	phaseStopPost: {
+		evHelpersDone: {"ExecStopPost= ended: the stop is done, a restart starts, or Restart= waits", join(idle, starts, []phase{phaseAutoRestart}), (*unit).stopPostDone},
+		evExit:        rowDrained,
+		evStopTimeout: rowKill,
+	},
+	phaseExited: {
+		evStart:       {"already active: done", nil, (*unit).startRunning},
+		evRestart:     rowIdleStart,
+		evStop:        {"ExecStop= (no process to signal), ExecStopPost=", stopping, (*unit).stopExited},
+		evReloadApp:   rowIdleReload,
+		evExit:        rowDrained,
 		evStopTimeout: rowKill,
 	},
 	phaseAutoRestart: {

@@ -119,8 +119,11 @@ func killTargets(svc *units.Service) (sig, kill children.Target) {
 // killGroupOnExit reports whether the rest of the process group goes
 // when the main process exits: with KillMode=control-group and mixed
 // nothing of a cgroup outlives its service, and the group is sockd's
-// cgroup.
+// cgroup. Not for Type=forking, whose first process exits on purpose.
 func killGroupOnExit(svc *units.Service) bool {
+	if svc.Type == units.TypeForking {
+		return false // the daemon it forks stays
+	}
 	return svc.KillMode == "" || svc.KillMode == units.KillControlGroup || svc.KillMode == units.KillMixed
 }
 

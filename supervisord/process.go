@@ -38,6 +38,17 @@ func startChild(s children.Spec) (process, error) {
 	return p, nil
 }
 
+// adoptFunc watches a process sockd did not start (children.Adopt).
+type adoptFunc func(pid int) (process, error)
+
+func adoptChild(pid int) (process, error) {
+	p, err := children.Adopt(pid)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // proc is one child process of a unit, as the unit's actor sees it. Its
 // fields are owned by the actor, except pid and tail, which the output
 // goroutines read.
@@ -49,6 +60,7 @@ type proc struct {
 	started time.Time
 
 	ready    bool
+	starter  bool // Type=forking's first process, not yet replaced by the main one
 	stopping bool // sockd asked it to stop
 	killed   bool // SIGKILL sent after TimeoutStopSec=
 	exited   bool
@@ -90,11 +102,12 @@ func (p *proc) Tail() []string {
 // spawn starts one process of the unit's service on its listeners.
 func (u *unit) spawn(slot, gen int) (*proc, error) {
 	svc := u.svc
-	pr := &proc{gen: gen, slot: slot, started: time.Now()}
+	pr := &proc{gen: gen, slot: slot, started: time.Now(), starter: svc.Type == units.TypeForking}
 	env, err := environment(svc)
 	if err != nil {
 		return nil, err
 	}
+	env = addEnvDefaults(env, u.currentExecEnv()...)
 	spec, closers, err := processSpec(svc, env, u.outputSink(pr), listenerFiles(u.ls))
 	defer closeAll(closers)
 	if err != nil {
@@ -159,4 +172,28 @@ func closeAll(fs []*os.File) {
 	for _, f := range fs {
 		f.Close()
 	}
+}
+
+// currentExecEnv is setUpExec's environment for a process started now:
+// the new definition's during an overlapping restart.
+func (u *unit) currentExecEnv() []string {
+	if j := u.job; j != nil && j.execSet {
+		return j.execEnv
+	}
+	return u.execEnv
+}
+
+// tearDownExec removes what setUpExec made once no process is left:
+// RuntimeDirectory= (unless RuntimeDirectoryPreserve= keeps it; final
+// is false between a stop and the start that follows), and frees a
+// dynamic user.
+func (u *unit) tearDownExec(final bool) {
+	if u.execRelease == nil {
+		return
+	}
+	if err := tearDownExecDirs(u.svc, u.roots, final); err != nil {
+		u.log.Error().Err(err).Msg("removing RuntimeDirectory=")
+	}
+	u.execRelease()
+	u.execEnv, u.execRelease = nil, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // reloadApp runs ExecReload= with each process's MAINPID, or sends it
-// SIGHUP when the unit has none, one process after another, bounded by
+// ReloadSignal= (SIGHUP) when the unit has none, one process after another, bounded by
 // TimeoutStartSec= as systemd bounds a reload.
 func (u *unit) reloadApp(event) {
 	var procs []process
@@ -22,13 +22,16 @@ func (u *unit) reloadApp(event) {
 			procs, pids = append(procs, p.p), append(pids, p.mainPid)
 		}
 	}
-	cmds := u.svc.ExecReload
+	cmds, sig := u.svc.ExecReload, u.svc.ReloadSignal
+	if sig == 0 {
+		sig = syscall.SIGHUP
+	}
 	run, timeout := u.helperRunner("ExecReload"), u.svc.TimeoutStartSec
 	u.offActor("ExecReload", func(ctx context.Context) error {
 		var errs []error
 		for i, pid := range pids {
 			if len(cmds) == 0 {
-				if err := procs[i].Signal(syscall.SIGHUP); err != nil {
+				if err := procs[i].Signal(sig); err != nil {
 					errs = append(errs, err)
 				}
 				continue

@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/units"
 )
 
 // slotPhase names an instance slot's phase in a rolling restart.
@@ -40,6 +41,12 @@ func (u *unit) restartRunning(e event) {
 			j.oldPids = append(j.oldPids, p.Pid())
 		}
 	}
+	if u.svc.Type == units.TypeForking && !j.opts.StopFirst {
+		// A forking daemon binds its own ports: it cannot overlap with
+		// itself.
+		j.opts.StopFirst = true
+		j.emit(api.PhaseNote, 0, "Type=forking: stop, then start (a forking daemon cannot overlap with itself)")
+	}
 	if j.opts.StopFirst {
 		// systemd's order: the old generation goes, then the new starts.
 		u.cancelRestartTimer()
@@ -55,6 +62,13 @@ func (u *unit) restartRunning(e event) {
 		return
 	}
 	j.gen = u.gen + 1
+	env, release, err := setUpExec(u.svc, u.roots, u.lockDir)
+	if err != nil {
+		j.failure = err.Error()
+		u.finishJob("")
+		return // still running, as it was
+	}
+	j.execSet, j.execEnv, j.execRelease = true, env, release
 	u.enter(phaseRestarting)
 	u.restartNext()
 }
@@ -106,9 +120,17 @@ func (u *unit) restartNext() {
 	}
 }
 
-// enterRunningAfterRestart ends a successful restart.
+// enterRunningAfterRestart ends a successful restart: what the old
+// definition's setUpExec held is freed (the new one's takes its place).
 func (u *unit) enterRunningAfterRestart() {
 	u.result = "" // a successful restart is a fresh start
+	if j := u.job; j.execSet {
+		if u.execRelease != nil {
+			u.execRelease()
+		}
+		u.execEnv, u.execRelease = j.execEnv, j.execRelease
+		j.execSet, j.execRelease = false, nil
+	}
 	if u.running() == 0 {
 		u.finishJob("no process running")
 		u.rest()
@@ -184,6 +206,10 @@ func (u *unit) rollBack(why string, tail []string) {
 		j.newProc = nil
 	}
 	j.tail = tail
+	if j.execSet {
+		j.execRelease()
+		j.execSet, j.execRelease = false, nil
+	}
 	u.finishJob(why)
 	if u.running() > 0 {
 		u.enter(phaseRunning)

@@ -5,6 +5,7 @@ package supervisord
 // readiness and ExecStartPost=, to running.
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/sockd/sockd/activation"
@@ -108,12 +109,76 @@ func (u *unit) beginStart(why string) {
 	u.gen++
 	u.slots = make([]*proc, instances(u.svc))
 	u.result = "" // systemd resets it on every start
+	u.why = why
+	if failed, unmet := checkConditions(u.svc.Conditions); failed != nil {
+		err := fmt.Errorf("assertion failed: %s", conditionText(failed))
+		u.log.Error().Err(err).Msg("start failed")
+		u.result, u.lastExit = "assert", err.Error()
+		if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
+			u.finishJob(err.Error())
+		}
+		u.rest() // nothing ran: no ExecStopPost=
+		return
+	} else if unmet != nil {
+		u.skipStart(conditionText(unmet))
+		return
+	}
+	env, release, err := setUpExec(u.svc, u.roots, u.lockDir)
+	if err != nil {
+		u.startFailed("resources", err)
+		return
+	}
+	u.execEnv, u.execRelease = env, release
+	if len(u.svc.ExecCondition) > 0 {
+		u.runHelper("ExecCondition", u.svc.ExecCondition, 0)
+		u.enter(phaseCondition)
+		return
+	}
+	u.startPre()
+}
+
+// startPre runs ExecStartPre=, if any, then the processes.
+func (u *unit) startPre() {
 	if len(u.svc.ExecStartPre) > 0 {
 		u.runHelper("ExecStartPre", u.svc.ExecStartPre, 0)
 		u.enter(phaseStartPre)
 		return
 	}
-	u.startMain(why)
+	u.startMain(u.why)
+}
+
+// conditionDone goes on after ExecCondition=: an exit of 1 to 254 skips
+// the start without failing the unit (status says why), 255 or a signal
+// fails it, as in systemd.
+func (u *unit) conditionDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	var he *helperError
+	switch {
+	case e.err == nil:
+		u.startPre()
+	case errors.As(e.err, &he) && he.status.Signal == 0 && he.status.Code >= 1 && he.status.Code <= 254:
+		u.skipStart(e.err.Error())
+	default:
+		u.startFailed("exit-code", e.err)
+	}
+}
+
+// skipStart ends a start whose condition does not hold: the unit is not
+// failed, as in systemd. A unit with sockets does not listen again,
+// though (result condition): the connection that triggered it would
+// trigger it again at once.
+func (u *unit) skipStart(what string) {
+	u.log.Info().Str("condition", what).Msg("condition not met: start skipped")
+	u.lastExit = "condition not met: " + what
+	if len(u.ls) > 0 {
+		u.result = "condition"
+	}
+	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
+		u.finishJob("")
+	}
+	u.rest()
 }
 
 // startPreDone goes on after ExecStartPre=.
@@ -125,17 +190,18 @@ func (u *unit) startPreDone(e event) {
 		u.startFailed("exit-code", e.err)
 		return
 	}
-	u.startMain("start")
+	u.startMain(u.why)
 }
 
-// startFailed fails the start before any process ran.
+// startFailed fails the start before any process ran; ExecStopPost=
+// runs all the same, as in systemd.
 func (u *unit) startFailed(result string, err error) {
 	u.log.Error().Err(err).Msg("start failed")
 	u.result, u.lastExit = result, err.Error()
 	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
 		u.finishJob(err.Error())
 	}
-	u.rest()
+	u.stopPost(postRest)
 }
 
 // startMain spawns the processes, or runs a oneshot's ExecStart= lines.
@@ -193,7 +259,9 @@ func (u *unit) armReadiness(pr *proc, gated bool) {
 	if u.svc.WatchdogSec > 0 && u.svc.WatchdogSec != units.Infinity {
 		u.armWatchdog(pr)
 	}
-	if u.svc.Type == units.TypeNotify {
+	if u.svc.Type == units.TypeNotify || pr.starter {
+		// Ready at READY=1, or (Type=forking) when the first process has
+		// exited and the main one is known.
 		if t := u.svc.TimeoutStartSec; t > 0 && t != units.Infinity {
 			pr.startTok = u.nextToken()
 			u.after(t, event{kind: evStartTimeout, p: pr, tok: pr.startTok})
@@ -261,6 +329,10 @@ func (u *unit) started() {
 // enterRunning ends a start: the unit serves.
 func (u *unit) enterRunning() {
 	u.enter(phaseRunning)
+	if u.svc.RuntimeMax > 0 {
+		u.runtimeTok = u.nextToken()
+		u.after(u.svc.RuntimeMax, event{kind: evRuntimeMax, tok: u.runtimeTok})
+	}
 	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
 		u.gen = max(u.gen, j.gen)
 		u.finishJob("")
@@ -289,7 +361,11 @@ func (u *unit) oneshotDone(e event) {
 func (u *unit) oneshotFinished() {
 	u.result = "success"
 	u.finishJob("")
-	u.rest()
+	if u.svc.RemainAfterExit {
+		u.enter(phaseExited)
+		return
+	}
+	u.stopPost(postRest)
 }
 
 // startPostDone ends a start after ExecStartPost=. Its failure fails
@@ -318,6 +394,10 @@ func (u *unit) startPostDone(e event) {
 // last process gone, Restart= decides.
 func (u *unit) startingExit(e event) {
 	p := e.p
+	if p.starter && cleanExit(u.svc, p.p.Exit()) && !p.stopping {
+		u.forked(p)
+		return
+	}
 	slotted := u.forget(p)
 	if !slotted {
 		u.maybeRested()

@@ -40,21 +40,111 @@ func (u *unit) stopEverything() {
 	u.stopped()
 }
 
-// stopped follows the exit of the last process after a stop: a stop
-// request is done, a --stop-first restart starts the new generation.
+// stopped follows the exit of the last process after a stop: ExecStopPost=,
+// then a stop request is done, a --stop-first restart starts the new
+// generation.
 func (u *unit) stopped() {
 	if j := u.job; j != nil && j.kind == reqRestart {
-		u.beginStart("restart")
+		u.stopPost(postStart)
 		return
 	}
-	if j := u.job; j != nil && j.kind == reqStop {
-		if u.result == "" {
-			u.result = "success" // as systemd's Result= after a clean stop
+	u.stopPost(postRest)
+}
+
+// afterPost is what follows ExecStopPost=: the unit's pending
+// continuation while it is in stop-post.
+type afterPost int
+
+const (
+	postRest        afterPost = iota // a stop is done (or a failure); rest
+	postAutoRestart                  // Restart= wants it: RestartSec=, then start
+	postStart                        // a --stop-first restart: start the new generation
+)
+
+// stopPost runs ExecStopPost= once every process is gone, then next.
+func (u *unit) stopPost(next afterPost) {
+	u.cancelRuntimeMax()
+	u.postNext = next
+	if len(u.svc.ExecStopPost) > 0 {
+		u.runHelper("ExecStopPost", u.svc.ExecStopPost, 0)
+		u.enter(phaseStopPost)
+		return
+	}
+	u.afterStopPost()
+}
+
+// stopPostDone follows ExecStopPost=; its failure is logged.
+func (u *unit) stopPostDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	if e.err != nil {
+		u.log.Error().Err(e.err).Msg("ExecStopPost= failed")
+	}
+	u.afterStopPost()
+}
+
+func (u *unit) afterStopPost() {
+	switch u.postNext {
+	case postStart:
+		if !u.exiting {
+			u.tearDownExec(false)
+			u.beginStart("restart")
+			return
 		}
+	case postAutoRestart:
+		if !u.exiting {
+			u.tearDownExec(false)
+			u.armRestartTimer()
+			u.enter(phaseAutoRestart)
+			return
+		}
+	}
+	stop := u.job != nil && u.job.kind == reqStop
+	if stop && u.result == "" {
+		u.result = "success" // as systemd's Result= after a clean stop
+	}
+	u.rest() // first: the stop is answered once RuntimeDirectory= is gone
+	if stop {
 		u.finishJob("")
 	}
-	u.rest()
 }
+
+// stopExited stops a RemainAfterExit= unit that has no process: its
+// ExecStop= lines run (without MAINPID), then ExecStopPost=.
+func (u *unit) stopExited(event) {
+	if len(u.svc.ExecStop) == 0 {
+		u.stopped()
+		return
+	}
+	u.runHelper("ExecStop", u.svc.ExecStop, 0)
+	u.enter(phaseStopSigterm)
+}
+
+// stopListDone follows the ExecStop= of a unit with no process.
+func (u *unit) stopListDone(e event) {
+	if !u.helperDone(e) {
+		return
+	}
+	if e.err != nil {
+		u.log.Error().Err(e.err).Msg("ExecStop= failed")
+	}
+	u.stopped()
+}
+
+// runtimeMax stops a unit that has run for RuntimeMaxSec=; it fails with
+// result timeout.
+func (u *unit) runtimeMax(e event) {
+	if e.tok != u.runtimeTok {
+		return
+	}
+	u.runtimeTok = 0
+	u.log.Warn().Dur("RuntimeMaxSec", u.svc.RuntimeMax).Msg("RuntimeMaxSec= passed: stopping")
+	u.result = "timeout"
+	u.stopEverything()
+}
+
+func (u *unit) cancelRuntimeMax() { u.runtimeTok = 0 }
 
 // stoppedExit forgets a process that was told to stop; the last one
 // gone, the stop is done.

@@ -22,7 +22,10 @@ type unit struct {
 	evs     chan event
 	lsSock  []*units.Socket // the socket unit each of ls belongs to
 	sockSt  []api.SocketStatus
+	roots   execRoots // of RuntimeDirectory= and friends
+	lockDir string    // of DynamicUser= allocations
 	start   startFunc // children.Start, or a test's fake
+	adopt   adoptFunc // children.Adopt, or a test's fake
 	pids    *pidTable
 	waiter  *activation.Waiter // the daemon's, for lazy starts
 	observe func(string, api.ServiceStatus)
@@ -36,28 +39,33 @@ type unit struct {
 	notifyC    chan children.Notification
 
 	// ---- owned by run ----
-	svc      *units.Service
-	phase    phase
-	since    time.Time
-	row      *transition // the row being run, for enter's check
-	result   string
-	lastExit string
-	gen      int
-	slots    []*proc // the serving generation, one per instance; nil: empty
-	draining []*proc // told to stop, not yet exited
-	job      *job    // the request under way
-	queue    []*job  // requests waiting for it
-	startLim rateLimit
-	trigLim  map[*units.Socket]*rateLimit
-	restarts int
-	lastRst  *api.RestartResult
-	disarm   func() // the waiter's, nil when not armed
-	waitTok  token
-	rstTok   token      // the RestartSec= timer, 0 when none
-	helper   *helperRun // the Exec*= list of the phase, nil when none
-	tokens   token
-	exiting  bool
-	observed string // the last observed state, sub-state, pids and result
+	svc         *units.Service
+	phase       phase
+	since       time.Time
+	row         *transition // the row being run, for enter's check
+	result      string
+	lastExit    string
+	gen         int
+	slots       []*proc // the serving generation, one per instance; nil: empty
+	draining    []*proc // told to stop, not yet exited
+	job         *job    // the request under way
+	queue       []*job  // requests waiting for it
+	startLim    rateLimit
+	trigLim     map[*units.Socket]*rateLimit
+	restarts    int
+	lastRst     *api.RestartResult
+	disarm      func() // the waiter's, nil when not armed
+	waitTok     token
+	rstTok      token      // the RestartSec= timer, 0 when none
+	runtimeTok  token      // the RuntimeMaxSec= timer, 0 when none
+	why         string     // why the start under way began, for the log
+	postNext    afterPost  // what follows ExecStopPost= (stop-post)
+	execEnv     []string   // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
+	execRelease func()     // frees what setUpExec holds; nil when nothing is set up
+	helper      *helperRun // the Exec*= list of the phase, nil when none
+	tokens      token
+	exiting     bool
+	observed    string // the last observed state, sub-state, pids and result
 }
 
 // event is something that happened to the unit. Each kind carries what
@@ -77,7 +85,9 @@ func newUnit(h *handle, svc *units.Service, log zerolog.Logger) *unit {
 		svc:    svc,
 		log:    log.Hook(unitField(h.name)),
 		evs:    make(chan event, 16),
+		roots:  defaultExecRoots(),
 		start:  startChild,
+		adopt:  adoptChild,
 		pids:   newPidTable(), // the Daemon's replaces it
 		phase:  phaseDead,
 		since:  time.Now(),
@@ -315,6 +325,10 @@ func (u *unit) cancelJob(why string) {
 	if j.newProc != nil {
 		u.stopProc(j.newProc)
 		j.newProc = nil
+	}
+	if j.execSet {
+		j.execRelease()
+		j.execSet, j.execRelease = false, nil
 	}
 	u.cancelHelper()
 	u.finishJob(why)

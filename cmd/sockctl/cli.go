@@ -441,6 +441,8 @@ func (p *progress) event(e api.Event) {
 		text, transient = "queued behind "+e.Message, true
 	case api.PhaseStartPre:
 		text, transient = "running ExecStartPre=", true
+	case api.PhaseNote:
+		text = e.Message
 	case api.PhaseSpawned:
 		text = fmt.Sprintf("spawned pid %d", e.Pid)
 	case api.PhaseWaiting:

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/supervisord"
 	"github.com/sockd/sockd/units"
 )
@@ -72,6 +73,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	defer signal.Stop(sigs)
 
 	logNofile(log)
+	// Orphans of the units (a Type=forking daemon) reparent to sockd,
+	// which reaps them and so learns how a forking service's main
+	// process ended.
+	if err := children.BecomeSubreaper(); err != nil {
+		log.Warn().Err(err).Msg("not the child subreaper: Type=forking main processes are watched without their exit status")
+	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, RuntimeDir: *runDir, Log: log})
 	if err := d.Open(); err != nil {
 		return 1, err

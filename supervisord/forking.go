@@ -1,0 +1,102 @@
+package supervisord
+
+// Type=forking: the process sockd starts forks the daemon and exits; the
+// daemon, named by PIDFile= (or guessed, GuessMainPID=), becomes the
+// unit's main process. sockd adopts it through a pidfd (children.Adopt);
+// as the child subreaper it reaps it, and so learns its exit status.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/sockd/sockd/children"
+)
+
+// maxPIDFile bounds what sockd reads of a PID file.
+const maxPIDFile = 64
+
+// forked follows the clean exit of a forking service's first process:
+// it adopts the main process, which is then ready.
+func (u *unit) forked(p *proc) {
+	u.pids.remove(p.Pid(), u)
+	pid, err := u.forkedMainPID()
+	var ap process
+	if err == nil {
+		ap, err = u.adopt(pid)
+	}
+	if err != nil {
+		u.log.Error().Err(err).Msg("Type=forking: no main process")
+		p.exited = true
+		u.slots[p.slot] = nil
+		u.result, u.lastExit = "protocol", err.Error()
+		if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
+			u.finishJob(err.Error())
+		}
+		if u.running() == 0 {
+			u.cancelHelper()
+			u.afterLastExit(p, p.p.Exit())
+		}
+		return
+	}
+	u.log.Info().Int("pid", pid).Int("starter", p.Pid()).Msg("Type=forking: main process")
+	p.starter = false
+	p.p = ap
+	p.pid.Store(int64(pid))
+	p.mainPid = pid
+	for _, n := range u.pids.add(pid, u) {
+		u.deliverNotify(n)
+	}
+	go func() {
+		<-ap.Done()
+		u.send(event{kind: evExit, p: p})
+	}()
+	u.startingReady(event{kind: evReady, p: p})
+}
+
+// forkedMainPID reads PIDFile=, or guesses the main process.
+func (u *unit) forkedMainPID() (int, error) {
+	if u.svc.PIDFile != "" {
+		return readPIDFile(u.svc.PIDFile)
+	}
+	if !u.svc.GuessMainPID {
+		return 0, fmt.Errorf("no PIDFile= and GuessMainPID=no")
+	}
+	orphans := children.Orphans()
+	if len(orphans) != 1 {
+		return 0, fmt.Errorf("cannot guess the main process (%d candidates): set PIDFile=", len(orphans))
+	}
+	return orphans[0], nil
+}
+
+// readPIDFile reads a PID file without following a symbolic link: a
+// regular file holding one positive number.
+func readPIDFile(path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, fmt.Errorf("PIDFile=%s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("PIDFile=%s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("PIDFile=%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
+	if err != nil {
+		return 0, fmt.Errorf("PIDFile=%s: %w", path, err)
+	}
+	if len(b) > maxPIDFile {
+		return 0, fmt.Errorf("PIDFile=%s: longer than %d bytes", path, maxPIDFile)
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("PIDFile=%s: %q is not a pid", path, bytes.TrimSpace(b))
+	}
+	return pid, nil
+}
