@@ -225,3 +225,18 @@ func TestExecDirsWired(t *testing.T) {
 		t.Fatalf("StateDirectory= after stop: %v", err)
 	}
 }
+
+// A missed watchdog: WatchdogSignal= (SIGABRT) without ExecStop=, and
+// SIGKILL after TimeoutAbortSec=.
+func TestWatchdogAbort(t *testing.T) {
+	e := newActor(t, notifyUnit+"WatchdogSec=20ms\nTimeoutAbortSec=20ms\nExecStop=/bin/true\n")
+	p := e.proc()
+	p.mu.Lock()
+	p.ignore = map[syscall.Signal]bool{syscall.SIGABRT: true}
+	p.mu.Unlock()
+	e.notify(p.pid, "READY=1")
+	st := e.await("failed", func(st api.ServiceStatus) bool { return st.State == api.StateFailed })
+	if st.Result != "watchdog" || !slices.Equal(p.signals(), []string{"group aborted", "group KILL"}) || len(e.k.helpers) != 0 {
+		t.Fatalf("%+v, signals %v, helpers %v", st, p.signals(), e.k.helpers)
+	}
+}

@@ -172,6 +172,12 @@ func (u *unit) stopIdle(event) {
 // has it, then KillSignal= to the KillMode= target; TimeoutStopSec= from
 // now, SIGKILL follows (evStopTimeout).
 func (u *unit) stopProc(p *proc) {
+	u.terminate(p, stopSignal(u.svc), stopTimeout(u.svc), true)
+}
+
+// terminate sends sig to p's KillMode= target, after ExecStop= when
+// execStop is set, and SIGKILL after timeout (evStopTimeout).
+func (u *unit) terminate(p *proc, sig syscall.Signal, timeout time.Duration, execStop bool) {
 	if p.stopping || p.exited {
 		return
 	}
@@ -179,14 +185,13 @@ func (u *unit) stopProc(p *proc) {
 	p.startTok = 0
 	u.draining = append(u.draining, p)
 	svc := u.svc
-	sig, timeout := stopSignal(svc), stopTimeout(svc)
 	to, kill := killTargets(svc)
 	u.log.Info().Int("pid", p.Pid()).Str("signal", sig.String()).Msg("stopping")
 	if kill != children.None && timeout != units.Infinity {
 		p.stopTok = u.nextToken()
 		u.after(timeout, event{kind: evStopTimeout, p: p, tok: p.stopTok})
 	}
-	if len(svc.ExecStop) == 0 {
+	if len(svc.ExecStop) == 0 || !execStop {
 		signalTarget(p.p, to, sig)
 		return
 	}
@@ -233,7 +238,16 @@ func (u *unit) watchdogMissed(e event) {
 	}
 	p.watchdog = true
 	u.log.Error().Int("pid", p.Pid()).Dur("WatchdogSec", u.svc.WatchdogSec).Msg("watchdog timeout")
-	u.stopProc(p)
+	// As systemd: WatchdogSignal= (SIGABRT), no ExecStop=, and
+	// TimeoutAbortSec= (TimeoutStopSec= by default) before SIGKILL.
+	sig, timeout := u.svc.WatchdogSignal, u.svc.TimeoutAbort
+	if sig == 0 {
+		sig = syscall.SIGABRT
+	}
+	if timeout == 0 {
+		timeout = stopTimeout(u.svc)
+	}
+	u.terminate(p, sig, timeout, false)
 }
 
 // startTimedOut stops a process that was not ready within

@@ -102,6 +102,20 @@ func init() {
 			}
 			return nil
 		},
+		"WatchdogSignal": func(b *serviceBuild, o rawOption) error {
+			sig, err := parseSignal(o.Value)
+			if err == nil {
+				b.s.WatchdogSignal = sig
+			}
+			return err
+		},
+		"TimeoutAbortSec": func(b *serviceBuild, o rawOption) error {
+			if o.Value == "" {
+				b.s.TimeoutAbort = 0
+				return nil
+			}
+			return setTimeout(&b.s.TimeoutAbort, o.Value)
+		},
 		"ReloadSignal": func(b *serviceBuild, o rawOption) error {
 			sig, err := parseSignal(o.Value)
 			if err == nil {

@@ -370,7 +370,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 			TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second,
 			KillSignal: syscall.SIGTERM, KillMode: KillControlGroup, SendSIGKILL: true,
 			UMask: 0o022, StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
-			Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP,
+			Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, WatchdogSignal: syscall.SIGABRT,
 			ExecDirs: defaultExecDirs,
 		},
 	}

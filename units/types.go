@@ -309,6 +309,12 @@ type Service struct {
 	// ReloadSignal is ReloadSignal= (default SIGHUP): what reload-app
 	// sends when there is no ExecReload=.
 	ReloadSignal syscall.Signal
+	// WatchdogSignal is WatchdogSignal= (default SIGABRT): what a process
+	// that missed its watchdog gets, without ExecStop=.
+	WatchdogSignal syscall.Signal
+	// TimeoutAbort is TimeoutAbortSec=: how long such a process has
+	// before SIGKILL; 0 means TimeoutStopSec=, Infinity none.
+	TimeoutAbort time.Duration
 	// Conditions are the [Unit] Condition*=/Assert*= lines sockd checks
 	// before each start (units/conditions.go).
 	Conditions []Condition

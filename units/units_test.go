@@ -197,7 +197,7 @@ X-Other=ignored
 			{Resource: unix.RLIMIT_NICE, Soft: 30, Hard: 30},
 		},
 		StandardOutput: Output{Kind: "append", Path: "/var/log/app.log"}, StandardError: Output{Kind: "null"},
-		NotifyAccess: NotifyAll, WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second, GuessMainPID: true, ReloadSignal: syscall.SIGHUP,
+		NotifyAccess: NotifyAll, WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, WatchdogSignal: syscall.SIGABRT,
 		ExecDirs: defaultExecDirs,
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -220,7 +220,7 @@ func TestServiceDefaults(t *testing.T) {
 		TimeoutStartSec: 90 * time.Second, TimeoutStopSec: 10 * time.Second, KillSignal: syscall.SIGTERM,
 		KillMode: KillControlGroup, SendSIGKILL: true, UMask: 0o022,
 		StandardOutput: Output{Kind: "journal"}, StandardError: Output{Kind: "inherit"},
-		NotifyAccess: NotifyNone, Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, ExecDirs: defaultExecDirs}
+		NotifyAccess: NotifyNone, Instances: 1, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, WatchdogSignal: syscall.SIGABRT, ExecDirs: defaultExecDirs}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("service:\n got %+v\nwant %+v", s, want)
 	}
