@@ -115,3 +115,20 @@ func TestForkingDaemon(t *testing.T) {
 		t.Fatalf("zombies %v", z)
 	}
 }
+
+// A PID file that names a process the service did not start (here the
+// test's parent, alive and no descendant of sockd) is refused: the start
+// fails with result protocol, and nothing is signalled.
+func TestForkingPIDFileStranger(t *testing.T) {
+	dir := testutil.ShortDir(t)
+	pidFile := filepath.Join(dir, "d.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getppid())), 0o644)
+	e := newEnv(t, "Type=forking\nPIDFile="+pidFile+"\nExecStart=\nExecStart=/bin/true\n")
+	err := e.d.Start(e.ctx(), "app")
+	if err == nil || !strings.Contains(err.Error(), "not a process the service started") {
+		t.Fatalf("start: %v", err)
+	}
+	if st := e.status(); st.Result != "protocol" || len(st.Pids) != 0 {
+		t.Fatalf("%+v", st)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,11 @@ func startChild(s children.Spec) (process, error) {
 type adoptFunc func(pid int) (process, error)
 
 func adoptChild(pid int) (process, error) {
+	if !ourDescendant(pid) {
+		// A stale PID file, or one its writer aimed at another process:
+		// sockd would signal a stranger.
+		return nil, fmt.Errorf("pid %d is not a process the service started (not a descendant of an orphan sockd reaps)", pid)
+	}
 	p, err := children.Adopt(pid)
 	if err != nil {
 		return nil, err
@@ -196,4 +202,45 @@ func (u *unit) tearDownExec(final bool) {
 	}
 	u.execRelease()
 	u.execEnv, u.execRelease = nil, nil
+}
+
+// ourDescendant reports whether pid is one of sockd's orphans (as the
+// child subreaper, a daemon whose parents exited is reparented to sockd)
+// or a descendant of one: the processes a Type=forking service may name
+// as its main process.
+func ourDescendant(pid int) bool {
+	orphans := map[int]bool{}
+	for _, o := range children.Orphans() {
+		orphans[o] = true
+	}
+	for range 64 { // a chain of parents, bounded
+		if orphans[pid] {
+			return true
+		}
+		ppid, err := parentOf(pid)
+		if err != nil || ppid <= 1 || ppid == os.Getpid() {
+			return false
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// parentOf reads pid's parent from /proc/PID/stat.
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command may contain spaces and parentheses: the fields after
+	// the last ')' are "state ppid …".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.Atoi(f[1])
 }
