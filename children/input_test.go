@@ -121,15 +121,17 @@ func TestStdinFile(t *testing.T) {
 	spec.Stdin.File, spec.Stdout.File = theirs, theirs
 	errs := newCapture()
 	spec.Stderr.Lines = errs.add
+	// Written before the start: the child's read on the non-blocking
+	// socket would otherwise fail with EAGAIN if it came first.
+	ours.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := ours.WriteString("hello\n"); err != nil {
+		t.Fatal(err)
+	}
 	p := start(t, spec)
 	if !isNonblock(t, pair[1]) {
 		t.Error("Start changed the blocking mode of the stdin file")
 	}
 	theirs.Close()
-	ours.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := ours.WriteString("hello\n"); err != nil {
-		t.Fatal(err)
-	}
 	line, err := bufio.NewReader(ours).ReadString('\n')
 	if err != nil || line != "got hello\n" {
 		t.Errorf("read %q, %v; want \"got hello\\n\"", line, err)
