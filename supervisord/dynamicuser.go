@@ -224,13 +224,14 @@ func pickID(dir, name string, hint uidHint) (uint32, *os.File, error) {
 			f.Close()
 			continue
 		}
-		if err := f.Truncate(0); err == nil {
-			_, err = f.WriteAt([]byte(name+"\n"), 0)
+		werr := f.Truncate(0)
+		if werr == nil {
+			_, werr = f.WriteAt([]byte(name+"\n"), 0)
 		}
-		if err != nil {
+		if werr != nil {
 			os.Remove(f.Name())
 			f.Close()
-			return 0, nil, err
+			return 0, nil, werr
 		}
 		return c, f, nil
 	}

@@ -339,12 +339,13 @@ func chownDir(fd int, st unix.Stat_t, uid, gid int, keep uint32) error {
 			}
 			return fmt.Errorf("%s: %w", n, err)
 		}
-		if err := unix.Fstat(sub, &est); err == nil {
-			err = chownDir(sub, est, uid, gid, keep)
+		cerr := unix.Fstat(sub, &est)
+		if cerr == nil {
+			cerr = chownDir(sub, est, uid, gid, keep)
 		}
 		unix.Close(sub)
-		if err != nil {
-			return fmt.Errorf("%s: %w", n, err)
+		if cerr != nil {
+			return fmt.Errorf("%s: %w", n, cerr)
 		}
 	}
 	return nil
