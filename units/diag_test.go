@@ -173,7 +173,7 @@ func TestDiagnostics(t *testing.T) {
 		{"include", "app.service", ".include /etc/x\n" + okService,
 			[]string{`app.service:1: .include is not supported; use drop-ins`}, false},
 		{"socket template", "app@.socket", "[Socket]\nListenStream=80\n",
-			[]string{`app@.socket:1: warning: socket templates and instances are not supported by sockd, the unit is skipped`}, false},
+			[]string{`app@.socket:1: service app@.service not found`}, false},
 		{"unit type", "app.timer", "[Timer]\nOnCalendar=daily\n", nil, false},
 	}
 	for _, tc := range tests {

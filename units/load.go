@@ -6,28 +6,36 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // loader loads units into a Set and collects diagnostics.
 type loader struct {
 	set    *Set
 	diags  Diagnostics
-	failed map[string]bool // units left out because of errors
-	masked map[string]bool // units left out because they are masked
-	// skipped holds units left out with a warning, and why.
-	skipped map[string]string
-	paths   map[string]string // unit name → file, for every unit seen
+	failed map[string]bool   // units left out because of errors
+	masked map[string]bool   // units left out because they are masked
+	paths  map[string]string // unit name → file, for every unit seen
+	// templates holds the file of each socket template (app@.socket)
+	// by name: a template is no socket to open, only the source of its
+	// instances.
+	templates map[string]string
+	// instanceOf holds the files instance sockets were read from: a
+	// template is checked on its own only when no instance was.
+	instanceOf map[string]bool
 }
 
 func newLoader(dir string) *loader {
 	return &loader{
-		set:     &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
-		failed:  map[string]bool{},
-		masked:  map[string]bool{},
-		skipped: map[string]string{},
-		paths:   map[string]string{},
+		set:        &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
+		failed:     map[string]bool{},
+		masked:     map[string]bool{},
+		paths:      map[string]string{},
+		templates:  map[string]string{},
+		instanceOf: map[string]bool{},
 	}
 }
 
@@ -76,43 +84,86 @@ func dropInFiles(dir string, n unitName) ([]string, error) {
 }
 
 // loadUnit reads, merges and builds the unit in path; units with errors
-// are recorded as failed.
+// are recorded as failed. An instance that is a symbolic link to its
+// template (app@x.socket → app@.socket, as systemctl enable makes) is
+// read from the template, which its diagnostics then name.
 func (l *loader) loadUnit(path string) {
 	base := filepath.Base(path)
+	l.load(base, instanceSource(path, base), filepath.Dir(path))
+}
+
+// instanceSource returns the file the unit base in path is read from:
+// the target of a symbolic link from an instance to its template, else
+// path.
+func instanceSource(path, base string) string {
+	n, err := parseUnitName(base)
+	if err != nil || n.Instance == "" {
+		return path
+	}
+	target, err := os.Readlink(path)
+	if err != nil || filepath.Base(target) != n.Prefix+"@."+n.Suffix {
+		return path
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(path), target)
+	}
+	return filepath.Clean(target)
+}
+
+// load reads file as the unit named base, merges the drop-ins of base
+// found in dropDir, and builds it. A socket template is only recorded:
+// finish checks it if no instance was made from it.
+func (l *loader) load(base, file, dropDir string) {
 	if _, seen := l.paths[base]; seen {
-		if l.paths[base] != path {
-			l.diags = append(l.diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error,
+		if l.paths[base] != file {
+			l.diags = append(l.diags, Diagnostic{File: file, Line: 1, Unit: base, Severity: Error,
 				Msg: fmt.Sprintf("unit %s is also defined in %s, ignored", base, l.paths[base])})
 		}
 		return
 	}
-	l.paths[base] = path
+	l.paths[base] = file
 	n, err := parseUnitName(base)
 	if err != nil {
-		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
+		l.fail(Diagnostic{File: file, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
 		return
 	}
-	if n.Suffix == "socket" && (n.Template || n.Instance != "") {
-		// Nothing in sockd instantiates a socket template: say so once,
-		// without checking the file.
-		l.diags = append(l.diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Warning,
-			Msg: "socket templates and instances are not supported by sockd, the unit is skipped"})
-		l.skipped[base] = "a socket template or instance, not supported by sockd"
+	if n.Suffix == "socket" && n.Template {
+		l.templates[base] = file
 		return
 	}
-	opts, diags, masked, err := lexFile(path, base)
+	if n.Suffix == "socket" && n.Instance != "" {
+		l.instanceOf[file] = true
+	}
+	s, diags, ok := l.build(n, file, dropDir)
+	l.diags = append(l.diags, diags...)
+	if !ok {
+		l.failed[base] = true
+		return
+	}
+	switch s := s.(type) {
+	case *Socket:
+		l.set.Sockets[base] = s
+	case *Service:
+		l.set.Services[base] = s
+	}
+}
+
+// build reads file as the unit n, merges n's drop-ins found in dropDir,
+// and builds a *Socket or a *Service; ok is false when the unit has
+// errors (or is masked).
+func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagnostics, ok bool) {
+	base := n.Full
+	opts, diags, masked, err := lexFile(file, base)
 	if err != nil {
-		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", err)})
-		return
+		return nil, Diagnostics{{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", err)}}, false
 	}
 	if masked != "" {
-		l.fail(Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit is masked (%s)", masked)})
 		l.masked[base] = true
-		return
+		return nil, Diagnostics{{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit is masked (%s)", masked)}}, false
 	}
-	dropIns, err := dropInFiles(filepath.Dir(path), n)
+	dropIns, err := dropInFiles(dropDir, n)
 	if err != nil {
-		diags = append(diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
+		diags = append(diags, Diagnostic{File: file, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
 	}
 	var merged []string
 	for _, d := range dropIns {
@@ -133,26 +184,14 @@ func (l *loader) loadUnit(path string) {
 	var bd Diagnostics
 	switch n.Suffix {
 	case "socket":
-		var s *Socket
-		s, bd = buildSocket(n, path, merged, opts)
-		diags = append(diags, bd...)
-		if diags.Err() == nil {
-			l.set.Sockets[base] = s
-		}
+		unit, bd = buildSocket(n, file, merged, opts)
 	case "service":
-		var s *Service
-		s, bd = buildService(n, path, merged, opts)
-		diags = append(diags, bd...)
-		if diags.Err() == nil {
-			l.set.Services[base] = s
-		}
+		unit, bd = buildService(n, file, merged, opts)
 	default:
-		diags = append(diags, Diagnostic{File: path, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit type .%s is not supported by sockd", n.Suffix)})
+		bd = Diagnostics{{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit type .%s is not supported by sockd", n.Suffix)}}
 	}
-	l.diags = append(l.diags, diags...)
-	if diags.Err() != nil {
-		l.failed[base] = true
-	}
+	diags = append(diags, bd...)
+	return unit, diags, diags.Err() == nil
 }
 
 func (l *loader) fail(d Diagnostic) {
@@ -182,8 +221,9 @@ func (l *loader) link() {
 			}
 			if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" && !l.failed[s.Service] {
 				if t, ok := l.set.Services[n.Prefix+"@.service"]; ok {
-					inst, err := t.Instantiate(n.Instance)
-					if err == nil {
+					inst, diags := l.instantiate(t, n)
+					l.diags = append(l.diags, diags...)
+					if diags.Err() == nil {
 						l.set.Services[s.Service] = inst
 						continue
 					}
@@ -222,14 +262,129 @@ func (l *loader) link() {
 	}
 }
 
+// instantiate makes the instance n of the template service t, as
+// Instantiate does, and with the instance's own drop-ins
+// (app@x.service.d/*.conf beside the template, replacing the template's
+// drop-in of the same name). Its diagnostics are the instance's errors,
+// and the warnings of its own drop-ins (the template's were reported
+// with the template).
+func (l *loader) instantiate(t *Service, n unitName) (*Service, Diagnostics) {
+	files, err := dropInFiles(filepath.Dir(t.File), n)
+	if err != nil {
+		return nil, Diagnostics{{File: t.File, Line: 1, Unit: n.Full, Severity: Error, Msg: err.Error()}}
+	}
+	own := n.Full + ".d"
+	if !slices.ContainsFunc(files, func(f string) bool { return filepath.Base(filepath.Dir(f)) == own }) {
+		inst, bd := t.instantiate(n, t.DropIns, t.raw)
+		return inst, bd.Errors()
+	}
+	// The template's file, then each drop-in in order: the template's
+	// from t.raw, the instance's read now.
+	fromTemplate := map[string]bool{}
+	for _, d := range t.DropIns {
+		fromTemplate[d] = true
+	}
+	var (
+		opts   []rawOption
+		merged []string
+		diags  Diagnostics
+	)
+	for _, o := range t.raw {
+		if o.File == t.File {
+			opts = append(opts, o)
+		}
+	}
+	for _, f := range files {
+		if fromTemplate[f] {
+			for _, o := range t.raw {
+				if o.File == f {
+					opts = append(opts, o)
+				}
+			}
+			merged = append(merged, f)
+			continue
+		}
+		if filepath.Base(filepath.Dir(f)) != own {
+			continue // a masked drop-in of the template
+		}
+		o, ds, masked, err := lexFile(f, n.Full)
+		switch {
+		case err != nil:
+			diags = append(diags, Diagnostic{File: f, Line: 1, Unit: n.Full, Severity: Error, Msg: fmt.Sprintf("cannot read drop-in: %v", err)})
+		case masked == "":
+			opts = append(opts, o...)
+			merged = append(merged, f)
+			diags = append(diags, ds...)
+		}
+	}
+	inst, bd := t.instantiate(n, merged, opts)
+	for _, d := range bd {
+		if d.Severity == Error || filepath.Base(filepath.Dir(d.File)) == own {
+			diags = append(diags, d)
+		}
+	}
+	return inst, diags
+}
+
+// checkAccept leaves out all but the first (by name) of the Accept=yes
+// sockets that activate one template service (echo@x.socket and
+// echo@y.socket both activate echo@.service, as in systemd): sockd runs
+// one acceptor per template.
+func (l *loader) checkAccept() {
+	first := map[string]string{}
+	for _, name := range sortedKeys(l.set.Sockets) {
+		s := l.set.Sockets[name]
+		if !s.Accept {
+			continue
+		}
+		other, ok := first[s.Service]
+		if !ok {
+			first[s.Service] = name
+			continue
+		}
+		o := s.linkOpt
+		l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error,
+			Msg: fmt.Sprintf("%s already activates %s: sockd runs one Accept=yes socket per template service", other, s.Service)})
+		delete(l.set.Sockets, name)
+		l.failed[name] = true
+	}
+}
+
+// checkTemplates checks each socket template no instance was read from,
+// as systemd-analyze verify checks a template: the options that use the
+// instance are left to the instances; the service it names must exist.
+func (l *loader) checkTemplates() {
+	for _, name := range sortedKeys(l.templates) {
+		file := l.templates[name]
+		if l.instanceOf[file] {
+			continue
+		}
+		n, _ := parseUnitName(name)
+		u, diags, ok := l.build(n, file, filepath.Dir(file))
+		l.diags = append(l.diags, diags...)
+		if !ok {
+			l.failed[name] = true
+			continue
+		}
+		s := u.(*Socket)
+		if _, found := l.set.Services[s.Service]; found || s.Service == "" {
+			continue
+		}
+		o := s.linkOpt
+		if o.File == "" {
+			o.File, o.Line = s.File, 1
+		}
+		l.diags = append(l.diags, Diagnostic{File: o.File, Line: o.Line, Option: o.Name, Unit: name, Severity: Error, Msg: l.missing("service", s.Service)})
+		l.failed[name] = true
+	}
+}
+
 // missing says why the unit name, of kind "service" or "socket", is not
 // in the set.
 func (l *loader) missing(kind, name string) string {
 	switch {
 	case l.masked[name]:
 		return fmt.Sprintf("%s %s is masked", kind, name)
-	case l.skipped[name] != "":
-		return fmt.Sprintf("%s %s is %s", kind, name, l.skipped[name])
 	case l.failed[name]:
 		return fmt.Sprintf("%s %s has errors", kind, name)
 	}
@@ -237,8 +392,11 @@ func (l *loader) missing(kind, name string) string {
 }
 
 func (l *loader) finish() (*Set, Diagnostics) {
+	l.checkAccept()
 	l.link()
+	l.checkTemplates()
 	l.checkStdio()
+	l.diags = dedupWarnings(l.diags)
 	sort.SliceStable(l.diags, func(i, j int) bool {
 		a, b := l.diags[i], l.diags[j]
 		if a.File != b.File {
@@ -249,16 +407,49 @@ func (l *loader) finish() (*Set, Diagnostics) {
 	return l.set, l.diags
 }
 
+// dedupWarnings drops a warning equal to an earlier one: every instance
+// read from one template file warns about the same lines. Errors all
+// stay, since each leaves its own unit out.
+func dedupWarnings(ds Diagnostics) Diagnostics {
+	type key struct {
+		file, option, msg string
+		line              int
+	}
+	seen := map[key]bool{}
+	out := ds[:0]
+	for _, d := range ds {
+		if d.Severity == Warning {
+			k := key{d.File, d.Option, d.Msg, d.Line}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // isUnitFile reports whether name is a file name LoadDir reads.
 func isUnitFile(name string) bool {
 	return strings.HasSuffix(name, ".socket") || strings.HasSuffix(name, ".service")
 }
 
+// WantsDir is the one .wants directory LoadDir reads, below the unit
+// directory: each NAME@INSTANCE.socket in it (a symbolic link, as
+// systemctl enable makes, or any file: only its name counts) is an
+// instance of the template NAME@.socket of the unit directory.
+const WantsDir = "sockets.target.wants"
+
 // LoadDir reads every *.socket and *.service file of dir (and their
 // NAME.socket.d/*.conf, NAME.service.d/*.conf drop-ins), validates them
-// and returns the valid units. A unit with an error is left out of the
-// Set, and so is a socket whose service is left out; the others load.
-// The returned error is for a directory that cannot be read at all.
+// and returns the valid units. A socket template (app@.socket) gives
+// the instances app@x.socket that are files or links in dir or in
+// dir/sockets.target.wants (see WantsDir); each activates app@x.service,
+// instantiated from app@.service unless dir has app@x.service. A unit
+// with an error is left out of the Set, and so is a socket whose service
+// is left out; the others load. The returned error is for a directory
+// that cannot be read at all.
 func LoadDir(dir string) (*Set, Diagnostics, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -280,8 +471,51 @@ func LoadDir(dir string) (*Set, Diagnostics, error) {
 		}
 		l.loadUnit(p)
 	}
+	l.loadWants(dir)
 	set, diags := l.finish()
 	return set, diags, nil
+}
+
+// loadWants makes the instances named in dir/sockets.target.wants from
+// the templates of dir. An instance that dir has as a file or link of
+// its own is that one; the entry's target is never read (systemd too
+// goes by the name of a link in a .wants directory).
+func (l *loader) loadWants(dir string) {
+	wdir := filepath.Join(dir, WantsDir)
+	ents, err := os.ReadDir(wdir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return
+	}
+	if err != nil {
+		l.diags = append(l.diags, Diagnostic{File: wdir, Line: 1, Unit: "sockets.target", Severity: Error,
+			Msg: fmt.Sprintf("cannot read directory: %v", bareError(err))})
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !isUnitFile(name) || e.IsDir() {
+			continue
+		}
+		p := filepath.Join(wdir, name)
+		if _, seen := l.paths[name]; seen {
+			continue
+		}
+		n, err := parseUnitName(name)
+		if err != nil || n.Suffix != "socket" || n.Instance == "" {
+			l.diags = append(l.diags, Diagnostic{File: p, Line: 1, Unit: name, Severity: Warning,
+				Msg: fmt.Sprintf("ignored: sockd reads only instances of socket templates (NAME@INSTANCE.socket) from %s, and %s is not in the unit directory", WantsDir, name)})
+			continue
+		}
+		tpl := n.Prefix + "@.socket"
+		file, ok := l.templates[tpl]
+		if !ok {
+			l.paths[name] = p
+			l.fail(Diagnostic{File: p, Line: 1, Unit: name, Severity: Error,
+				Msg: fmt.Sprintf("template %s not found in the unit directory", tpl)})
+			continue
+		}
+		l.load(name, file, dir)
+	}
 }
 
 // LoadFiles reads the named unit files (and their drop-ins beside them)
@@ -323,6 +557,14 @@ func (l *loader) loadSiblings() {
 			if n, err := parseUnitName(s.Service); err == nil && n.Instance != "" {
 				want = append(want, filepath.Join(dir, n.Prefix+"@.service"))
 			}
+		}
+		for _, name := range sortedKeys(l.templates) {
+			n, _ := parseUnitName(name)
+			want = append(want, filepath.Join(filepath.Dir(l.templates[name]), n.Prefix+"@.service"))
+		}
+		for _, name := range sortedKeys(l.templates) {
+			n, _ := parseUnitName(name)
+			want = append(want, filepath.Join(filepath.Dir(l.templates[name]), n.Prefix+"@.service"))
 		}
 		for _, name := range sortedKeys(l.set.Services) {
 			svc := l.set.Services[name]
@@ -379,7 +621,22 @@ func Verify(paths ...string) (Diagnostics, error) {
 		}
 		all = append(all, ds...)
 	}
-	return all, nil
+	return dedupText(all), nil
+}
+
+// dedupText drops a diagnostic that reads as an earlier one: the
+// instances of a template with an error each report it, on the same
+// line of the template.
+func dedupText(ds Diagnostics) Diagnostics {
+	seen := map[string]bool{}
+	out := ds[:0]
+	for _, d := range ds {
+		if t := d.Error(); !seen[t] {
+			seen[t] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // SocketsFor returns the sockets that activate or are passed to the
@@ -430,9 +687,16 @@ func (t *Service) Instantiate(instance string) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", full, err)
 	}
-	s, diags := buildService(in, t.File, t.DropIns, t.raw)
+	s, diags := t.instantiate(in, t.DropIns, t.raw)
 	if err := diags.Err(); err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", full, err)
 	}
 	return s, nil
+}
+
+// instantiate builds the instance in of the template t from opts, the
+// options of t's file and of the drop-ins dropIns; diagnostics name
+// those files and the instance.
+func (t *Service) instantiate(in unitName, dropIns []string, opts []rawOption) (*Service, Diagnostics) {
+	return buildService(in, t.File, dropIns, opts)
 }

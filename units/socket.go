@@ -31,6 +31,10 @@ type socketBuild struct {
 	// otherListen is the first Listen*= option of a kind sockd does not
 	// support (ListenNetlink=, ListenSpecial=, …).
 	otherListen *rawOption
+	// deferredListen and deferredService are set in a template when a
+	// Listen*= or Service= option uses the instance: each instance
+	// checks it.
+	deferredListen, deferredService bool
 }
 
 type socketHandler func(b *socketBuild, o rawOption) error
@@ -365,18 +369,18 @@ func checkPath(p string) error {
 	return nil
 }
 
-// buildSocket applies opts to a new socket unit.
+// buildSocket applies opts to a new socket unit. An instance
+// (app@x.socket) expands %i and the other instance specifiers; a
+// template (app@.socket) is built only to be checked: it keeps them, and
+// leaves the options whose value uses them to its instances.
 func buildSocket(name unitName, file string, dropIns []string, opts []rawOption) (*Socket, Diagnostics) {
 	b := &socketBuild{
-		builder: &builder{unit: name.Full, spec: &specCtx{name: name, file: file}},
+		builder: &builder{unit: name.Full, spec: &specCtx{name: name, file: file, keepInstance: name.Template}},
 		s: &Socket{
-			Name: name.Full, File: file, DropIns: dropIns,
+			Name: name.Full, File: file, DropIns: dropIns, Instance: name.Instance,
 			Backlog: 4096, BindIPv6Only: "default", SocketMode: 0o666, DirectoryMode: 0o755,
 			MaxConnections: 64, TriggerLimitInterval: 2 * time.Second, TriggerLimitBurst: 20,
 		},
-	}
-	if name.Template || name.Instance != "" {
-		b.errf(rawOption{File: file, Line: 1}, "socket templates and instances are not supported by sockd")
 	}
 	for _, o := range opts {
 		if !b.sectionOK(o, "socket") || o.Name == "" {
@@ -390,6 +394,16 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 			continue
 		}
 		if h, ok := socketOptions[o.Name]; ok {
+			if name.Template && usesInstance(o.Value) {
+				// What it means depends on the instance: checked there.
+				switch {
+				case strings.HasPrefix(o.Name, "Listen"):
+					b.deferredListen = true
+				case o.Name == "Service":
+					b.deferredService, b.serviceOpt = true, o
+				}
+				continue
+			}
 			n := len(b.diags)
 			if err := h(b, o); err != nil {
 				b.errf(o, "%v", err)
@@ -430,19 +444,22 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 				break
 			}
 		}
-		if s.Service != "" {
+		if s.Service != "" || b.deferredService {
 			b.errf(b.serviceOpt, "not allowed with Accept=yes")
 		}
 		s.Service = name.Prefix + "@.service"
 		s.linkOpt = b.acceptOpt
 	} else if s.Service != "" {
 		s.linkOpt = b.serviceOpt
-	} else {
-		s.Service = name.Prefix + ".service"
+	} else if !b.deferredService {
+		// app.service; app@x.service for an instance, app@.service for
+		// a template (systemd: the socket's name with the suffix
+		// replaced).
+		s.Service = trimSuffix(name.Full) + ".service"
 	}
 	whole := rawOption{File: file, Line: 1}
 	switch {
-	case len(s.Listens) > 0 || b.listenFailed:
+	case len(s.Listens) > 0 || b.listenFailed || b.deferredListen:
 	case b.otherListen != nil:
 		// systemd loads it, and so does sockd: a socket that never
 		// activates its service.
@@ -450,7 +467,7 @@ func buildSocket(name unitName, file string, dropIns []string, opts []rawOption)
 	default:
 		b.errf(whole, "no ListenStream=, ListenDatagram=, ListenSequentialPacket= or ListenFIFO=")
 	}
-	if len(s.Symlinks) > 0 {
+	if len(s.Symlinks) > 0 && !b.deferredListen {
 		paths := 0
 		for _, l := range s.Listens {
 			if strings.HasPrefix(l.Address, "/") {

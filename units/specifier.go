@@ -200,3 +200,18 @@ func standInInstance(s string) string {
 	}
 	return b.String()
 }
+
+// usesInstance reports whether s holds one of the instance specifiers a
+// template keeps (%i %I %n %N %f); "%%i" is a literal "%i".
+func usesInstance(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if strings.IndexByte("iInNf", s[i+1]) >= 0 {
+			return true
+		}
+		i++
+	}
+	return false
+}

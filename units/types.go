@@ -19,7 +19,9 @@ type Set struct {
 	// Services holds every valid service unit by full name ("app.service",
 	// templates as "app@.service").
 	Services map[string]*Service
-	// Sockets holds every valid socket unit by full name ("app.socket").
+	// Sockets holds every valid socket unit by full name ("app.socket",
+	// instances of a template as "app@x.socket"; templates themselves
+	// are not sockets to open and are left out).
 	Sockets map[string]*Socket
 }
 
@@ -59,9 +61,16 @@ type Socket struct {
 	// Description is [Unit] Description=.
 	Description string
 
+	// Instance is the instance of a socket made from a template
+	// ("x" for app@x.socket), "" otherwise. The Set holds no socket
+	// templates, only their instances.
+	Instance string
+
 	Listens []Listen
-	// Service is the unit it activates: "app.service" by default, the
-	// template "app@.service" when Accept is set, or what Service= names.
+	// Service is the unit it activates: "app.service" by default
+	// ("app@x.service" for the instance app@x.socket), the template
+	// "app@.service" when Accept is set (for app@x.socket too), or what
+	// Service= names.
 	Service string
 	Accept  bool
 
