@@ -106,8 +106,17 @@ func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []
 	}
 	for _, c := range cmds {
 		spec := children.Spec{Path: c.Path, Argv: c.Expand(env), Env: env, Dir: dir, Umask: int(svc.UMask)}
-		spec.Stdout.Lines = func(l string) { logLine("stdout", l) }
-		spec.Stderr.Lines = func(l string) { logLine("stderr", l) }
+		// The service's StandardOutput=/StandardError=, as systemd gives
+		// every command of the unit; socket and fd: outputs need the
+		// unit's sockets, which helper commands do not get: their lines
+		// go to the log then.
+		closers, err := outputs(svc, &spec, logLine, nil)
+		if err != nil {
+			closeAll(closers)
+			closers = nil
+			spec.Stdout = children.Output{Lines: func(l string) { logLine("stdout", l) }}
+			spec.Stderr = children.Output{Lines: func(l string) { logLine("stderr", l) }}
+		}
 		if svc.User != "" || svc.Group != "" {
 			cred, err := credential(svc)
 			if err != nil {
@@ -116,6 +125,7 @@ func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []
 			spec.Credential = cred
 		}
 		p, err := start(spec)
+		closeAll(closers) // the child has its own
 		if err != nil {
 			if c.IgnoreFailure {
 				continue

@@ -67,3 +67,17 @@ func TestOneshot(t *testing.T) {
 		t.Fatalf("restart of the failing oneshot: %+v %v", res, err)
 	}
 }
+
+// A oneshot's ExecStart= lines write where StandardOutput= says, as the
+// main process of any other type would.
+func TestOneshotStandardOutput(t *testing.T) {
+	out := filepath.Join(testutil.ShortDir(t), "out")
+	e := newEnv(t, "Type=oneshot\nExecStart=\nExecStart=/bin/echo one\nExecStart=/bin/echo two\nStandardOutput=append:"+out+"\n")
+	if err := e.d.Start(e.ctx(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || string(b) != "one\ntwo\n" {
+		t.Fatalf("%q %v", b, err)
+	}
+}
