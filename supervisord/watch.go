@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/sockd/sockd/units"
 )
 
 // watchSettle is how long the unit directory must be quiet before a
@@ -16,8 +18,9 @@ import (
 // steps (temporary file, rename, drop-in directory).
 const watchSettle = 250 * time.Millisecond
 
-// Watch reloads the unit directory whenever a file in it or in one of
-// its NAME.socket.d/NAME.service.d drop-in directories changes, once the
+// Watch reloads the unit directory whenever a file in it, in one of
+// its NAME.socket.d/NAME.service.d drop-in directories or in its
+// sockets.target.wants directory (units.WantsDir) changes, once the
 // directory has been quiet for a moment, until ctx ends. It returns once
 // the watch is in place (so no later change is missed); done reports the
 // watcher's end. A unit whose new file has an error keeps running as it
@@ -51,7 +54,7 @@ func (d *Daemon) watch(ctx context.Context, w *fsnotify.Watcher) error {
 			if !ok {
 				return nil
 			}
-			if ev.Has(fsnotify.Create) && strings.HasSuffix(ev.Name, ".d") {
+			if ev.Has(fsnotify.Create) && watchedSubdir(filepath.Base(ev.Name)) {
 				d.watchDropIns(w)
 			}
 			if settle == nil {
@@ -82,15 +85,22 @@ func (d *Daemon) watch(ctx context.Context, w *fsnotify.Watcher) error {
 	}
 }
 
-// watchDropIns adds every drop-in directory of the unit directory to w
-// (adding one twice is harmless).
+// watchedSubdir reports whether a directory of that name in the unit
+// directory holds what LoadDir reads: drop-ins, or the instances of
+// socket templates.
+func watchedSubdir(name string) bool {
+	return strings.HasSuffix(name, ".d") || name == units.WantsDir
+}
+
+// watchDropIns adds every drop-in directory of the unit directory, and
+// its sockets.target.wants, to w (adding one twice is harmless).
 func (d *Daemon) watchDropIns(w *fsnotify.Watcher) {
 	ents, err := os.ReadDir(d.cfg.UnitsDir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if e.IsDir() && strings.HasSuffix(e.Name(), ".d") {
+		if e.IsDir() && watchedSubdir(e.Name()) {
 			if err := w.Add(filepath.Join(d.cfg.UnitsDir, e.Name())); err != nil {
 				d.log.Warn().Err(err).Str("dir", e.Name()).Msg("watch drop-in directory")
 			}
