@@ -239,8 +239,8 @@ func TestSocketTemplateDiagnostics(t *testing.T) {
 
 	// An instance service that cannot be made fails the instance socket.
 	_, diags = load(t, map[string]string{
-		"app@.socket":  "[Socket]\nListenStream=/run/%i.sock\n",
-		"app@.service": okService + "User=%I\n",
+		"app@.socket":       "[Socket]\nListenStream=/run/%i.sock\n",
+		"app@.service":      okService + "User=%I\n",
 		`app@a\x3ab.socket`: "[Socket]\nListenStream=/run/u.sock\n",
 	})
 	want = []string{`app@.service:3: User: invalid user or group name "a:b"`, `app@a\x3ab.socket:1: service app@a\x3ab.service has errors`}
