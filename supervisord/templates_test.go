@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +213,43 @@ func TestWatchSocketTemplateInstances(t *testing.T) {
 	os.Remove(filepath.Join(e.dir, "sockets.target.wants", "app@w.socket"))
 	if r := next("removing the link"); !equalNames(r.Removed, "app@w.service") {
 		t.Fatalf("reload %+v, want app@w.service removed", r)
+	}
+}
+
+// An Accept=yes instance echo@x.socket runs instances of echo@.service
+// per connection, as echo.socket would, on its own %i socket.
+func TestSocketTemplateAcceptInstance(t *testing.T) {
+	base := testutil.ShortDir(t)
+	e := &acceptEnv{t: t, dir: filepath.Join(base, "units"), change: make(chan struct{}), addr: filepath.Join(base, "x.sock")}
+	os.MkdirAll(e.dir, 0o755)
+	e.write("echo@.socket", "[Socket]\nAccept=yes\nListenStream="+base+"/%i.sock\n")
+	e.writeService("Environment=CHILD_TAG=%i\n")
+	if err := os.Symlink("echo@.socket", filepath.Join(e.dir, "echo@x.socket")); err != nil {
+		t.Fatal(err)
+	}
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err := e.d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	for _, name := range []string{"echo@", "echo@x.socket"} {
+		if st := e.status(name); len(st.Sockets) != 1 || st.Sockets[0].Unit != "echo@x.socket" || st.Sockets[0].Listen != e.addr {
+			t.Errorf("status %s: sockets %+v", name, st.Sockets)
+		}
+	}
+	c := e.dial("unix", nil)
+	greeting, err := c.line(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The service's %i is the connection's instance name, not x.
+	if !strings.Contains(greeting, "names=connection inst=0-") || strings.Contains(greeting, "tag=x") || !strings.Contains(greeting, "tag=0-") {
+		t.Errorf("greeting %q", greeting)
 	}
 }
