@@ -61,6 +61,21 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		if socket {
+			// The same text as a template and as its instance.
+			for _, tn := range []string{"fuzz@.socket", "fuzz@x-1.socket"} {
+				n, _ := parseUnitName(tn)
+				s, ds := buildSocket(n, "/u/"+tn, nil, opts)
+				if ds.Err() == nil && !n.Template && (s.Service == "" || s.Instance != "x-1") {
+					t.Fatalf("instance %+v", s)
+				}
+				for _, d := range ds {
+					if d.Unit != tn || d.Line < 1 || d.File == "" || d.Msg == "" {
+						t.Fatalf("malformed diagnostic %#v", d)
+					}
+				}
+			}
+		}
 		for _, d := range append(diags, more...) {
 			if d.File == "" || d.Msg == "" || d.Unit != name || d.Line < 1 || strings.Contains(d.Msg, "\n") {
 				t.Fatalf("malformed diagnostic %#v", d)
