@@ -79,7 +79,7 @@ func TestSocketTemplateInstances(t *testing.T) {
 		if len(s.Listens) != 1 || s.Listens[0].Address != tc.listen || s.Listens[0].File != tc.file || s.SocketMode != tc.mode {
 			t.Errorf("%s: listens %+v mode %v", name, s.Listens, s.SocketMode)
 		}
-		if s.FDName() != "app@"+tc.inst {
+		if s.FDName() != "app@"+tc.inst+".socket" {
 			t.Errorf("%s: FDName %q", name, s.FDName())
 		}
 		svcName := "app@" + tc.inst + ".service"

@@ -109,7 +109,7 @@ func (s *Socket) FDName() string {
 	if s.FileDescriptorName != "" {
 		return s.FileDescriptorName
 	}
-	return trimSuffix(s.Name)
+	return s.Name // systemd: the socket unit's id, ".socket" included
 }
 
 func trimSuffix(name string) string {

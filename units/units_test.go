@@ -113,7 +113,7 @@ func TestSocketDefaults(t *testing.T) {
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("socket:\n got %+v\nwant %+v", s, want)
 	}
-	if s.FDName() != "app" {
+	if s.FDName() != "app.socket" { // systemd's default: the unit's id
 		t.Errorf("FDName = %q", s.FDName())
 	}
 }
