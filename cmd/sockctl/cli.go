@@ -347,7 +347,11 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		line("Status", "%q", s.Status)
 	}
 	if s.Result != "" || s.LastExit != "" {
-		line("Last exit", "%s", strings.Trim(s.LastExit+", result "+s.Result, ", "))
+		txt := s.LastExit
+		if s.Result != "" {
+			txt = strings.TrimPrefix(txt+", result "+s.Result, ", ")
+		}
+		line("Last exit", "%s", txt)
 	}
 	if r := s.LastRestart; r != nil {
 		txt := fmt.Sprintf("%s in %d ms", r.Outcome, r.Millis)
@@ -469,7 +473,7 @@ func (p *progress) event(e api.Event) {
 			text += fmt.Sprintf(" pid %d", e.Pid)
 		}
 	}
-	if e.Message != "" {
+	if e.Message != "" && e.Phase != api.PhaseNote {
 		text += ": " + e.Message
 	}
 	p.clear()

@@ -55,9 +55,18 @@ var app = api.UnitStatus{
 	},
 }
 
+// exited units: a last exit without a result, and a result alone.
+var exited = map[string]api.UnitStatus{
+	"exit":   {Name: "exit.service", Service: api.ServiceStatus{State: api.StateInactive, LastExit: "exit status 0"}},
+	"result": {Name: "result.service", Service: api.ServiceStatus{State: api.StateFailed, Result: "protocol"}},
+}
+
 func (b *backend) find(unit string) (api.UnitStatus, error) {
 	if unit == "app" || unit == "app.service" {
 		return app, nil
+	}
+	if u, ok := exited[unit]; ok {
+		return u, nil
 	}
 	return api.UnitStatus{}, fmt.Errorf("unit %s: %w", unit, api.ErrNotFound)
 }
@@ -255,6 +264,12 @@ func TestStatus(t *testing.T) {
 		}
 	}
 
+	for unit, want := range map[string]string{"exit": "   Last exit: exit status 0\n", "result": "   Last exit: result protocol\n"} {
+		if r := sockctl(t, nil, false, "--api", path, "status", unit); !strings.HasSuffix(r.stdout, want) {
+			t.Errorf("status %s: want %q last:\n%s", unit, want, r.stdout)
+		}
+	}
+
 	r = sockctl(t, nil, false, "--api", path, "status", "nope")
 	if r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
 		t.Errorf("status nope: exit %d: %q", r.code, r.stderr)
@@ -309,6 +324,16 @@ func TestRestartWait(t *testing.T) {
 	var e api.Event
 	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Phase != api.PhaseSpawned || e.Pid != 1300 {
 		t.Errorf("first line %s: %v", lines[0], err)
+	}
+
+	// A note is printed once, as it is.
+	b.restart = func(progress func(api.Event)) (api.RestartResult, error) {
+		progress(api.Event{Phase: api.PhaseNote, Message: "Type=forking: stop, then start"})
+		return okRestart(progress)
+	}
+	r = sockctl(t, nil, false, "--api", path, "restart", "app", "--wait")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Type=forking: stop, then start\nspawned pid 1300\n") {
+		t.Errorf("note: exit %d\n%s", r.code, r.stdout)
 	}
 
 	b.restart = rolledBack
