@@ -198,13 +198,10 @@ ExecReload=/usr/sbin/nginx -g 'daemon on; master_process on;' -s reload -c %[1]s
 		}
 	})
 	// The shipped ExecStop= is start-stop-daemon --retry QUIT/5, which
-	// polls until nginx is gone. sockd answers the stop once the main
-	// process has exited, without waiting for ExecStop= to end as systemd
-	// does (a sockd bug): start-stop-daemon may still be there for a
-	// moment. noProcessLeft logs it and waits for it, bounded; any other
-	// process is a failure.
+	// polls until nginx is gone: the stop is answered once it has ended,
+	// as in systemd, so nothing of the unit is left.
 	gone("after stop", seen...)
-	noProcessLeft(t, sd, "start-stop-daem")
+	noProcessLeft(t, sd, "")
 	if st := sd.status("nginx").Service; st.State != api.StateInactive || st.MainPID != 0 || len(st.Pids) != 0 {
 		t.Fatalf("after stop: %s, main pid %d, pids %v", st.State, st.MainPID, st.Pids)
 	}

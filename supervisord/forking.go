@@ -43,6 +43,7 @@ func (u *unit) forked(p *proc) {
 		return
 	}
 	u.log.Info().Int("pid", pid).Int("starter", p.Pid()).Msg("Type=forking: main process")
+	p.startPid = p.Pid()
 	p.starter = false
 	p.p = ap
 	p.pid.Store(int64(pid))
@@ -50,10 +51,15 @@ func (u *unit) forked(p *proc) {
 	for _, n := range u.pids.add(pid, u) {
 		u.deliverNotify(n)
 	}
-	go func() {
-		<-ap.Done()
-		u.send(event{kind: evExit, p: p})
-	}()
+	go p.reportExit(u, ap)
+	if j := u.job; j != nil && j.kind == reqRestart {
+		// The restart's new process is the daemon, not its starter.
+		for i, n := range j.newPids {
+			if n == p.startPid {
+				j.newPids[i] = pid
+			}
+		}
+	}
 	u.startingReady(event{kind: evReady, p: p})
 }
 

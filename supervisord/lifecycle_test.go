@@ -250,3 +250,19 @@ func (e *env) awaitUnit(name string, match func(api.ServiceStatus) bool) api.Ser
 		}
 	}
 }
+
+// A stop is done when ExecStop= is: a process that exits while its
+// ExecStop= still runs keeps the unit deactivating until that ends.
+func TestStopWaitsForExecStop(t *testing.T) {
+	dir := testutil.ShortDir(t)
+	log := filepath.Join(dir, "log")
+	e := newEnv(t, notifyService+"ExecStop=/bin/sh -c 'kill $MAINPID; sleep 0.3; echo ended >>"+log+"'\n")
+	e.mustGet()
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
+	if err := e.d.Stop(e.ctx(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(log); string(b) != "ended\n" {
+		t.Fatalf("stop answered before ExecStop= ended (log %q)", b)
+	}
+}

@@ -67,6 +67,7 @@ type proc struct {
 
 	ready    bool
 	starter  bool // Type=forking's first process, not yet replaced by the main one
+	startPid int  // Type=forking: the first process's pid, once replaced
 	stopping bool // sockd asked it to stop
 	killed   bool // SIGKILL sent after TimeoutStopSec=
 	exited   bool
@@ -80,6 +81,12 @@ type proc struct {
 	wdTok      token // WatchdogSec=
 	wdTimer    *time.Timer
 	stopCancel context.CancelFunc // of its ExecStop=, nil if none runs
+
+	// stopList is closed when its ExecStop= has ended; nil if none
+	// runs. The exit is reported only after it: a stop is done when
+	// ExecStop= is, as in systemd.
+	stopMu   sync.Mutex
+	stopList chan struct{}
 
 	tailMu sync.Mutex
 	tail   []string // last output lines, for a failed restart's report
@@ -156,10 +163,7 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	for _, n := range u.pids.add(p.Pid(), u) {
 		u.deliverNotify(n)
 	}
-	go func() {
-		<-p.Done()
-		u.send(event{kind: evExit, p: pr})
-	}()
+	go pr.reportExit(u, p)
 	return pr, nil
 }
 
@@ -243,4 +247,17 @@ func parentOf(pid int) (int, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	return strconv.Atoi(f[1])
+}
+
+// reportExit sends evExit once p (pr's process) has exited and the
+// ExecStop= sockd runs for it, if any, has ended.
+func (pr *proc) reportExit(u *unit, p process) {
+	<-p.Done()
+	pr.stopMu.Lock()
+	list := pr.stopList
+	pr.stopMu.Unlock()
+	if list != nil {
+		<-list
+	}
+	u.send(event{kind: evExit, p: pr})
 }

@@ -140,6 +140,9 @@ func (u *unit) beginStart(why string) {
 // startPre runs ExecStartPre=, if any, then the processes.
 func (u *unit) startPre() {
 	if len(u.svc.ExecStartPre) > 0 {
+		if j := u.job; j != nil && j.kind == reqRestart {
+			j.emit(api.PhaseStartPre, 0, "running ExecStartPre=")
+		}
 		u.runHelper("ExecStartPre", u.svc.ExecStartPre, 0)
 		u.enter(phaseStartPre)
 		return

@@ -89,6 +89,7 @@ func (u *unit) afterStopPost() {
 	case postStart:
 		if !u.exiting {
 			u.tearDownExec(false)
+			u.lastExit = "" // a restart begins afresh, as an explicit start does
 			u.beginStart("restart")
 			return
 		}
@@ -200,9 +201,14 @@ func (u *unit) terminate(p *proc, sig syscall.Signal, timeout time.Duration, exe
 	run := u.helperRunner("ExecStop")
 	ctx, cancel := context.WithCancel(u.life)
 	p.stopCancel = cancel
+	list := make(chan struct{})
+	p.stopMu.Lock()
+	p.stopList = list
+	p.stopMu.Unlock()
 	u.helpers.Add(1)
 	go func() {
 		defer u.helpers.Done()
+		defer close(list)
 		defer cancel()
 		if err := run(ctx, svc.ExecStop, p.mainPid, timeout); err != nil {
 			u.helperLog("ExecStop")("stderr", err.Error())
