@@ -7,12 +7,17 @@ package supervisord
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/sockd/sockd/children"
 )
 
@@ -22,24 +27,26 @@ const maxPIDFile = 64
 // forked follows the clean exit of a forking service's first process:
 // it adopts the main process, which is then ready.
 func (u *unit) forked(p *proc) {
+	if p.pidWait != nil {
+		p.pidWait() // the PID file came (or changed): read it now
+		p.pidWait = nil
+	}
 	u.pids.remove(p.Pid(), u)
 	pid, err := u.forkedMainPID()
+	if errors.Is(err, fs.ErrNotExist) && !p.pidWaited {
+		// As systemd: the daemon may write it a little after its parent
+		// exited; wait for it, within TimeoutStartSec= (evStartTimeout).
+		p.pidWaited = true
+		if werr := u.waitPIDFile(p); werr == nil {
+			return
+		}
+	}
 	var ap process
 	if err == nil {
 		ap, err = u.adopt(pid)
 	}
 	if err != nil {
-		u.log.Error().Err(err).Msg("Type=forking: no main process")
-		p.exited = true
-		u.slots[p.slot] = nil
-		u.result, u.lastExit = "protocol", err.Error()
-		if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
-			u.finishJob(err.Error())
-		}
-		if u.running() == 0 {
-			u.cancelHelper()
-			u.afterLastExit(p, p.p.Exit())
-		}
+		u.forkFailed(p, err)
 		return
 	}
 	u.log.Info().Int("pid", pid).Int("starter", p.Pid()).Msg("Type=forking: main process")
@@ -61,6 +68,67 @@ func (u *unit) forked(p *proc) {
 		}
 	}
 	u.startingReady(event{kind: evReady, p: p})
+}
+
+// forkFailed fails a forking start whose main process is not known.
+func (u *unit) forkFailed(p *proc, err error) {
+	u.log.Error().Err(err).Msg("Type=forking: no main process")
+	p.exited = true
+	u.slots[p.slot] = nil
+	u.result, u.lastExit = "protocol", err.Error()
+	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
+		u.finishJob(err.Error())
+	}
+	if u.running() == 0 {
+		u.cancelHelper()
+		u.afterLastExit(p, p.p.Exit())
+	}
+}
+
+// waitPIDFile watches PIDFile='s directory (inotify, no polling) and
+// sends p's exit again once the file appears, so that forked reads it.
+func (u *unit) waitPIDFile(p *proc) error {
+	path := u.svc.PIDFile
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(u.life)
+	p.pidWait = cancel
+	u.log.Info().Str("PIDFile", path).Msg("Type=forking: waiting for the PID file")
+	u.helpers.Add(1)
+	go func() {
+		defer u.helpers.Done()
+		defer w.Close()
+		// It may have come between the read and the watch.
+		if _, err := os.Lstat(path); err == nil {
+			u.send(event{kind: evExit, p: p})
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Name == path && ev.Has(fsnotify.Create|fsnotify.Write|fsnotify.Rename) {
+					u.send(event{kind: evExit, p: p})
+					return
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return nil
 }
 
 // forkedMainPID reads PIDFile=, or guesses the main process.

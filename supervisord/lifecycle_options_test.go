@@ -132,19 +132,36 @@ func TestForkingPIDFile(t *testing.T) {
 	}
 }
 
-// Type=forking whose PID file is missing (or not a regular file) fails
-// the start with result protocol.
-func TestForkingNoPIDFile(t *testing.T) {
+// Type=forking whose PID file is not a regular file fails the start
+// with result protocol; one that never comes fails it when
+// TimeoutStartSec= passes (result timeout); one written after the first
+// process exited is waited for, as systemd does.
+func TestForkingPIDFileProblems(t *testing.T) {
 	dir := t.TempDir()
 	os.Symlink("/etc/hostname", filepath.Join(dir, "link.pid"))
-	for _, pidFile := range []string{filepath.Join(dir, "missing.pid"), filepath.Join(dir, "link.pid")} {
-		e := newActor(t, "Type=forking\nExecStart=/srv/app\nPIDFile="+pidFile+"\n")
-		e.proc().exitWith(children.ExitStatus{})
-		st := e.await("failed", func(st api.ServiceStatus) bool { return st.State == api.StateFailed })
-		if st.Result != "protocol" || !strings.Contains(st.LastExit, "PIDFile=") {
-			t.Fatalf("%s: %+v", pidFile, st)
-		}
+	e := newActor(t, "Type=forking\nExecStart=/srv/app\nPIDFile="+filepath.Join(dir, "link.pid")+"\n")
+	e.proc().exitWith(children.ExitStatus{})
+	st := e.await("failed", func(st api.ServiceStatus) bool { return st.State == api.StateFailed })
+	if st.Result != "protocol" || !strings.Contains(st.LastExit, "PIDFile=") {
+		t.Fatalf("link: %+v", st)
 	}
+
+	e = newActor(t, "Type=forking\nExecStart=/srv/app\nTimeoutStartSec=100ms\nPIDFile="+filepath.Join(dir, "never.pid")+"\n")
+	e.proc().exitWith(children.ExitStatus{})
+	st = e.await("failed", func(st api.ServiceStatus) bool { return st.State == api.StateFailed })
+	if st.Result != "timeout" || !strings.Contains(st.LastExit, "not written within TimeoutStartSec=") {
+		t.Fatalf("never: %+v", st)
+	}
+
+	late := filepath.Join(dir, "late.pid")
+	e = newActor(t, "Type=forking\nExecStart=/srv/app\nPIDFile="+late+"\n")
+	e.proc().exitWith(children.ExitStatus{})
+	e.await("waiting", func(st api.ServiceStatus) bool { return st.SubState == "start" })
+	os.WriteFile(late, []byte("200000777\n"), 0o644)
+	if main := e.proc(); main.pid != 200000777 {
+		t.Fatalf("adopted %d", main.pid)
+	}
+	e.awaitSub("running")
 }
 
 // Condition*= that does not hold skips the start; Assert*= fails it; a

@@ -126,7 +126,7 @@ var (
 	rowStop        = transition{"stop every process (ExecStop=, KillSignal=); cancel the request under way", stopping, (*unit).stopAll}
 	rowKill        = transition{"SIGKILL what is left of that process (KillMode=)", []phase{phaseStopSigkill}, (*unit).stopTimeout}
 	rowWatchdog    = transition{"stop the process that missed its watchdog (result watchdog)", nil, (*unit).watchdogMissed}
-	rowStartTO     = transition{"stop the process that was not ready in time (result timeout)", nil, (*unit).startTimedOut}
+	rowStartTO     = transition{"stop the process that was not ready in time (result timeout); a forking service still without its PID file fails", afterExit, (*unit).startTimedOut}
 	rowServingExit = transition{"forget the process; the last one gone: Restart= decides", afterExit, (*unit).servingExit}
 	rowIdleStop    = transition{"nothing runs: done", idle, (*unit).stopIdle}
 	rowIdleStart   = transition{"reset the limits; start", join(starts, idle), (*unit).startRequest}

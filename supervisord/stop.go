@@ -6,6 +6,7 @@ package supervisord
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -264,6 +265,15 @@ func (u *unit) startTimedOut(e event) {
 		return
 	}
 	p.timedOut = true
+	if p.pidWait != nil {
+		// A forking service whose first process has exited, still
+		// without its PID file: nothing to stop.
+		p.pidWait()
+		p.pidWait = nil
+		u.forkFailed(p, fmt.Errorf("PIDFile=%s: not written within TimeoutStartSec=%s", u.svc.PIDFile, u.svc.TimeoutStartSec))
+		u.result = "timeout"
+		return
+	}
 	u.log.Error().Int("pid", p.Pid()).Dur("timeout", u.svc.TimeoutStartSec).Msg("not ready within TimeoutStartSec=")
 	u.stopProc(p)
 }
