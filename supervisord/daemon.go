@@ -126,11 +126,34 @@ func (d *Daemon) openRunDir() error {
 	if !fi.IsDir() {
 		return fmt.Errorf("runtime directory %s: not a directory", d.runDir)
 	}
-	if fi.Mode().Perm()&0o011 != 0o011 {
-		d.log.Warn().Str("dir", d.runDir).Str("mode", fi.Mode().Perm().String()).
+	if dir, mode, ok := searchable(d.runDir); !ok {
+		d.log.Warn().Str("runtime_dir", d.runDir).Str("dir", dir).Str("mode", mode.String()).
 			Msg("runtime directory not searchable by other users: a User= service cannot reach NOTIFY_SOCKET")
 	}
 	return nil
+}
+
+// searchable reports whether dir and every directory above it let group
+// and others search them (a User= or DynamicUser= service must reach the
+// notify socket through all of them); if not, it returns the first that
+// does not, and its mode.
+func searchable(dir string) (string, os.FileMode, bool) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir, 0, false
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return p, 0, false
+		}
+		if fi.Mode().Perm()&0o011 != 0o011 {
+			return p, fi.Mode().Perm(), false
+		}
+		if p == filepath.Dir(p) {
+			return "", 0, true
+		}
+	}
 }
 
 // Shutdown stops every unit's processes gracefully, closes every socket

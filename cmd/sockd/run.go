@@ -46,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	apiMode := fs.String("api-mode", "0600", "control socket file mode")
 	logFormat := fs.String("log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets (default: /run/sockd as root, else a temporary directory)")
+	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets; it and its parents must be searchable by every user (default: /run/sockd as root, else a temporary directory)")
 	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
