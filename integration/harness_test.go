@@ -142,6 +142,11 @@ func startSockd(t *testing.T, unitsDir string, extraEnv ...string) *sockd {
 func startSockdArgs(t *testing.T, unitsDir string, args []string, extraEnv ...string) *sockd {
 	t.Helper()
 	run := testutil.ShortDir(t)
+	// The runtime directory (rt, NOTIFY_SOCKET) must be reachable by a
+	// User= or DynamicUser= service: its parent too (sockd warns if not).
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := &sockd{t: t, api: filepath.Join(run, "api.sock"), units: unitsDir, done: make(chan struct{}), cond: make(chan struct{})}
 	s.cmd = exec.Command(bin.sockd, append([]string{"--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
 		"--runtime-dir", filepath.Join(run, "rt")}, args...)...)
