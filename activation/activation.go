@@ -347,16 +347,6 @@ func (l *Listener) removePaths() error {
 	return errors.Join(errs...)
 }
 
-// created records path as created by Open.
-func (l *Listener) created(path string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	l.paths = append(l.paths, createdPath{path: path, mode: st.Mode & unix.S_IFMT, dev: st.Dev, ino: st.Ino})
-	return nil
-}
-
 // Env returns LISTEN_FDS=N and LISTEN_FDNAMES=a:b:… for ls passed as
 // fds 3, 4, … in order. It does not set LISTEN_PID.
 func Env(ls []*Listener) []string {

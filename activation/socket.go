@@ -6,13 +6,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/internal/ids"
+	"github.com/sockd/sockd/internal/nofollow"
 	"github.com/sockd/sockd/internal/sockfile"
 	"github.com/sockd/sockd/units"
 )
@@ -253,6 +256,11 @@ func setInt(fd, level, opt, v int, name string) error {
 
 // openUnix creates, binds and (for stream and seqpacket) listens on a Unix
 // socket, in the filesystem or abstract.
+//
+// A filesystem socket gets its mode from the umask at bind time and its
+// owner through an O_PATH descriptor of the file just bound, as systemd
+// does: nothing is changed by path after the bind, so a symlink swapped
+// in by whoever can write the socket's directory is never followed.
 func (l *Listener) openUnix(s *units.Socket) (int, error) {
 	path := l.spec.Address
 	typ := map[string]int{"unix": unix.SOCK_STREAM, "unixgram": unix.SOCK_DGRAM, "unixpacket": unix.SOCK_SEQPACKET}[l.spec.Network]
@@ -262,10 +270,13 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 		return -1, fmt.Errorf("path is %d bytes long, at most %d fit in a socket address", len(path), len(unix.RawSockaddrUnix{}.Path)-1)
 	}
 	abstract := strings.HasPrefix(path, "@")
+	var dir *nofollow.Dir
 	if !abstract {
-		if err := mkdirParents(path, s.DirectoryMode); err != nil {
+		var err error
+		if dir, err = openParent(path, s.DirectoryMode); err != nil {
 			return -1, err
 		}
+		defer dir.Close()
 		if err := sockfile.RemoveStale(path); err != nil {
 			return -1, err
 		}
@@ -287,14 +298,17 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 		}
 	}
 	// x/sys/unix turns a leading "@" into the abstract namespace.
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+	sa := &unix.SockaddrUnix{Name: path}
+	if abstract {
+		err = unix.Bind(fd, sa)
+	} else {
+		err = bindUmask(fd, sa, socketMode(s))
+	}
+	if err != nil {
 		return fail(os.NewSyscallError("bind", err))
 	}
 	if !abstract {
-		if err := l.created(path); err != nil {
-			return fail(err)
-		}
-		if err := chmodChown(path, s); err != nil {
+		if err := l.chownSocket(dir, path, s); err != nil {
 			l.removePaths()
 			return fail(err)
 		}
@@ -308,125 +322,264 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 	return fd, nil
 }
 
-// mkdirParents creates the missing parent directories of path with mode
-// (the umask does not apply).
-func mkdirParents(path string, mode os.FileMode) error {
-	if mode == 0 {
-		mode = defaultDirectoryMode
+// socketMode is the unit's SocketMode=, or systemd's default.
+func socketMode(s *units.Socket) uint32 {
+	if s.SocketMode == 0 {
+		return defaultSocketMode
 	}
-	dir := filepath.Dir(path)
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
+	return uint32(s.SocketMode.Perm())
+}
+
+// umaskMu serializes the binds of bindUmask.
+var umaskMu sync.Mutex
+
+// bindUmask binds the Unix socket fd to sa with the umask that gives the
+// socket file mode, so that the file is created with its final mode and
+// never changed by path afterwards (unix(7): the file's permissions are
+// 0777 less the umask).
+//
+// The umask belongs to the process (its fs_struct, umask(2)), so the bind
+// runs on an OS thread of its own that first leaves the process's
+// fs_struct with unshare(CLONE_FS) and exits when the bind is done: no
+// other goroutine of sockd sees that umask. Where unshare is refused (a
+// seccomp filter), the process-wide umask is set for the bind alone,
+// under umaskMu; a file another goroutine creates in that window gets it
+// too, which is one reason sockd gives the directories it makes their
+// mode with fchmod, and why children never inherit sockd's umask: the
+// exec helper sets each one's UMask= explicitly (children/helper.go).
+func bindUmask(fd int, sa unix.Sockaddr, mode uint32) error {
+	mask := int(^mode & 0o777)
+	umaskMu.Lock()
+	defer umaskMu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: after unshare the thread's fs_struct is its
+		// own, and the runtime ends a thread still locked when its
+		// goroutine exits.
+		runtime.LockOSThread()
+		if unix.Unshare(unix.CLONE_FS) != nil {
+			runtime.UnlockOSThread() // the process's fs_struct still
 		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
+		old := unix.Umask(mask)
+		err := unix.Bind(fd, sa)
+		unix.Umask(old)
+		done <- err
+	}()
+	return <-done
+}
+
+// errReplaced is the error of a socket file or FIFO that was swapped for
+// something else between its creation and the setting of its owner.
+var errReplaced = errors.New("replaced by another file while sockd set it up; is its directory writable by others?")
+
+// chownSocket records the socket file just bound at path, in dir, as
+// created by Open and gives it SocketUser= and SocketGroup=. It works on
+// an O_PATH|O_NOFOLLOW descriptor of the file, checked first to be what
+// the bind made: a socket, owned by sockd's effective uid, with the mode
+// the umask gave (or less: a default ACL of dir may take bits away;
+// those are then set through the descriptor). A symlink or any other
+// file found there instead is never changed, and the error wraps
+// errReplaced.
+func (l *Listener) chownSocket(dir *nofollow.Dir, path string, s *units.Socket) error {
+	name := filepath.Base(path)
+	fd, err := unix.Openat(dir.Fd(), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return &os.PathError{Op: "open", Path: path, Err: errReplaced}
+		}
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	mode := socketMode(s)
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || int(st.Uid) != os.Geteuid() || st.Mode&0o7777&^mode != 0 {
+		return &os.PathError{Op: "bind", Path: path, Err: errReplaced}
+	}
+	l.paths = append(l.paths, createdPath{path: path, mode: unix.S_IFSOCK, dev: st.Dev, ino: st.Ino})
+	proc := "/proc/self/fd/" + strconv.Itoa(fd)
+	if st.Mode&0o7777 != mode {
+		// chmod(2) through the magic link reaches the inode fd holds,
+		// whatever the path now names; fchmod refuses O_PATH fds.
+		if err := unix.Chmod(proc, mode); err != nil {
+			return &os.PathError{Op: "chmod", Path: path, Err: err}
 		}
 	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		d := missing[i]
-		if err := os.Mkdir(d, mode.Perm()); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		} else if err == nil {
-			if err := os.Chmod(d, mode.Perm()); err != nil {
-				return err
-			}
-		}
+	uid, gid, err := owner(s)
+	if err != nil || (uid < 0 && gid < 0) {
+		return err
+	}
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "chown", Path: path, Err: err}
 	}
 	return nil
 }
 
-// chmodChown gives path the unit's SocketMode, SocketUser and SocketGroup.
-func chmodChown(path string, s *units.Socket) error {
-	mode := s.SocketMode
-	if mode == 0 {
-		mode = defaultSocketMode
-	}
-	if err := os.Chmod(path, mode.Perm()); err != nil {
-		return err
-	}
-	if s.SocketUser == "" && s.SocketGroup == "" {
-		return nil
-	}
-	uid, gid := -1, -1
+// owner returns the uid and gid of SocketUser= and SocketGroup=, -1 for
+// one that is not set.
+func owner(s *units.Socket) (uid, gid int, err error) {
+	uid, gid = -1, -1
 	if s.SocketUser != "" {
 		u, err := ids.LookupUID(s.SocketUser)
 		if err != nil {
-			return fmt.Errorf("SocketUser: %w", err)
+			return -1, -1, fmt.Errorf("SocketUser: %w", err)
 		}
 		uid = int(u)
 	}
 	if s.SocketGroup != "" {
 		g, err := ids.LookupGroup(s.SocketGroup)
 		if err != nil {
-			return fmt.Errorf("SocketGroup: %w", err)
+			return -1, -1, fmt.Errorf("SocketGroup: %w", err)
 		}
 		gid = int(g)
 	}
-	return os.Lchown(path, uid, gid)
+	return uid, gid, nil
+}
+
+// openParent opens the directory path is in, creating the missing
+// directories with mode (DirectoryMode=, or systemd's default 0755).
+// Directories that exist are taken as they are, symlinks included: their
+// paths are configuration (/var/run is a symlink to /run). Missing ones
+// are made with mkdirat(2) in the deepest existing one, each opened with
+// O_NOFOLLOW before the next is made in it, and given mode with fchmod,
+// whatever the umask; a symlink swapped in for one of them is refused,
+// and a directory someone else made first is used but not changed.
+func openParent(path string, mode os.FileMode) (*nofollow.Dir, error) {
+	if mode == 0 {
+		mode = defaultDirectoryMode
+	}
+	dir := filepath.Dir(path)
+	top := dir
+	for {
+		if _, err := os.Stat(top); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		up := filepath.Dir(top)
+		if up == top {
+			break
+		}
+		top = up
+	}
+	d, err := nofollow.Open(top)
+	if err != nil || top == dir {
+		return d, err
+	}
+	rel, err := filepath.Rel(top, dir)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	sub, _, err := d.OpenDir(rel, true, uint32(mode.Perm()))
+	d.Close()
+	return sub, err
 }
 
 // openFIFO creates (or reuses) a FIFO and opens it read-write, so that it
-// never reports end of file.
+// never reports end of file. The FIFO is opened with O_NOFOLLOW in its
+// directory, and its mode and owner are set through that descriptor.
 func (l *Listener) openFIFO(s *units.Socket) (int, error) {
 	path := l.spec.Address
 	l.addr = path
-	if err := mkdirParents(path, s.DirectoryMode); err != nil {
+	dir, err := openParent(path, s.DirectoryMode)
+	if err != nil {
 		return -1, err
 	}
-	fi, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := unix.Mkfifo(path, 0o600); err != nil {
-			return -1, &os.PathError{Op: "mkfifo", Path: path, Err: err}
+	defer dir.Close()
+	name := filepath.Base(path)
+	mode := socketMode(s)
+	err = unix.Mkfifoat(dir.Fd(), name, 0o600)
+	made := err == nil
+	if err != nil && err != unix.EEXIST {
+		return -1, &os.PathError{Op: "mkfifo", Path: path, Err: err}
+	}
+	fd, err := unix.Openat(dir.Fd(), name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		if err == unix.ELOOP {
+			return -1, fmt.Errorf("%s exists and is not a FIFO", path)
 		}
-		if err := l.created(path); err != nil {
-			return -1, err
-		}
-	case err != nil:
-		return -1, err
-	case fi.Mode().Type() != os.ModeNamedPipe:
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		unix.Close(fd)
 		return -1, fmt.Errorf("%s exists and is not a FIFO", path)
 	}
-	if err := chmodChown(path, s); err != nil {
+	switch {
+	case made && int(st.Uid) != os.Geteuid():
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "mkfifo", Path: path, Err: errReplaced}
+	case made:
+		l.paths = append(l.paths, createdPath{path: path, mode: unix.S_IFIFO, dev: st.Dev, ino: st.Ino})
+	case st.Nlink != 1:
+		// A hard link to a FIFO elsewhere: its mode and owner are not
+		// this unit's to set.
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s is a FIFO with %d links; refusing to change it", path, st.Nlink)
+	}
+	fail := func(err error) (int, error) {
+		unix.Close(fd)
 		l.removePaths()
 		return -1, err
 	}
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fail(&os.PathError{Op: "chmod", Path: path, Err: err})
+	}
+	uid, gid, err := owner(s)
 	if err != nil {
-		l.removePaths()
-		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		return fail(err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return fail(&os.PathError{Op: "chown", Path: path, Err: err})
+		}
 	}
 	return fd, nil
 }
 
 // symlink creates the unit's Symlinks= pointing at the listener's path. A
 // symlink already there and pointing at the path is taken over; anything
-// else there is an error.
+// else there is an error. Missing directories are made as openParent
+// makes them, and each symlink is made in its directory's descriptor.
 func (l *Listener) symlink(s *units.Socket) error {
 	for _, link := range s.Symlinks {
-		if err := mkdirParents(link, s.DirectoryMode); err != nil {
-			return err
-		}
-		if target, err := os.Readlink(link); err == nil {
-			if target != l.addr {
-				return fmt.Errorf("symlink %s: exists and points to %s", link, target)
-			}
-			if err := l.created(link); err != nil {
-				return err
-			}
-			continue
-		} else if _, lerr := os.Lstat(link); lerr == nil {
-			return fmt.Errorf("symlink %s: exists and is not a symlink", link)
-		}
-		if err := os.Symlink(l.addr, link); err != nil {
-			return err
-		}
-		if err := l.created(link); err != nil {
+		if err := l.symlinkOne(link, s.DirectoryMode); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func (l *Listener) symlinkOne(link string, mode os.FileMode) error {
+	dir, err := openParent(link, mode)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	name := filepath.Base(link)
+	if target, err := dir.Readlink(name); err == nil {
+		if target != l.addr {
+			return fmt.Errorf("symlink %s: exists and points to %s", link, target)
+		}
+	} else if _, lerr := dir.Lstat(name); lerr == nil {
+		return fmt.Errorf("symlink %s: exists and is not a symlink", link)
+	} else if err := dir.Symlink(l.addr, name); err != nil {
+		return err
+	}
+	st, err := dir.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !nofollow.IsSymlink(st) {
+		return fmt.Errorf("symlink %s: %w", link, errReplaced)
+	}
+	l.paths = append(l.paths, createdPath{path: link, mode: unix.S_IFLNK, dev: st.Dev, ino: st.Ino})
 	return nil
 }
