@@ -23,6 +23,7 @@ const notifyMaxFds = 768
 // Notification is one sd_notify datagram.
 type Notification struct {
 	Pid    int               // sender pid from SCM_CREDENTIALS; 0 if unknown
+	UID    int               // sender uid from SCM_CREDENTIALS; -1 if unknown
 	Fields map[string]string // READY=1 → Fields["READY"]="1"
 	Raw    string
 }
@@ -128,11 +129,11 @@ func (n *NotifySocket) read() {
 		if err != nil {
 			return // closed; nothing else fails on a bound datagram socket
 		}
-		pid := parseControl(oob[:noob])
+		pid, uid := parseControl(oob[:noob])
 		if flags&unix.MSG_TRUNC != 0 {
 			continue
 		}
-		note := Notification{Pid: pid, Raw: string(buf[:nb]), Fields: ParseNotify(string(buf[:nb]))}
+		note := Notification{Pid: pid, UID: uid, Raw: string(buf[:nb]), Fields: ParseNotify(string(buf[:nb]))}
 		select {
 		case n.c <- note:
 		case <-n.quit:
@@ -141,11 +142,13 @@ func (n *NotifySocket) read() {
 	}
 }
 
-// parseControl returns the sender pid and closes any passed descriptor.
-func parseControl(oob []byte) (pid int) {
+// parseControl returns the sender's pid and uid (0 and -1 if the kernel
+// did not say) and closes any passed descriptor.
+func parseControl(oob []byte) (pid, uid int) {
+	uid = -1
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return 0
+		return 0, -1
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -155,7 +158,7 @@ func parseControl(oob []byte) (pid int) {
 		switch m.Header.Type {
 		case unix.SCM_CREDENTIALS:
 			if cred, err := unix.ParseUnixCredentials(m); err == nil {
-				pid = int(cred.Pid)
+				pid, uid = int(cred.Pid), int(cred.Uid)
 			}
 		case unix.SCM_RIGHTS:
 			if fds, err := unix.ParseUnixRights(m); err == nil {
@@ -165,7 +168,7 @@ func parseControl(oob []byte) (pid int) {
 			}
 		}
 	}
-	return pid
+	return pid, uid
 }
 
 // ParseNotify parses an sd_notify message, newline-separated KEY=VALUE

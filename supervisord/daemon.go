@@ -27,12 +27,17 @@ import (
 type Config struct {
 	// UnitsDir is the directory of unit files.
 	UnitsDir string
+	// AllowUntrustedUnits loads, with a warning, unit files and
+	// directories a user other than root can write; as root they are
+	// otherwise refused (see units.LoadOptions).
+	AllowUntrustedUnits bool
 	// RuntimeDir holds sockd's NOTIFY_SOCKETs; "" makes a temporary one,
 	// removed at Shutdown.
 	RuntimeDir string
 	Log        zerolog.Logger
 	// Observe, if set, is called by a unit's actor whenever the unit's
-	// state, sub-state or processes change. It must not block.
+	// state, sub-state, processes, result, main pid or STATUS= change. It
+	// must not block.
 	Observe func(unit string, st api.ServiceStatus)
 	// Reloaded, if set, is called after Watch has reloaded the directory.
 	Reloaded func(api.ReloadResult)
@@ -236,9 +241,6 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
-		// Buffered so that the router never waits for an actor; a few
-		// messages per spawn at most (READY=1, STATUS=, MAINPID=).
-		u.notifyC = make(chan children.Notification, 16)
 	}
 	d.mu.Lock()
 	d.units[svc.Name] = h

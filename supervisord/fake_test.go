@@ -173,7 +173,6 @@ func newActor(t *testing.T, serviceLines string) *actorEnv {
 	e.u = newUnit(newHandle("app.service", svc, nil), svc, zerolog.New(zerolog.NewTestWriter(t)))
 	e.u.start, e.u.adopt = e.k.start, e.k.adopt
 	e.u.roots, e.u.lockDir = testRoots(t), filepath.Join(t.TempDir(), "dynamic-uid")
-	e.u.notifyC = make(chan children.Notification, 16)
 	e.u.observe = func(_ string, st api.ServiceStatus) {
 		select {
 		case e.obs <- st:
@@ -255,15 +254,18 @@ func (e *actorEnv) awaitSub(sub string) api.ServiceStatus {
 	return e.await(sub, func(st api.ServiceStatus) bool { return st.SubState == sub })
 }
 
-// notify hands the actor a message from pid.
-func (e *actorEnv) notify(pid int, msg string) {
-	n := children.Notification{Pid: pid, Raw: msg, Fields: map[string]string{}}
+// notify hands the actor a message from pid, sent by root.
+func (e *actorEnv) notify(pid int, msg string) { e.notifyAs(pid, 0, msg) }
+
+// notifyAs hands the actor a message from pid, sent by uid.
+func (e *actorEnv) notifyAs(pid, uid int, msg string) {
+	n := children.Notification{Pid: pid, UID: uid, Raw: msg, Fields: map[string]string{}}
 	for _, line := range splitLines(msg) {
 		if k, v, ok := cutEq(line); ok {
 			n.Fields[k] = v
 		}
 	}
-	e.u.notifyC <- n
+	e.u.mail.put(n)
 }
 
 func splitLines(s string) []string {

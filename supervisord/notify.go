@@ -1,9 +1,11 @@
 package supervisord
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
@@ -50,6 +52,13 @@ func (t *pidTable) add(pid int, u *unit) []children.Notification {
 	}
 	t.pending = kept
 	return out
+}
+
+// owner returns the unit pid belongs to, or nil.
+func (t *pidTable) owner(pid int) *unit {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.units[pid]
 }
 
 func (t *pidTable) remove(pid int, u *unit) {
@@ -104,15 +113,9 @@ func (d *Daemon) listenNotify() error {
 	return nil
 }
 
-// deliverNotify hands n to the unit's actor without blocking the router:
-// a unit whose actor is gone, or 16 messages behind, loses it.
-func (u *unit) deliverNotify(n children.Notification) {
-	select {
-	case u.notifyC <- n:
-	default:
-		u.log.Warn().Int("pid", n.Pid).Str("msg", n.Raw).Msg("notify message dropped: unit busy or gone")
-	}
-}
+// deliverNotify hands n to the unit's actor without blocking the router
+// (see mailbox).
+func (u *unit) deliverNotify(n children.Notification) { u.mail.put(n) }
 
 // notification applies one sd_notify message from one of the unit's
 // processes, as NotifyAccess= allows.
@@ -127,7 +130,11 @@ func (u *unit) notification(n children.Notification) {
 		switch {
 		case err != nil || pid <= 0:
 			u.log.Warn().Int("pid", n.Pid).Str("MAINPID", v).Msg("notify: MAINPID= is not a pid; ignored")
-		case pid != p.mainPid:
+		case pid == p.mainPid:
+		case u.refuseMainPID(n, pid) != "":
+			u.log.Warn().Int("pid", n.Pid).Int("uid", n.UID).Int("MAINPID", pid).Str("why", u.refuseMainPID(n, pid)).
+				Msg("notify: MAINPID= refused")
+		default:
 			if p.mainPid != p.Pid() {
 				u.pids.remove(p.mainPid, u)
 			}
@@ -140,8 +147,31 @@ func (u *unit) notification(n children.Notification) {
 	if v, ok := n.Fields["STATUS"]; ok {
 		p.status = v
 	}
-	if n.Fields["WATCHDOG"] == "1" && !p.stopping && !p.exited {
-		u.armWatchdog(p)
+	if v, ok := n.Fields["WATCHDOG_USEC"]; ok && !p.stopping && !p.exited {
+		// As systemd: the process may set (or, with 0, turn off) its
+		// watchdog at run time.
+		if usec, err := strconv.ParseUint(v, 10, 63); err == nil {
+			if usec == 0 {
+				p.wdInterval = -1
+				if p.wdTimer != nil {
+					p.wdTimer.Stop()
+				}
+				p.wdTok = 0
+			} else {
+				p.wdInterval = time.Duration(usec) * time.Microsecond
+				u.armWatchdog(p)
+			}
+		}
+	}
+	switch n.Fields["WATCHDOG"] {
+	case "1":
+		if !p.stopping && !p.exited && p.wdTok != 0 {
+			u.armWatchdog(p)
+		}
+	case "trigger":
+		if p.wdTok != 0 || u.watchdogInterval(p) > 0 {
+			u.dispatch(event{kind: evWatchdog, p: p, tok: p.wdTok})
+		}
 	}
 	if n.Fields["RELOADING"] == "1" {
 		u.dispatch(event{kind: evReloading, p: p})
@@ -152,6 +182,49 @@ func (u *unit) notification(n children.Notification) {
 	if n.Fields["READY"] == "1" {
 		u.dispatch(event{kind: evReady, p: p})
 	}
+}
+
+// refuseMainPID says why MAINPID=pid from n's sender is refused, or "".
+// Never pid 1, sockd itself, or a process of another unit; from a sender
+// that is not root, only a process of the unit (one of its processes, or
+// in the process group of one), as systemd allows. A root sender could
+// signal any process itself: it is trusted with the rest.
+func (u *unit) refuseMainPID(n children.Notification, pid int) string {
+	switch {
+	case pid == 1:
+		return "pid 1"
+	case pid == os.Getpid():
+		return "sockd itself"
+	}
+	if owner := u.pids.owner(pid); owner != nil && owner != u {
+		return "a process of " + owner.name
+	}
+	if n.UID == 0 {
+		return ""
+	}
+	if !u.hasProcess(pid) {
+		return "not a process of this unit (from a sender that is not root)"
+	}
+	return ""
+}
+
+// hasProcess reports whether pid is one of the unit's processes or in
+// the process group of one.
+func (u *unit) hasProcess(pid int) bool {
+	all := append(append([]*proc{}, u.slots...), u.draining...)
+	if u.job != nil && u.job.newProc != nil {
+		all = append(all, u.job.newProc)
+	}
+	pgid, err := getpgid(pid)
+	for _, p := range all {
+		if p == nil {
+			continue
+		}
+		if p.Pid() == pid || p.mainPid == pid || err == nil && pgid == p.Pid() {
+			return true
+		}
+	}
+	return false
 }
 
 // notifyReloading: the app said RELOADING=1; READY=1 ends it.

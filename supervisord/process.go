@@ -80,9 +80,10 @@ type proc struct {
 	mainPid   int  // MAINPID= from sd_notify, else the pid
 	status    string
 
-	startTok   token // TimeoutStartSec= or X-ReadyAfterSec=
-	stopTok    token // TimeoutStopSec=
-	wdTok      token // WatchdogSec=
+	startTok   token         // TimeoutStartSec= or X-ReadyAfterSec=
+	stopTok    token         // TimeoutStopSec=
+	wdTok      token         // WatchdogSec=
+	wdInterval time.Duration // set by WATCHDOG_USEC=; 0: WatchdogSec=, <0: off
 	wdTimer    *time.Timer
 	stopCancel context.CancelFunc // of its ExecStop=, nil if none runs
 

@@ -7,6 +7,7 @@ package supervisord
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sockd/sockd/activation"
 	"github.com/sockd/sockd/api"
@@ -283,12 +284,29 @@ func (u *unit) armReadiness(pr *proc, gated bool) {
 	pr.ready = true
 }
 
+// armWatchdog (re)starts p's watchdog: WatchdogSec=, or what the
+// process set with WATCHDOG_USEC=. Without either there is none, and
+// WATCHDOG=1 is ignored, as in systemd.
 func (u *unit) armWatchdog(pr *proc) {
+	d := u.watchdogInterval(pr)
+	if d <= 0 {
+		return
+	}
 	pr.wdTok = u.nextToken()
 	if pr.wdTimer != nil {
 		pr.wdTimer.Stop() // each WATCHDOG=1 would otherwise leave one
 	}
-	pr.wdTimer = u.after(u.svc.WatchdogSec, event{kind: evWatchdog, p: pr, tok: pr.wdTok})
+	pr.wdTimer = u.after(d, event{kind: evWatchdog, p: pr, tok: pr.wdTok})
+}
+
+func (u *unit) watchdogInterval(pr *proc) time.Duration {
+	if pr.wdInterval != 0 {
+		return pr.wdInterval
+	}
+	if u.svc.WatchdogSec == units.Infinity {
+		return 0
+	}
+	return u.svc.WatchdogSec
 }
 
 // markReady records that p is ready; false if it already was, or the

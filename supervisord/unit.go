@@ -9,7 +9,6 @@ import (
 
 	"github.com/sockd/sockd/activation"
 	"github.com/sockd/sockd/api"
-	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
 )
 
@@ -34,9 +33,9 @@ type unit struct {
 	life    context.Context
 	endLife context.CancelFunc
 	// notifyPath is the daemon's NOTIFY_SOCKET, "" when the unit does not
-	// use it; notifyC carries the messages routed to this unit.
+	// use it; mail holds the messages routed to this unit.
 	notifyPath string
-	notifyC    chan children.Notification
+	mail       *mailbox
 
 	// ---- owned by run ----
 	svc         *units.Service
@@ -93,6 +92,7 @@ func newUnit(h *handle, svc *units.Service, log zerolog.Logger) *unit {
 		since:  time.Now(),
 	}
 	u.slots = make([]*proc, instances(svc))
+	u.mail = newMailbox()
 	u.life, u.endLife = context.WithCancel(context.Background())
 	return u
 }
@@ -126,8 +126,10 @@ func (u *unit) run() {
 			u.request(r)
 		case e := <-u.evs:
 			u.dispatch(e)
-		case n := <-u.notifyC:
-			u.notification(n)
+		case <-u.mail.wake:
+			for _, n := range u.mail.take() {
+				u.notification(n)
+			}
 		}
 		u.settle()
 	}
@@ -226,7 +228,7 @@ func (u *unit) settle() {
 	}
 	if u.observe != nil {
 		s := u.status().Service
-		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result)
+		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result, s.MainPID, s.Status)
 		if key != u.observed {
 			u.observed = key
 			u.observe(u.name, s)
