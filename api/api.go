@@ -17,6 +17,8 @@ var (
 	ErrInvalid  = errors.New("invalid")   // 400: a bad field or argument
 	ErrConflict = errors.New("conflict")  // 409: not possible in the unit's state
 	ErrFailed   = errors.New("failed")    // 422: the operation ran and failed
+	// ErrPermission is a request the peer may not make (403): see Access.
+	ErrPermission = errors.New("permission denied")
 )
 
 // Backend is what the server serves. Every method may be called from many

@@ -145,8 +145,8 @@ func readError(resp *http.Response) error {
 
 // unitPath returns the route of unit, with more path elements appended.
 func unitPath(unit string, more ...string) (string, error) {
-	if unit == "" {
-		return "", &FieldError{Field: "unit", Message: "empty unit name"}
+	if _, err := checkUnitName(unit); err != nil {
+		return "", err
 	}
 	return "/v1/units/" + url.PathEscape(unit) + strings.Join(append([]string{""}, more...), "/"), nil
 }

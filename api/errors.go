@@ -29,10 +29,10 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 // Error is an error answer from the API as the Client sees it. It matches
-// ErrNotFound, ErrInvalid, ErrConflict or ErrFailed with errors.Is,
-// according to its status.
+// ErrNotFound, ErrInvalid, ErrConflict, ErrFailed or ErrPermission with
+// errors.Is, according to its status.
 type Error struct {
-	Status  int    // the HTTP status: 404, 400, 409, 422, 500, …
+	Status  int    // the HTTP status: 404, 400, 403, 409, 422, 500, …
 	Message string // the server's message
 	Field   string // the field at fault, for a 400 on bad input
 }
@@ -85,6 +85,8 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrFailed):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrPermission):
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -101,6 +103,8 @@ func sentinelFor(status int) error {
 		return ErrConflict
 	case http.StatusUnprocessableEntity:
 		return ErrFailed
+	case http.StatusForbidden:
+		return ErrPermission
 	default:
 		return nil
 	}

@@ -27,6 +27,13 @@ const maxSocketPath = 107
 // mode of 0 means 0600. Abstract names ("@name") are listened on as they
 // are.
 func Listen(path string, mode os.FileMode) (net.Listener, error) {
+	return ListenGroup(path, mode, -1)
+}
+
+// ListenGroup is Listen that also gives the socket file the group gid
+// (before its mode), unless gid is -1. The file's mode only decides who
+// may connect; Server.Access decides what each peer may do.
+func ListenGroup(path string, mode os.FileMode, gid int) (net.Listener, error) {
 	if path == "" {
 		return nil, fmt.Errorf("listen unix: %w", &FieldError{Field: "path", Message: "empty socket path"})
 	}
@@ -54,6 +61,13 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 		return nil, err // a *net.OpError: "listen unix PATH: bind: …"
 	}
 	l.SetUnlinkOnClose(false)
+	if gid != -1 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			sockfile.Remove(path)
+			return nil, fmt.Errorf("listen unix %s: %w", path, err)
+		}
+	}
 	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
 		sockfile.Remove(path)

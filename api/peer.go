@@ -8,11 +8,13 @@ import (
 )
 
 // Peer is the process at the other end of an API connection, as the
-// kernel reports it (SO_PEERCRED) when the connection was made.
+// kernel recorded it when the connection was made: SO_PEERCRED for the
+// pid, effective uid and gid, SO_PEERGROUPS for the supplementary groups.
 type Peer struct {
-	PID int
-	UID int
-	GID int
+	PID    int
+	UID    int
+	GID    int
+	Groups []int // supplementary groups, not counting GID
 }
 
 type peerKey struct{}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,13 @@ type Server struct {
 	Log     zerolog.Logger
 	// Version is what GET /v1/version reports as the daemon's version.
 	Version string
+	// Access says which peers may use which routes; its zero value lets
+	// in root and the server's own uid only.
+	Access Access
+	// BodyTimeout bounds the reading of a request's body, from the end
+	// of its header (which ReadHeaderTimeout bounds); 0 means
+	// DefaultBodyTimeout. A client that is slower gets a 408.
+	BodyTimeout time.Duration
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -62,8 +70,14 @@ const (
 // maxBody bounds every request body.
 const maxBody = 1 << 20
 
-// route is one entry of the route table. Write routes change state: the
-// server logs who asked for them.
+// Timeouts of a request's header and body.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 10 * time.Second
+)
+
+// route is one entry of the route table. Write routes change state: only
+// admins may use them (see Access), and the server logs who asked.
 type route struct {
 	pattern string
 	write   bool
@@ -126,10 +140,22 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-// wrap turns a route into an http.Handler: it logs write requests with
+// wrap turns a route into an http.Handler: it checks the peer's access,
+// reads the body (bounded in size and time), logs write requests with
 // their peer and turns a returned error into the error answer.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, known := PeerFromContext(r.Context())
+		if err := s.Access.check(peer, known, r.Method+" "+r.URL.Path, rt.write); err != nil {
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.readBody(w, r); err != nil {
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, err)
+			return
+		}
 		if rt.write {
 			ev := s.Log.Info().Str("method", r.Method).Str("path", r.URL.Path)
 			logPeer(ev, r.Context()).Msg("api request")
@@ -138,6 +164,45 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// readBody reads the whole request body into memory, at most maxBody
+// bytes within BodyTimeout, and puts it back as r.Body. The deadline is
+// lifted once the body is in, so a long answer (a restart stream) still
+// notices a client that hangs up; after a failure it is left to expire
+// at once, so the server drops the connection instead of waiting for
+// the rest of the body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	timeout := s.BodyTimeout
+	if timeout <= 0 {
+		timeout = DefaultBodyTimeout
+	}
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) // fails only without a conn (tests)
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if deadline == nil && err == nil {
+		rc.SetReadDeadline(time.Time{})
+	} else if deadline == nil {
+		rc.SetReadDeadline(time.Now())
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	var (
+		tooBig *http.MaxBytesError
+		ne     net.Error
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return &FieldError{Message: fmt.Sprintf("request body: larger than %d bytes", tooBig.Limit)}
+	case errors.As(err, &ne) && ne.Timeout():
+		return &statusError{http.StatusRequestTimeout, fmt.Sprintf("request body: not received within %v", timeout)}
+	default:
+		return &FieldError{Message: fmt.Sprintf("request body: %v", err)}
+	}
 }
 
 // writeError is the one place an error becomes a status and a JSON body,
@@ -257,7 +322,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.Backend.Status(r.Context(), r.PathValue("name"))
+	name, err := unitName(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.Backend.Status(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -274,7 +343,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 		}
 		n = v
 	}
-	lines, err := s.Backend.Logs(r.Context(), r.PathValue("name"), n)
+	name, err := unitName(r)
+	if err != nil {
+		return err
+	}
+	lines, err := s.Backend.Logs(r.Context(), name, n)
 	if err != nil {
 		return err
 	}
@@ -285,13 +358,44 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxUnitName is the longest unit name, as systemd's UNIT_NAME_MAX.
+const maxUnitName = 255
+
+// unitName returns the {name} of r's path. A name the Client cannot send
+// (empty, ".", "..", with a slash or NUL, longer than maxUnitName) is a
+// FieldError: such a name reaches the server only %-escaped, and would
+// only ever be a path trick.
+func unitName(r *http.Request) (string, error) {
+	return checkUnitName(r.PathValue("name"))
+}
+
+// checkUnitName returns name if it can be a unit name, else a FieldError
+// for "unit".
+func checkUnitName(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", &FieldError{Field: "unit", Message: "empty unit name"}
+	case name == "." || name == "..":
+		return "", &FieldError{Field: "unit", Message: fmt.Sprintf("%q is not a unit name", name)}
+	case strings.ContainsAny(name, "/\x00"):
+		return "", &FieldError{Field: "unit", Message: fmt.Sprintf("%q: a unit name has no slash or NUL", name)}
+	case len(name) > maxUnitName:
+		return "", &FieldError{Field: "unit", Message: fmt.Sprintf("longer than %d bytes", maxUnitName)}
+	}
+	return name, nil
+}
+
 // simple serves a POST route whose body must be empty or {} and whose
 // answer is {}.
 func simple(w http.ResponseWriter, r *http.Request, op func(context.Context, string) error) error {
+	name, err := unitName(r)
+	if err != nil {
+		return err
+	}
 	if err := decodeBody(w, r, &struct{}{}); err != nil {
 		return err
 	}
-	if err := op(r.Context(), r.PathValue("name")); err != nil {
+	if err := op(r.Context(), name); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -323,11 +427,14 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) error {
+	name, err := unitName(r)
+	if err != nil {
+		return err
+	}
 	var opts RestartOptions
 	if err := decodeBody(w, r, &opts); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
 	if !opts.Wait {
 		if _, err := s.Backend.Restart(r.Context(), name, opts, func(Event) {}); err != nil {
 			return err
@@ -408,8 +515,10 @@ func (s *Server) Serve(l net.Listener) error {
 		base, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
 		s.srv = &http.Server{
-			Handler:           s.Handler(),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: s.Handler(),
+			// No ReadTimeout: it would also cut restart streams;
+			// wrap bounds each body instead (BodyTimeout).
+			ReadHeaderTimeout: DefaultHeaderTimeout,
 			IdleTimeout:       2 * time.Minute,
 			BaseContext:       func(net.Listener) context.Context { return base },
 			ConnContext:       withPeer,
