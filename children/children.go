@@ -33,7 +33,7 @@
 package children
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -429,35 +429,63 @@ func (s *fdSet) startReaders() []*lineReader {
 
 // lineReader calls fn with each line read from f until end of file or
 // until f is closed under it.
+//
+// Its buffer starts at lineBufMin bytes and grows, doubling, up to
+// MaxLine only while a longer line is pending; once it has drained after
+// a short read it is small again. A child that prints short lines costs
+// lineBufMin per stream, not MaxLine, and output without newlines is
+// handed on in pieces of MaxLine bytes: nothing here grows past MaxLine.
 type lineReader struct {
 	f    *os.File
 	fn   func(string)
 	done chan struct{}
 }
 
+// lineBufMin is the size of a lineReader's buffer between long lines.
+const lineBufMin = 4 << 10
+
 func (r *lineReader) run() {
 	defer live.Done()
 	defer close(r.done)
 	defer r.f.Close()
-	br := bufio.NewReaderSize(r.f, MaxLine)
-	split := false // the previous piece was a full buffer without newline
+	buf := make([]byte, lineBufMin)
+	n := 0         // buf[:n] is pending: the start of a line, no newline
+	split := false // the last piece delivered was MaxLine bytes without newline
 	for {
-		line, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			if !(split && len(line) == 1) { // not the newline ending a split line
-				r.fn(string(line[:len(line)-1]))
+		if n == len(buf) {
+			if len(buf) < MaxLine {
+				nb := make([]byte, min(2*len(buf), MaxLine))
+				copy(nb, buf[:n])
+				buf = nb
+			} else {
+				r.fn(string(buf))
+				n, split = 0, true
 			}
-			split = false
-		case errors.Is(err, bufio.ErrBufferFull):
-			r.fn(string(line))
-			split = true
-			continue
-		default: // io.EOF, or the file closed after the grace
-			if len(line) > 0 && err == io.EOF {
+		}
+		m, err := r.f.Read(buf[n:])
+		from := 0 // start of the next line
+		for i := n; ; {
+			j := bytes.IndexByte(buf[i:n+m], '\n')
+			if j < 0 {
+				break
+			}
+			line := buf[from : i+j]
+			if !(split && len(line) == 0) { // not the newline ending a split line
 				r.fn(string(line))
 			}
+			split = false
+			from = i + j + 1
+			i = from
+		}
+		n = copy(buf, buf[from:n+m])
+		if err != nil { // io.EOF, or the file closed after the grace
+			if n > 0 && err == io.EOF {
+				r.fn(string(buf[:n]))
+			}
 			return
+		}
+		if n == 0 && m < lineBufMin && len(buf) > lineBufMin {
+			buf = make([]byte, lineBufMin)
 		}
 	}
 }

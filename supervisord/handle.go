@@ -31,7 +31,7 @@ type handle struct {
 
 func newHandle(name string, svc *units.Service, socks []*units.Socket) *handle {
 	return &handle{name: name, reqs: make(chan *request), quit: make(chan struct{}),
-		logs: newLogRing(1000), socks: socks, svcSnapshot: svc}
+		logs: newLogRing(logBudget(svc)), socks: socks, svcSnapshot: svc}
 }
 
 type reqKind int

@@ -2,21 +2,29 @@ package supervisord
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sockd/sockd/api"
 )
 
-func TestLogRing(t *testing.T) {
-	r := newLogRing(3)
+// lineCost is what a line costs a logRing's budget.
+func lineCost(l api.LogLine) int { return logHeader + len(l.Stream) + len(l.Line) }
+
+func TestLogRingEviction(t *testing.T) {
+	per := lineCost(api.LogLine{Stream: "stdout", Line: "00"})
+	r := newLogRing(3 * per)
 	if got := r.last(10); len(got) != 0 {
 		t.Fatalf("empty ring: %v", got)
 	}
 	for i := range 7 {
-		r.add(api.LogLine{Line: fmt.Sprint(i)})
+		r.add(api.LogLine{Stream: "stdout", Line: fmt.Sprintf("%02d", i)})
 		var want []string
 		for j := max(0, i-2); j <= i; j++ {
-			want = append(want, fmt.Sprint(j))
+			want = append(want, fmt.Sprintf("%02d", j))
 		}
 		var got []string
 		for _, l := range r.last(10) {
@@ -26,7 +34,138 @@ func TestLogRing(t *testing.T) {
 			t.Fatalf("after %d lines: %v, want %v", i+1, got, want)
 		}
 	}
-	if got := r.last(2); got[0].Line != "5" || got[1].Line != "6" {
+	if got := r.last(2); len(got) != 2 || got[0].Line != "05" || got[1].Line != "06" {
 		t.Fatalf("last(2) = %v", got)
 	}
+	// A longer line evicts as many old ones as it takes.
+	r.add(api.LogLine{Stream: "stdout", Line: strings.Repeat("z", 2*per+2)}) // costs the whole budget
+	if got := r.last(10); len(got) != 1 || len(got[0].Line) != 2*per+2 {
+		t.Fatalf("after a long line: %v", got)
+	}
+}
+
+func TestLogRingFields(t *testing.T) {
+	r := newLogRing(4 << 10)
+	now := time.Now()
+	in := []api.LogLine{
+		{Time: now, Pid: 4194304, Stream: "stderr", Line: "boom"},
+		{Time: now.Add(time.Second), Pid: 1, Stream: "stdout", Line: ""},
+		{Stream: "other", Line: "x"},
+	}
+	for _, l := range in {
+		r.add(l)
+	}
+	got := r.last(-1)
+	if len(got) != 0 {
+		t.Fatalf("last(-1) = %v", got)
+	}
+	got = r.last(3)
+	for i, l := range got {
+		w := in[i]
+		if !l.Time.Equal(w.Time) || l.Pid != w.Pid || l.Stream != w.Stream || l.Line != w.Line {
+			t.Errorf("line %d: %+v, want %+v", i, l, w)
+		}
+	}
+}
+
+func TestLogRingTruncates(t *testing.T) {
+	const budget = 4 << 10
+	r := newLogRing(budget)
+	r.add(api.LogLine{Stream: "stdout", Line: "before"})
+	r.add(api.LogLine{Stream: "stdout", Line: strings.Repeat("a", 64<<10)})
+	got := r.last(1000)
+	if len(got) != 1 || lineCost(got[0]) != budget || strings.Trim(got[0].Line, "a") != "" {
+		t.Fatalf("a line past the budget: %d lines, first costs %d", len(got), lineCost(got[0]))
+	}
+	if len(r.buf) > budget {
+		t.Errorf("buffer of %d bytes for a budget of %d", len(r.buf), budget)
+	}
+}
+
+// TestLogRingModel checks the ring against a plain slice of lines under
+// random lines and budget changes: same lines, and never more bytes than
+// the budget, held or returned.
+func TestLogRingModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	budget := 8 << 10
+	r := newLogRing(budget)
+	var model []api.LogLine
+	used := func() int {
+		n := 0
+		for _, l := range model {
+			n += lineCost(l)
+		}
+		return n
+	}
+	for i := range 5000 {
+		if rng.IntN(200) == 0 {
+			budget = (4 + rng.IntN(16)) << 10
+			r.setBudget(budget)
+		} else {
+			l := api.LogLine{Time: time.Unix(int64(i), 0), Pid: i, Stream: []string{"stdout", "stderr"}[rng.IntN(2)],
+				Line: strings.Repeat(string(rune('a'+i%26)), rng.IntN(3000))}
+			if rng.IntN(500) == 0 {
+				l.Line = strings.Repeat("L", 20000)
+			}
+			r.add(l)
+			if max := budget - logHeader - len(l.Stream); len(l.Line) > max {
+				l.Line = l.Line[:max]
+			}
+			model = append(model, l)
+		}
+		for used() > budget {
+			model = model[1:]
+		}
+		n := rng.IntN(len(model) + 2)
+		got, want := r.last(n), model[max(0, len(model)-n):]
+		if len(got) != len(want) {
+			t.Fatalf("step %d: last(%d) has %d lines, want %d", i, n, len(got), len(want))
+		}
+		size := 0
+		for j := range got {
+			if got[j].Line != want[j].Line || got[j].Pid != want[j].Pid || got[j].Stream != want[j].Stream || !got[j].Time.Equal(want[j].Time) {
+				t.Fatalf("step %d: line %d differs", i, j)
+			}
+			size += lineCost(got[j])
+		}
+		if size > budget || len(r.buf) > budget {
+			t.Fatalf("step %d: returned %d bytes, holds %d, budget %d", i, size, len(r.buf), budget)
+		}
+	}
+}
+
+func TestLogRingConcurrent(t *testing.T) {
+	r := newLogRing(16 << 10)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				r.add(api.LogLine{Pid: w, Stream: "stdout", Line: fmt.Sprintf("%d %d %s", w, i, strings.Repeat("x", i%300))})
+			}
+		}()
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				size := 0
+				for _, l := range r.last(1000) {
+					var w, i int
+					if _, err := fmt.Sscanf(l.Line, "%d %d", &w, &i); err != nil || w != l.Pid {
+						t.Errorf("torn line %q (pid %d)", l.Line, l.Pid)
+						return
+					}
+					size += lineCost(l)
+				}
+				if size > 16<<10 {
+					t.Errorf("last returned %d bytes", size)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

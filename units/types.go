@@ -289,6 +289,10 @@ type Service struct {
 	// a restart counts it ready. 0 means ready at once (systemd's
 	// Type=simple behaviour).
 	ReadyAfter time.Duration
+	// LogBufferBytes is the sockd extension X-LogBufferBytes=: the bytes
+	// of output lines sockd keeps for `sockctl logs` (0: the default,
+	// 1 MiB).
+	LogBufferBytes int
 
 	// Options of the service's life (units/lifecycle.go).
 
