@@ -21,7 +21,8 @@ import (
 // reload reads the unit directory and brings the running units in line:
 // new units start, removed ones stop, changed services apply at their
 // next start, changed sockets re-open. A unit whose files now have errors
-// keeps running as it was. Units to remove (and those whose sockets
+// (or are refused as writable by a user other than root) keeps running
+// as it was. Units to remove (and those whose sockets
 // change, which must close before they re-open) stop concurrently,
 // bounded by ctx, by Shutdown, and each by twice its TimeoutStopSec=.
 func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
@@ -31,7 +32,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	if err := d.life.Err(); err != nil {
 		return res, fmt.Errorf("reload: sockd is shutting down: %w", api.ErrConflict)
 	}
-	set, diags, err := units.LoadDir(d.cfg.UnitsDir)
+	set, diags, err := units.LoadOptions{AllowUntrusted: d.cfg.AllowUntrustedUnits}.LoadDir(d.cfg.UnitsDir)
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
 	}
@@ -78,7 +79,6 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
 		case !reflect.DeepEqual(old.svcSnapshot, svc):
 			old.svcSnapshot = svc
-			old.logs.setBudget(logBudget(svc)) // X-LogBufferBytes=
 			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
 				res.Changed = append(res.Changed, name)
 			}

@@ -3,6 +3,7 @@ package units
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"strings"
 	"unicode/utf8"
 )
@@ -22,14 +23,23 @@ type rawOption struct {
 const maxLineLen = 1 << 20
 
 // lexFile reads path (see readUnitFile) and lexes it. masked is set,
-// with no options, for a masked file.
-func lexFile(path, unit string) (opts []rawOption, diags Diagnostics, masked string, err error) {
-	data, masked, err := readUnitFile(path)
+// with no options, for a masked file. A file a user other than root can
+// write is refused with an *untrustedError, or read with a warning in
+// diags when AllowUntrusted (see trust.go).
+func (l *loader) lexFile(path, unit string) (opts []rawOption, diags Diagnostics, masked string, err error) {
+	data, masked, err := readUnitFile(path, func(st fs.FileInfo) error {
+		err := l.trust.untrusted(path, st)
+		if d, ok := trustDiag(path, unit, err); ok && d.Severity == Warning {
+			diags = append(diags, d)
+			return nil
+		}
+		return err
+	})
 	if err != nil || masked != "" {
-		return nil, nil, masked, err
+		return nil, diags, masked, err
 	}
-	opts, diags = lex(path, unit, data)
-	return opts, diags, "", nil
+	opts, ds := lex(path, unit, data)
+	return opts, append(diags, ds...), "", nil
 }
 
 // lex splits a unit file into sections and assignments as systemd's

@@ -26,10 +26,12 @@ type loader struct {
 	// instanceOf holds the files instance sockets were read from: a
 	// template is checked on its own only when no instance was.
 	instanceOf map[string]bool
+	trust      trustPolicy
 }
 
-func newLoader(dir string) *loader {
+func newLoader(dir string, o LoadOptions) *loader {
 	return &loader{
+		trust:      newTrustPolicy(o),
 		set:        &Set{Dir: dir, Services: map[string]*Service{}, Sockets: map[string]*Socket{}},
 		failed:     map[string]bool{},
 		masked:     map[string]bool{},
@@ -42,34 +44,45 @@ func newLoader(dir string) *loader {
 // dropInFiles lists the *.conf files of the drop-in directories of the
 // unit name beside dir, sorted by file name; for an instance, the
 // template's directory comes first and a file of the instance's
-// directory replaces one of the same name.
-func dropInFiles(dir string, n unitName) ([]string, error) {
+// directory replaces one of the same name. diags are the errors of
+// directories that cannot be read or are untrusted (see trust.go),
+// reported against file, the unit's file, or the directory.
+func (l *loader) dropInFiles(dir, file string, n unitName) (files []string, diags Diagnostics) {
 	dirs := []string{n.Full + ".d"}
 	if n.Instance != "" {
 		dirs = []string{n.Prefix + "@." + n.Suffix + ".d", n.Full + ".d"}
 	}
 	byName := map[string]string{}
 	for _, d := range dirs {
-		ents, err := os.ReadDir(filepath.Join(dir, d))
+		p := filepath.Join(dir, d)
+		ents, untrusted, err := l.trust.readDir(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read drop-in directory %s: %w", filepath.Join(dir, d), err)
+			diags = append(diags, Diagnostic{File: file, Line: 1, Unit: n.Full, Severity: Error,
+				Msg: fmt.Sprintf("read drop-in directory %s: %v", p, bareError(err))})
+			continue
+		}
+		if td, ok := trustDiag(p, n.Full, untrusted); ok {
+			diags = append(diags, td)
+			if td.Severity == Error {
+				continue
+			}
 		}
 		for _, e := range ents {
 			if !strings.HasSuffix(e.Name(), ".conf") {
 				continue
 			}
-			p := filepath.Join(dir, d, e.Name())
-			if st, err := os.Stat(p); err != nil || st.IsDir() {
+			f := filepath.Join(p, e.Name())
+			if st, err := os.Stat(f); err != nil || st.IsDir() {
 				continue
 			}
-			byName[e.Name()] = p
+			byName[e.Name()] = f
 		}
 	}
 	if len(byName) == 0 {
-		return nil, nil
+		return nil, diags
 	}
 	names := make([]string, 0, len(byName))
 	for k := range byName {
@@ -80,7 +93,7 @@ func dropInFiles(dir string, n unitName) ([]string, error) {
 	for i, k := range names {
 		out[i] = byName[k]
 	}
-	return out, nil
+	return out, diags
 }
 
 // loadUnit reads, merges and builds the unit in path; units with errors
@@ -153,23 +166,22 @@ func (l *loader) load(base, file, dropDir string) {
 // errors (or is masked).
 func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagnostics, ok bool) {
 	base := n.Full
-	opts, diags, masked, err := lexFile(file, base)
+	opts, diags, masked, err := l.lexFile(file, base)
 	if err != nil {
-		return nil, Diagnostics{{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", err)}}, false
+		return nil, append(diags, readDiag(file, base, "unit", err)), false
 	}
 	if masked != "" {
 		l.masked[base] = true
-		return nil, Diagnostics{{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit is masked (%s)", masked)}}, false
+		return nil, append(diags, Diagnostic{File: file, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("unit is masked (%s)", masked)}), false
 	}
-	dropIns, err := dropInFiles(dropDir, n)
-	if err != nil {
-		diags = append(diags, Diagnostic{File: file, Line: 1, Unit: base, Severity: Error, Msg: err.Error()})
-	}
+	dropIns, ds := l.dropInFiles(dropDir, file, n)
+	diags = append(diags, ds...)
 	var merged []string
 	for _, d := range dropIns {
-		o, ds, masked, err := lexFile(d, base)
+		o, ds, masked, err := l.lexFile(d, base)
+		diags = append(diags, ds...)
 		if err != nil {
-			diags = append(diags, Diagnostic{File: d, Line: 1, Unit: base, Severity: Error, Msg: fmt.Sprintf("cannot read drop-in: %v", err)})
+			diags = append(diags, readDiag(d, base, "drop-in", err))
 			continue
 		}
 		if masked != "" {
@@ -179,7 +191,6 @@ func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagno
 		}
 		merged = append(merged, d)
 		opts = append(opts, o...)
-		diags = append(diags, ds...)
 	}
 	var bd Diagnostics
 	switch n.Suffix {
@@ -192,6 +203,15 @@ func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagno
 	}
 	diags = append(diags, bd...)
 	return unit, diags, diags.Err() == nil
+}
+
+// readDiag is the error diagnostic of a unit file or drop-in (what) that
+// could not be read, or was refused as untrusted.
+func readDiag(file, unit, what string, err error) Diagnostic {
+	if d, ok := trustDiag(file, unit, err); ok {
+		return d
+	}
+	return Diagnostic{File: file, Line: 1, Unit: unit, Severity: Error, Msg: fmt.Sprintf("cannot read %s: %v", what, err)}
 }
 
 func (l *loader) fail(d Diagnostic) {
@@ -269,14 +289,14 @@ func (l *loader) link() {
 // and the warnings of its own drop-ins (the template's were reported
 // with the template).
 func (l *loader) instantiate(t *Service, n unitName) (*Service, Diagnostics) {
-	files, err := dropInFiles(filepath.Dir(t.File), n)
-	if err != nil {
-		return nil, Diagnostics{{File: t.File, Line: 1, Unit: n.Full, Severity: Error, Msg: err.Error()}}
+	files, dirDiags := l.dropInFiles(filepath.Dir(t.File), t.File, n)
+	if dirDiags.Err() != nil {
+		return nil, dirDiags
 	}
 	own := n.Full + ".d"
 	if !slices.ContainsFunc(files, func(f string) bool { return filepath.Base(filepath.Dir(f)) == own }) {
 		inst, bd := t.instantiate(n, t.DropIns, t.raw)
-		return inst, bd.Errors()
+		return inst, append(dirDiags, bd.Errors()...)
 	}
 	// The template's file, then each drop-in in order: the template's
 	// from t.raw, the instance's read now.
@@ -287,7 +307,7 @@ func (l *loader) instantiate(t *Service, n unitName) (*Service, Diagnostics) {
 	var (
 		opts   []rawOption
 		merged []string
-		diags  Diagnostics
+		diags  = dirDiags
 	)
 	for _, o := range t.raw {
 		if o.File == t.File {
@@ -307,14 +327,14 @@ func (l *loader) instantiate(t *Service, n unitName) (*Service, Diagnostics) {
 		if filepath.Base(filepath.Dir(f)) != own {
 			continue // a masked drop-in of the template
 		}
-		o, ds, masked, err := lexFile(f, n.Full)
+		o, ds, masked, err := l.lexFile(f, n.Full)
+		diags = append(diags, ds...)
 		switch {
 		case err != nil:
-			diags = append(diags, Diagnostic{File: f, Line: 1, Unit: n.Full, Severity: Error, Msg: fmt.Sprintf("cannot read drop-in: %v", err)})
+			diags = append(diags, readDiag(f, n.Full, "drop-in", err))
 		case masked == "":
 			opts = append(opts, o...)
 			merged = append(merged, f)
-			diags = append(diags, ds...)
 		}
 	}
 	inst, bd := t.instantiate(n, merged, opts)
@@ -448,19 +468,34 @@ const WantsDir = "sockets.target.wants"
 // dir/sockets.target.wants (see WantsDir); each activates app@x.service,
 // instantiated from app@.service unless dir has app@x.service. A unit
 // with an error is left out of the Set, and so is a socket whose service
-// is left out; the others load. The returned error is for a directory
+// is left out; the others load. When sockd runs as root, a file or
+// directory a user other than root can write is an error for the units
+// read from it (see LoadOptions). The returned error is for a directory
 // that cannot be read at all.
 func LoadDir(dir string) (*Set, Diagnostics, error) {
-	ents, err := os.ReadDir(dir)
+	return LoadOptions{}.LoadDir(dir)
+}
+
+func (l *loader) loadDir(dir string) (*Set, Diagnostics, error) {
+	ents, untrusted, err := l.trust.readDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load units %s: %w", dir, err)
 	}
-	l := newLoader(dir)
 	for _, e := range ents {
 		if !isUnitFile(e.Name()) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		// One diagnostic for each unit, all the same text: a reload
+		// keeps each of them running as it was.
+		if d, ok := trustDiag(dir, e.Name(), untrusted); ok {
+			if d.Severity == Error {
+				l.paths[e.Name()] = p
+				l.fail(d)
+				continue
+			}
+			l.diags = append(l.diags, d)
+		}
 		st, err := os.Stat(p)
 		if err != nil {
 			l.fail(Diagnostic{File: p, Line: 1, Unit: e.Name(), Severity: Error, Msg: fmt.Sprintf("cannot read unit: %v", bareError(err))})
@@ -471,7 +506,10 @@ func LoadDir(dir string) (*Set, Diagnostics, error) {
 		}
 		l.loadUnit(p)
 	}
-	l.loadWants(dir)
+	if l.trust.allow {
+		untrusted = nil // warned about with each unit
+	}
+	l.loadWants(dir, untrusted)
 	set, diags := l.finish()
 	return set, diags, nil
 }
@@ -479,10 +517,12 @@ func LoadDir(dir string) (*Set, Diagnostics, error) {
 // loadWants makes the instances named in dir/sockets.target.wants from
 // the templates of dir. An instance that dir has as a file or link of
 // its own is that one; the entry's target is never read (systemd too
-// goes by the name of a link in a .wants directory).
-func (l *loader) loadWants(dir string) {
+// goes by the name of a link in a .wants directory). refused, when not
+// nil, is the *untrustedError that refused dir: each instance is then
+// refused with it, as is each when the .wants directory is untrusted.
+func (l *loader) loadWants(dir string, refused error) {
 	wdir := filepath.Join(dir, WantsDir)
-	ents, err := os.ReadDir(wdir)
+	ents, untrusted, err := l.trust.readDir(wdir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return
 	}
@@ -506,6 +546,19 @@ func (l *loader) loadWants(dir string) {
 				Msg: fmt.Sprintf("ignored: sockd reads only instances of socket templates (NAME@INSTANCE.socket) from %s, and %s is not in the unit directory", WantsDir, name)})
 			continue
 		}
+		if d, ok := trustDiag(dir, name, refused); ok {
+			l.paths[name] = p
+			l.fail(d)
+			continue
+		}
+		if d, ok := trustDiag(wdir, name, untrusted); ok {
+			if d.Severity == Error {
+				l.paths[name] = p
+				l.fail(d)
+				continue
+			}
+			l.diags = append(l.diags, d)
+		}
 		tpl := n.Prefix + "@.socket"
 		file, ok := l.templates[tpl]
 		if !ok {
@@ -521,9 +574,13 @@ func (l *loader) loadWants(dir string) {
 // LoadFiles reads the named unit files (and their drop-ins beside them)
 // as LoadDir does, and the units they name that live beside them: the
 // service of a socket (and its template), the sockets in a service's
-// Sockets=.
+// Sockets=. The directory of the files is not checked as LoadDir checks
+// its directory; the files and their drop-in directories are.
 func LoadFiles(paths ...string) (*Set, Diagnostics, error) {
-	l := newLoader("")
+	return LoadOptions{}.LoadFiles(paths...)
+}
+
+func (l *loader) loadFiles(paths []string) (*Set, Diagnostics, error) {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -595,6 +652,11 @@ func (l *loader) loadSiblings() {
 // together as LoadFiles does; each directory as LoadDir does. The error
 // is for a path that cannot be read at all.
 func Verify(paths ...string) (Diagnostics, error) {
+	return LoadOptions{}.Verify(paths...)
+}
+
+// Verify is Verify with the options o.
+func (o LoadOptions) Verify(paths ...string) (Diagnostics, error) {
 	var (
 		all   Diagnostics
 		files []string
@@ -608,14 +670,14 @@ func Verify(paths ...string) (Diagnostics, error) {
 			files = append(files, p)
 			continue
 		}
-		_, ds, err := LoadDir(p)
+		_, ds, err := o.LoadDir(p)
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		all = append(all, ds...)
 	}
 	if len(files) > 0 {
-		_, ds, err := LoadFiles(files...)
+		_, ds, err := o.LoadFiles(files...)
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}

@@ -20,12 +20,14 @@ const maxUnitFileSize = 4 << 20
 // so a link to /dev/zero or to a FIFO can neither hang nor exhaust
 // memory, and the file opened is checked again (O_NONBLOCK, fstat) in
 // case it was replaced in between. Files over maxUnitFileSize are
-// refused.
+// refused. check, if not nil, is given the fstat of the file opened
+// before it is read; its error is returned as is. Checking the opened
+// file, not the path, leaves no time to swap the file in between.
 //
 // As in systemd, a link to /dev/null and an empty file are masked: then
 // masked says which, and data is nil. The error, if any, has no path in
 // it: callers put the path in the Diagnostic.
-func readUnitFile(path string) (data []byte, masked string, err error) {
+func readUnitFile(path string, check func(fs.FileInfo) error) (data []byte, masked string, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, "", bareError(err)
@@ -50,6 +52,11 @@ func readUnitFile(path string) (data []byte, masked string, err error) {
 	}
 	if err := checkRegular(st); err != nil {
 		return nil, "", err
+	}
+	if check != nil {
+		if err := check(st); err != nil {
+			return nil, "", err
+		}
 	}
 	if st.Size() > maxUnitFileSize {
 		return nil, "", fmt.Errorf("file too large: %d bytes, a unit file may have at most %d (4 MiB)", st.Size(), maxUnitFileSize)

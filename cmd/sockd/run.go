@@ -25,8 +25,8 @@ import (
 // version is set by the build (-ldflags "-X main.version=…").
 var version = "dev"
 
-const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL]
-       sockd verify DIR|FILE...
+const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL] [--allow-untrusted-units]
+       sockd verify [--allow-untrusted-units] DIR|FILE...
 
 sockd owns the sockets declared in the unit files of DIR (env SOCKD_UNITS)
 and starts each service on its first connection. The control API listens
@@ -43,12 +43,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	unitsDir := fs.String("units", envOr("SOCKD_UNITS", "/etc/sockd/units"), "directory of unit files")
 	apiPath := fs.String("api", envOr("SOCKD_API", api.DefaultPath), "control socket path")
-	apiMode := fs.String("api-mode", "", "control socket file mode (default 0600, 0660 with --api-group)")
-	apiAccess := addAPIAccessFlags(fs)
+	apiMode := fs.String("api-mode", "0600", "control socket file mode")
 	logFormat := fs.String("log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets; it and its parents must be searchable by every user (default: /run/sockd as root, else a temporary directory)")
 	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
+	allowUntrusted := fs.Bool("allow-untrusted-units", false, allowUntrustedHelp)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, nil
@@ -59,9 +59,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		fmt.Fprint(stderr, usage)
 		return 2, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	apiSock, err := apiAccess.resolve(*apiMode)
-	if err != nil {
-		return 2, err
+	var mode uint32
+	if _, err := fmt.Sscanf(*apiMode, "%o", &mode); err != nil {
+		return 2, fmt.Errorf("--api-mode %q: not an octal mode", *apiMode)
 	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -80,11 +80,11 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err := children.BecomeSubreaper(); err != nil {
 		log.Warn().Err(err).Msg("not the child subreaper: Type=forking main processes are watched without their exit status")
 	}
-	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, RuntimeDir: *runDir, Log: log})
+	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log})
 	if err := d.Open(); err != nil {
 		return 1, err
 	}
-	l, err := api.ListenGroup(*apiPath, apiSock.mode, apiSock.gid)
+	l, err := api.Listen(*apiPath, os.FileMode(mode))
 	if err != nil {
 		d.Shutdown(context.Background())
 		return 1, err
@@ -96,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access}
+	srv := &api.Server{Backend: d, Log: log, Version: version}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	// Loading parsed every unit file: hand the garbage back to the kernel
@@ -208,14 +208,28 @@ func logNofile(log zerolog.Logger) {
 	}
 }
 
+// allowUntrustedHelp is the help of --allow-untrusted-units.
+const allowUntrustedHelp = "as root, load unit files and directories that a user other than root can write, with a warning, instead of refusing them (for development)"
+
 // verify prints every problem of the named unit files or directories as
 // file:line: message; exit 1 when any is an error.
-func verify(paths []string, stdout, stderr io.Writer) (int, error) {
+func verify(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("sockd verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	allowUntrusted := fs.Bool("allow-untrusted-units", false, allowUntrustedHelp)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, nil
+		}
+		return 2, nil
+	}
+	paths := fs.Args()
 	if len(paths) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2, nil
 	}
-	diags, err := units.Verify(paths...)
+	diags, err := units.LoadOptions{AllowUntrusted: *allowUntrusted}.Verify(paths...)
 	if err != nil {
 		return 1, err
 	}

@@ -86,3 +86,33 @@ func TestVerifySocketLoadsSiblings(t *testing.T) {
 		t.Errorf("code %d, output %q, want %q", code, out.String(), want)
 	}
 }
+
+// As root, `sockd verify` refuses a unit file another user can write;
+// --allow-untrusted-units makes that a warning.
+func TestVerifyUntrusted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: sockd checks the unit directory only as root")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app.service")
+	if err := os.WriteFile(p, []byte("[Service]\nExecStart=/bin/true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"verify", dir}, 1, p + ": owned by uid 65534, mode 0644: writable by a user other than root; refused (--allow-untrusted-units overrides)\n"},
+		{[]string{"verify", "--allow-untrusted-units", dir}, 0, p + ": warning: owned by uid 65534, mode 0644: writable by a user other than root; allowed by --allow-untrusted-units\n"},
+	} {
+		var out, errb bytes.Buffer
+		code, err := run(tc.args, &out, &errb)
+		if err != nil || code != tc.code || out.String() != tc.want {
+			t.Errorf("%q: exit %d, %v, output:\n%s%s\nwant exit %d, output:\n%s", tc.args, code, err, out.String(), errb.String(), tc.code, tc.want)
+		}
+	}
+}
