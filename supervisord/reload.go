@@ -79,6 +79,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
 		case !reflect.DeepEqual(old.svcSnapshot, svc):
 			old.svcSnapshot = svc
+			old.logs.setBudget(logBudget(svc)) // X-LogBufferBytes=
 			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
 				res.Changed = append(res.Changed, name)
 			}

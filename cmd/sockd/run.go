@@ -43,7 +43,8 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	unitsDir := fs.String("units", envOr("SOCKD_UNITS", "/etc/sockd/units"), "directory of unit files")
 	apiPath := fs.String("api", envOr("SOCKD_API", api.DefaultPath), "control socket path")
-	apiMode := fs.String("api-mode", "0600", "control socket file mode")
+	apiMode := fs.String("api-mode", "", "control socket file mode (default 0600, 0660 with --api-group)")
+	apiAccess := addAPIAccessFlags(fs)
 	logFormat := fs.String("log-format", "auto", "auto (console on a terminal, else JSON), json or console")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets; it and its parents must be searchable by every user (default: /run/sockd as root, else a temporary directory)")
@@ -59,9 +60,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		fmt.Fprint(stderr, usage)
 		return 2, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	var mode uint32
-	if _, err := fmt.Sscanf(*apiMode, "%o", &mode); err != nil {
-		return 2, fmt.Errorf("--api-mode %q: not an octal mode", *apiMode)
+	apiSock, err := apiAccess.resolve(*apiMode)
+	if err != nil {
+		return 2, err
 	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -84,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err := d.Open(); err != nil {
 		return 1, err
 	}
-	l, err := api.Listen(*apiPath, os.FileMode(mode))
+	l, err := api.ListenGroup(*apiPath, apiSock.mode, apiSock.gid)
 	if err != nil {
 		d.Shutdown(context.Background())
 		return 1, err
@@ -96,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version}
+	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	// Loading parsed every unit file: hand the garbage back to the kernel
