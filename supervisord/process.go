@@ -101,7 +101,14 @@ const tailLines = 20
 
 func (p *proc) Pid() int { return int(p.pid.Load()) }
 
+// tailLineMax bounds each line a failed restart reports: 20 lines of up
+// to 64 KiB each would hold 1.25 MiB per process.
+const tailLineMax = 1024
+
 func (p *proc) addTail(line string) {
+	if len(line) > tailLineMax {
+		line = strings.Clone(line[:tailLineMax]) // not the 64 KiB it came in
+	}
 	p.tailMu.Lock()
 	defer p.tailMu.Unlock()
 	if len(p.tail) == tailLines {
