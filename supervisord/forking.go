@@ -24,6 +24,9 @@ import (
 // maxPIDFile bounds what sockd reads of a PID file.
 const maxPIDFile = 64
 
+// errPIDFileEmpty is a PID file created but not written yet.
+var errPIDFileEmpty = errors.New("empty")
+
 // forked follows the clean exit of a forking service's first process:
 // it adopts the main process, which is then ready.
 func (u *unit) forked(p *proc) {
@@ -33,10 +36,10 @@ func (u *unit) forked(p *proc) {
 	}
 	u.pids.remove(p.Pid(), u)
 	pid, err := u.forkedMainPID()
-	if errors.Is(err, fs.ErrNotExist) && !p.pidWaited {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errPIDFileEmpty) {
 		// As systemd: the daemon may write it a little after its parent
-		// exited; wait for it, within TimeoutStartSec= (evStartTimeout).
-		p.pidWaited = true
+		// exited (created empty, then written); wait for it, within
+		// TimeoutStartSec= (evStartTimeout ends the wait).
 		if werr := u.waitPIDFile(p); werr == nil {
 			return
 		}
@@ -104,8 +107,9 @@ func (u *unit) waitPIDFile(p *proc) error {
 	go func() {
 		defer u.helpers.Done()
 		defer w.Close()
-		// It may have come between the read and the watch.
-		if _, err := os.Lstat(path); err == nil {
+		// It may have come between the read and the watch (empty, it
+		// is being written: wait for the write).
+		if fi, err := os.Lstat(path); err == nil && fi.Size() > 0 {
 			u.send(event{kind: evExit, p: p})
 			return
 		}
@@ -167,6 +171,9 @@ func readPIDFile(path string) (int, error) {
 	}
 	if len(b) > maxPIDFile {
 		return 0, fmt.Errorf("PIDFile=%s: longer than %d bytes", path, maxPIDFile)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return 0, fmt.Errorf("PIDFile=%s: %w", path, errPIDFileEmpty)
 	}
 	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
 	if err != nil || pid <= 1 {

@@ -68,17 +68,15 @@ type proc struct {
 	ready    bool
 	starter  bool // Type=forking's first process, not yet replaced by the main one
 	startPid int  // Type=forking: the first process's pid, once replaced
-	// pidWait stops the wait for a Type=forking PID file; pidWaited is
-	// set once sockd has waited for it (it waits once).
-	pidWait   context.CancelFunc
-	pidWaited bool
-	stopping  bool // sockd asked it to stop
-	killed    bool // SIGKILL sent after TimeoutStopSec=
-	exited    bool
-	timedOut  bool // not ready within TimeoutStartSec=
-	watchdog  bool // missed its watchdog
-	mainPid   int  // MAINPID= from sd_notify, else the pid
-	status    string
+	// pidWait stops the wait for a Type=forking PID file.
+	pidWait  context.CancelFunc
+	stopping bool // sockd asked it to stop
+	killed   bool // SIGKILL sent after TimeoutStopSec=
+	exited   bool
+	timedOut bool // not ready within TimeoutStartSec=
+	watchdog bool // missed its watchdog
+	mainPid  int  // MAINPID= from sd_notify, else the pid
+	status   string
 
 	startTok   token         // TimeoutStartSec= or X-ReadyAfterSec=
 	stopTok    token         // TimeoutStopSec=
