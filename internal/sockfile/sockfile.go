@@ -34,18 +34,9 @@ const dialTimeout = 2 * time.Second
 //     even to a socket, included); it is never removed;
 //   - any other error of lstat, connect or unlink, with the path.
 func RemoveStale(path string) error {
-	if abstract(path) {
-		return nil
-	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	fi, err := socketAt(path)
+	if fi == nil || err != nil {
 		return err
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return notSocket(path, fi)
 	}
 	c, err := net.DialTimeout("unix", path, dialTimeout)
 	switch {
@@ -81,18 +72,8 @@ func RemoveStale(path string) error {
 // error wrapping fs.ErrExist, without removing anything, if path is not a
 // socket (a symlink included).
 func Remove(path string) error {
-	if abstract(path) {
-		return nil
-	}
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if fi, err := socketAt(path); fi == nil || err != nil {
 		return err
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return notSocket(path, fi)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -127,4 +108,24 @@ func kind(m fs.FileMode) string {
 		return "a character device"
 	}
 	return "a " + m.Type().String() + " file"
+}
+
+// socketAt returns the socket file at path: nil and nil for an abstract
+// name or no file, an error wrapping fs.ErrExist for a file that is not
+// a socket (a symlink included).
+func socketAt(path string) (fs.FileInfo, error) {
+	if abstract(path) {
+		return nil, nil
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return nil, notSocket(path, fi)
+	}
+	return fi, nil
 }
