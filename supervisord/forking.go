@@ -79,9 +79,7 @@ func (u *unit) forkFailed(p *proc, err error) {
 	p.exited = true
 	u.slots[p.slot] = nil
 	u.result, u.lastExit = "protocol", err.Error()
-	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
-		u.finishJob(err.Error())
-	}
+	u.finishStart(err.Error())
 	if u.running() == 0 {
 		u.cancelHelper()
 		u.afterLastExit(p, p.p.Exit())

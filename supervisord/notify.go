@@ -211,10 +211,7 @@ func (u *unit) refuseMainPID(n children.Notification, pid int) string {
 // hasProcess reports whether pid is one of the unit's processes or in
 // the process group of one.
 func (u *unit) hasProcess(pid int) bool {
-	all := append(append([]*proc{}, u.slots...), u.draining...)
-	if u.job != nil && u.job.newProc != nil {
-		all = append(all, u.job.newProc)
-	}
+	all := u.processes()
 	pgid, err := getpgid(pid)
 	for _, p := range all {
 		if p == nil {
@@ -242,10 +239,7 @@ func (u *unit) notifySender(pid int) *proc {
 	if access == "" || access == units.NotifyNone || pid <= 0 {
 		return nil
 	}
-	all := append(append([]*proc{}, u.slots...), u.draining...)
-	if u.job != nil && u.job.newProc != nil {
-		all = append(all, u.job.newProc)
-	}
+	all := u.processes()
 	for _, p := range all {
 		if p != nil && (p.mainPid == pid || p.Pid() == pid) {
 			return p
@@ -264,4 +258,14 @@ func (u *unit) notifySender(pid int) *proc {
 		}
 	}
 	return nil
+}
+
+// processes lists every live process of the unit: its slots (nil for an
+// empty one), those draining, and a restart's new one.
+func (u *unit) processes() []*proc {
+	all := append(append([]*proc{}, u.slots...), u.draining...)
+	if u.job != nil && u.job.newProc != nil {
+		all = append(all, u.job.newProc)
+	}
+	return all
 }

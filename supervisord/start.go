@@ -115,9 +115,7 @@ func (u *unit) beginStart(why string) {
 		err := fmt.Errorf("assertion failed: %s", conditionText(failed))
 		u.log.Error().Err(err).Msg("start failed")
 		u.result, u.lastExit = "assert", err.Error()
-		if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
-			u.finishJob(err.Error())
-		}
+		u.finishStart(err.Error())
 		u.rest() // nothing ran: no ExecStopPost=
 		return
 	} else if unmet != nil {
@@ -141,9 +139,7 @@ func (u *unit) beginStart(why string) {
 // startPre runs ExecStartPre=, if any, then the processes.
 func (u *unit) startPre() {
 	if len(u.svc.ExecStartPre) > 0 {
-		if j := u.job; j != nil && j.kind == reqRestart {
-			j.emit(api.PhaseStartPre, 0, "running ExecStartPre=")
-		}
+		u.progress(api.PhaseStartPre, 0, "running ExecStartPre=")
 		u.runHelper("ExecStartPre", u.svc.ExecStartPre, 0)
 		u.enter(phaseStartPre)
 		return
@@ -179,9 +175,7 @@ func (u *unit) skipStart(what string) {
 	if len(u.ls) > 0 {
 		u.result = "condition"
 	}
-	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
-		u.finishJob("")
-	}
+	u.finishStart("")
 	u.rest()
 }
 
@@ -202,9 +196,7 @@ func (u *unit) startPreDone(e event) {
 func (u *unit) startFailed(result string, err error) {
 	u.log.Error().Err(err).Msg("start failed")
 	u.result, u.lastExit = result, err.Error()
-	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
-		u.finishJob(err.Error())
-	}
+	u.finishStart(err.Error())
 	u.stopPost(postRest)
 }
 
@@ -249,8 +241,8 @@ func (u *unit) spawnMissing(why string) error {
 			j.emit(api.PhaseSpawned, pr.Pid(), fmt.Sprintf("instance %d", i))
 		}
 		u.armReadiness(pr, false)
-		if j := u.job; j != nil && j.kind == reqRestart && pr.ready {
-			j.emit(api.PhaseReady, pr.Pid(), "")
+		if pr.ready {
+			u.progress(api.PhaseReady, pr.Pid(), "")
 		}
 	}
 	return firstErr
@@ -270,9 +262,7 @@ func (u *unit) armReadiness(pr *proc, gated bool) {
 			pr.startTok = u.nextToken()
 			u.after(t, event{kind: evStartTimeout, p: pr, tok: pr.startTok})
 		}
-		if j := u.job; j != nil && j.kind == reqRestart {
-			j.emit(api.PhaseWaiting, pr.Pid(), "")
-		}
+		u.progress(api.PhaseWaiting, pr.Pid(), "")
 		return
 	}
 	if u.svc.ReadyAfter > 0 && gated {
@@ -321,9 +311,7 @@ func (u *unit) markReady(e event) bool {
 	}
 	p.ready, p.startTok = true, 0
 	u.log.Info().Int("pid", p.Pid()).Msg("ready")
-	if j := u.job; j != nil && j.kind == reqRestart {
-		j.emit(api.PhaseReady, p.Pid(), "")
-	}
+	u.progress(api.PhaseReady, p.Pid(), "")
 	return true
 }
 
@@ -354,10 +342,7 @@ func (u *unit) enterRunning() {
 		u.runtimeTok = u.nextToken()
 		u.after(u.svc.RuntimeMax, event{kind: evRuntimeMax, tok: u.runtimeTok})
 	}
-	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
-		u.gen = max(u.gen, j.gen)
-		u.finishJob("")
-	}
+	u.finishStart("")
 }
 
 // oneshotDone follows a oneshot's ExecStart= lines.
@@ -398,9 +383,7 @@ func (u *unit) startPostDone(e event) {
 	if e.err != nil {
 		u.log.Error().Err(e.err).Msg("start failed")
 		u.result, u.lastExit = "exit-code", e.err.Error()
-		if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
-			u.finishJob(e.err.Error())
-		}
+		u.finishStart(e.err.Error())
 		u.stopEverything()
 		return
 	}
@@ -426,7 +409,7 @@ func (u *unit) startingExit(e event) {
 	}
 	st := p.p.Exit()
 	u.judgeExit(p, st)
-	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) && !p.ready {
+	if j := u.startJob(); j != nil && !p.ready {
 		j.tail = p.Tail()
 		u.finishJob(notReady(u.svc, p, st))
 	}
@@ -440,9 +423,7 @@ func (u *unit) startingExit(e event) {
 		return
 	}
 	u.cancelHelper() // ExecStartPost= of processes that are gone
-	if u.job != nil && (u.job.kind == reqStart || u.job.kind == reqRestart) {
-		u.finishJob("no process running")
-	}
+	u.finishStart("no process running")
 	u.afterLastExit(p, st)
 }
 
@@ -453,6 +434,29 @@ func (u *unit) mainPid() int {
 		}
 	}
 	return 0
+}
+
+// startJob returns the job under way if it is a start or a restart (the
+// requests a start answers), else nil.
+func (u *unit) startJob() *job {
+	if j := u.job; j != nil && (j.kind == reqStart || j.kind == reqRestart) {
+		return j
+	}
+	return nil
+}
+
+// finishStart answers the start or restart under way, if any.
+func (u *unit) finishStart(failure string) {
+	if u.startJob() != nil {
+		u.finishJob(failure)
+	}
+}
+
+// progress tells a waiting restart's callers what happens.
+func (u *unit) progress(phase string, pid int, msg string) {
+	if j := u.job; j != nil && j.kind == reqRestart {
+		j.emit(phase, pid, msg)
+	}
 }
 
 // startRunning answers a start of a unit that runs already.
