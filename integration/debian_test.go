@@ -503,9 +503,15 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 
 // procInfo is what /proc/PID/stat and /proc/PID/status tell of a process.
 type procInfo struct {
-	pid, ppid, uid int
-	comm           string
-	state          byte // 'S', 'R', 'Z' (a zombie)…
+	pid, ppid, uid, gid int
+	comm                string
+	state               byte // 'S', 'R', 'Z' (a zombie)…
+}
+
+// commOf returns pid's comm, "" once it is gone.
+func commOf(pid int) string {
+	p, _ := readProc(pid)
+	return p.comm
 }
 
 // readProc reads pid's procInfo; ok is false once the process is reaped.
@@ -528,8 +534,12 @@ func readProc(pid int) (p procInfo, ok bool) {
 		return p, false
 	}
 	for _, line := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1 && f[0] == "Uid:":
 			p.uid, _ = strconv.Atoi(f[1])
+		case len(f) > 1 && f[0] == "Gid:":
+			p.gid, _ = strconv.Atoi(f[1])
 		}
 	}
 	return p, true

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -179,35 +178,12 @@ wsgi-file = %s
 	if err := os.Symlink("/lib/systemd/system/uwsgi-app@.socket", filepath.Join(wants, unit+".socket")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := uwsgiVerify(units); err != nil {
-		t.Fatalf("sockd verify: %v\n%s", err, out)
-	}
-
-	step := func(what string, limit time.Duration, f func()) {
-		t.Helper()
-		start := time.Now()
-		f()
-		if d := time.Since(start); d > limit {
-			t.Fatalf("%s took %v, more than %v", what, d.Round(time.Millisecond), limit)
-		} else {
-			t.Logf("%s: %v", what, d.Round(time.Millisecond))
-		}
-	}
-	poll := func(limit time.Duration, what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(limit)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, limit)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	verifyUnits(t, units)
 
 	var sd *sockd
-	step("sockd start, socket listening", 15*time.Second, func() {
+	timed(t, "sockd start, socket listening", 15*time.Second, func() {
 		sd = startSockd(t, units)
-		poll(10*time.Second, "the instance socket is listed", func() bool {
+		pollUntil(t, 10*time.Second, "the instance socket is listed", func() bool {
 			_, _, code := sd.ctl("status", unit)
 			return code == 0
 		})
@@ -255,8 +231,8 @@ wsgi-file = %s
 			t.Fatalf("the app runs as gid %d, want www-data (%d)", a.gid, wwwDataGID)
 		}
 		for _, pid := range []int{a.pid, a.ppid} {
-			if uid, gid, err := uwsgiProcIDs(pid); err != nil || uid != a.uid || gid != a.gid {
-				t.Fatalf("pid %d: uid %d gid %d (%v), want %d %d", pid, uid, gid, err, a.uid, a.gid)
+			if p, ok := readProc(pid); !ok || p.uid != a.uid || p.gid != a.gid {
+				t.Fatalf("pid %d: uid %d gid %d (alive %v), want %d %d", pid, p.uid, p.gid, ok, a.uid, a.gid)
 			}
 		}
 		if a.state != statePub {
@@ -266,7 +242,7 @@ wsgi-file = %s
 	}
 	gone := func(what string, pids ...int) {
 		t.Helper()
-		poll(10*time.Second, what, func() bool {
+		pollUntil(t, 10*time.Second, what, func() bool {
 			for _, pid := range pids {
 				if pidAlive(pid) {
 					return false
@@ -277,7 +253,7 @@ wsgi-file = %s
 	}
 
 	var first uwsgiAnswer
-	step("first request starts uwsgi", 30*time.Second, func() { first = serving() })
+	timed(t, "first request starts uwsgi", 30*time.Second, func() { first = serving() })
 	st = sd.status(unit)
 	if st.Service.Status == "" {
 		t.Errorf("status: no STATUS= from uWSGI's sd_notify")
@@ -303,7 +279,7 @@ wsgi-file = %s
 	// Type=notify: restart --wait returns once the new master said
 	// READY=1, and the old one is drained (KillSignal=SIGQUIT).
 	var progress string
-	step("restart --wait", 30*time.Second, func() {
+	timed(t, "restart --wait", 30*time.Second, func() {
 		out, errs, code := sd.ctl("restart", unit, "--wait")
 		if code != 0 {
 			t.Fatalf("restart --wait: exit %d\n%s%s", code, out, errs)
@@ -316,13 +292,13 @@ wsgi-file = %s
 		t.Fatalf("restart --wait: want the new master %d ready and the old one %d stopped:\n%s", st.Service.MainPID, first.ppid, progress)
 	}
 	var second uwsgiAnswer
-	step("answer from the new master", 10*time.Second, func() { second = serving() })
+	timed(t, "answer from the new master", 10*time.Second, func() { second = serving() })
 	if second.ppid == first.ppid || second.pid == first.pid {
 		t.Fatalf("after restart: answer from pid %d of master %d, before from %d of %d", second.pid, second.ppid, first.pid, first.ppid)
 	}
 	gone("the old master and worker exit", first.pid, first.ppid)
 
-	step("stop", 20*time.Second, func() {
+	timed(t, "stop", 20*time.Second, func() {
 		if out, errs, code := sd.ctl("stop", unit); code != 0 {
 			t.Fatalf("stop: exit %d\n%s%s", code, out, errs)
 		}
@@ -337,12 +313,12 @@ wsgi-file = %s
 	}
 
 	var third uwsgiAnswer
-	step("the next request starts uwsgi again", 30*time.Second, func() { third = serving() })
+	timed(t, "the next request starts uwsgi again", 30*time.Second, func() { third = serving() })
 	if third.ppid == second.ppid {
 		t.Fatalf("after stop: master %d answered again", third.ppid)
 	}
 
-	step("sockd stops", 30*time.Second, func() {
+	timed(t, "sockd stops", 30*time.Second, func() {
 		if err := sd.stop(); err != nil {
 			t.Fatalf("sockd exit: %v", err)
 		}
@@ -377,7 +353,7 @@ func cleanupUWSGI(t *testing.T, name string, seen *[]int) {
 	}
 	t.Cleanup(func() {
 		for _, pid := range *seen {
-			if pidAlive(pid) && strings.Contains(strings.ToLower(uwsgiComm(pid)), "uwsgi") {
+			if pidAlive(pid) && strings.Contains(strings.ToLower(commOf(pid)), "uwsgi") {
 				t.Errorf("uwsgi pid %d outlived the test", pid)
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -397,37 +373,4 @@ func cleanupUWSGI(t *testing.T, name string, seen *[]int) {
 			}
 		}
 	})
-}
-
-// uwsgiProcIDs returns the real uid and gid of pid.
-func uwsgiProcIDs(pid int) (uid, gid int, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	uid, gid = -1, -1
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "Uid:":
-			uid, _ = strconv.Atoi(f[1])
-		case "Gid:":
-			gid, _ = strconv.Atoi(f[1])
-		}
-	}
-	return uid, gid, nil
-}
-
-// uwsgiComm returns pid's comm, "" once it is gone.
-func uwsgiComm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return strings.TrimSpace(string(b))
-}
-
-// uwsgiVerify runs sockd verify on dir.
-func uwsgiVerify(dir string) ([]byte, error) {
-	return exec.Command(bin.sockd, "verify", dir).CombinedOutput()
 }
