@@ -122,16 +122,7 @@ func (p *Process) watch() {
 	}
 
 	p.mu.Lock()
-	var ws syscall.WaitStatus
-	owned.mu.Lock() // reaped and unregistered at once (see owned)
-	if err == nil {
-		err = ignoringEINTR(func() error {
-			_, err := syscall.Wait4(p.pid, &ws, 0, nil)
-			return err
-		})
-	}
-	owned.dropLocked(p.pid)
-	owned.mu.Unlock()
+	ws, err := reapOwned(p.pid, err)
 	switch {
 	case notChild:
 		p.exit = ExitStatus{Code: -1, Err: ErrNotChild}

@@ -504,16 +504,7 @@ func (p *Process) wait(readers []*lineReader) {
 		// The leader is a zombie, not yet reaped: -pid is still our group.
 		unix.Kill(-p.pid, unix.SIGKILL)
 	}
-	var ws syscall.WaitStatus
-	owned.mu.Lock() // reaped and unregistered at once (see owned)
-	if err == nil {
-		err = ignoringEINTR(func() error {
-			_, err := syscall.Wait4(p.pid, &ws, 0, nil)
-			return err
-		})
-	}
-	owned.dropLocked(p.pid)
-	owned.mu.Unlock()
+	ws, err := reapOwned(p.pid, err)
 	if err != nil {
 		p.exit = ExitStatus{Code: -1, Err: fmt.Errorf("wait pid %d: %w", p.pid, err)}
 	} else {
@@ -670,4 +661,22 @@ func (p *Process) Terminate(sig syscall.Signal, to Target, timeout time.Duration
 	}
 	<-p.done
 	return p.exit
+}
+
+// reapOwned reaps pid, a zombie child sockd owns, unless prior is an
+// error already, and drops pid from the registry: both at once under its
+// lock (see owned), so the reaper never sees pid unowned and unreaped.
+func reapOwned(pid int, prior error) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	err := prior
+	owned.mu.Lock()
+	defer owned.mu.Unlock()
+	if err == nil {
+		err = ignoringEINTR(func() error {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			return err
+		})
+	}
+	owned.dropLocked(pid)
+	return ws, err
 }
