@@ -131,6 +131,7 @@ var (
 	rowIdleStop    = transition{"nothing runs: done", idle, (*unit).stopIdle}
 	rowIdleStart   = transition{"reset the limits; start", join(starts, idle), (*unit).startRequest}
 	rowIdleReload  = transition{"refuse: not running", nil, (*unit).reloadIdle}
+	rowRefill      = transition{"refill the empty instance slots (start limit applies)", stopping, (*unit).refill}
 	rowDrained     = transition{"a draining process is gone", nil, (*unit).drainedExit}
 	rowRuntimeMax  = transition{"RuntimeMaxSec= passed: stop every process (result timeout)", stopping, (*unit).runtimeMax}
 	rowStoppedExit = transition{"forget the process; the last one gone: ExecStopPost=, then done (a restart starts now)", join(idle, starts, []phase{phaseStopPost, phaseAutoRestart}), (*unit).stoppedExit}
@@ -192,7 +193,7 @@ var table = map[phase]map[evKind]transition{
 		evStopping:     {"the app stops", []phase{phaseStopping}, (*unit).notifyStopping},
 		evReady:        {"note it (a refilled instance)", nil, (*unit).lateReady},
 		evExit:         rowServingExit,
-		evRestartTimer: {"refill the empty instance slots (start limit applies)", stopping, (*unit).refill},
+		evRestartTimer: rowRefill,
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
@@ -203,7 +204,7 @@ var table = map[phase]map[evKind]transition{
 		evHelpersDone:  {"ExecReload= ended: running; the request gets its outcome", []phase{phaseRunning}, (*unit).reloadDone},
 		evReady:        {"READY=1 after RELOADING=1: running", []phase{phaseRunning}, (*unit).reloadingReady},
 		evExit:         rowServingExit,
-		evRestartTimer: {"refill the empty instance slots (start limit applies)", stopping, (*unit).refill},
+		evRestartTimer: rowRefill,
 		evStartTimeout: rowStartTO,
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
