@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/sockd/sockd/internal/sandbox"
 )
 
 // Infinity is the time span systemd spells "infinity" (and "0" for
@@ -185,6 +187,10 @@ type Command struct {
 	// NoEnvExpand is the ":" prefix: $VAR and ${VAR} in Argv are not
 	// replaced (see Expand).
 	NoEnvExpand bool
+	// FullPrivileges is the "+" prefix: the command runs as root, outside
+	// the service's sandbox (User=, Group=, the Sandbox options do not
+	// apply to it), as in systemd.
+	FullPrivileges bool
 }
 
 // Output is where StandardOutput=/StandardError= send a stream.
@@ -276,6 +282,9 @@ type Service struct {
 	// ExecDirs are RuntimeDirectory=, StateDirectory=, CacheDirectory=,
 	// LogsDirectory=, ConfigurationDirectory= and their options.
 	ExecDirs ExecDirs
+	// Sandbox holds the sandboxing options of systemd.exec(5)
+	// (units/sandbox.go): PrivateTmp=, ProtectSystem=, capabilities…
+	Sandbox sandbox.Options
 
 	Sockets      []string     // socket units whose fds this service receives
 	NotifyAccess NotifyAccess // default NotifyMain for TypeNotify, NotifyNone otherwise
