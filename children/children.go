@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockd/sockd/internal/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,6 +106,12 @@ type Spec struct {
 	// its process group, before it is reaped (so the group id cannot have
 	// been reused): systemd's KillMode=control-group leaves nothing behind.
 	KillGroupOnExit bool
+
+	// Sandbox, if set, is applied by the exec helper before the program
+	// runs (see package sandbox): mounts, capabilities, seccomp filters.
+	// It takes the Go helper (the C one hands over to it), so a sandboxed
+	// start costs the start of a Go runtime more.
+	Sandbox *sandbox.Setup
 
 	// Stdin is fd 0; the zero value is /dev/null.
 	Stdin          Input
@@ -234,6 +241,18 @@ func Start(spec Spec) (*Process, error) {
 	}
 	execPath, execArgv := path, argv
 	if needsHelper(&spec) {
+		if sb := spec.Sandbox; sb != nil {
+			// The working directory is entered once the mounts are made,
+			// so that it is the sandbox's view of it.
+			sb.Dir, attr.Dir = spec.Dir, ""
+			if sb.PrivateUsers {
+				var uid, gid uint32
+				if c := spec.Credential; c != nil {
+					uid, gid = c.Uid, c.Gid
+				}
+				sandbox.UserNamespace(attr.Sys, uid, gid)
+			}
+		}
 		settings, err := encodeHelper(&spec, len(spec.ExtraFiles))
 		if err != nil {
 			return fail(err)

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/internal/sandbox"
 )
 
 // helperArg is the hidden argument (os.Args[1]) that makes the running
@@ -28,7 +30,7 @@ const helperArg = "__sockd-exec"
 const helperExitCode = 127
 
 func needsHelper(s *Spec) bool {
-	return s.PIDEnv != "" || s.Umask >= 0 || s.Nice != nil || len(s.Rlimits) > 0
+	return s.PIDEnv != "" || s.Umask >= 0 || s.Nice != nil || len(s.Rlimits) > 0 || s.Sandbox != nil
 }
 
 // encodeHelper turns the settings only the helper can apply into one
@@ -52,6 +54,10 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 			return "", fmt.Errorf("rlimit %d: soft limit %d above hard limit %d", r.Resource, r.Cur, r.Max)
 		}
 		items = append(items, fmt.Sprintf("rlimit=%d:%d:%d", r.Resource, r.Cur, r.Max))
+	}
+	if s.Sandbox != nil {
+		// Base64: no comma, so it stays one item.
+		items = append(items, "sandbox="+s.Sandbox.Encode())
 	}
 	if s.PIDEnv != "" {
 		if strings.ContainsAny(s.PIDEnv, "=,\x00") {
@@ -80,15 +86,17 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 // in TestMain of any package whose tests start children.
 //
 // In cgo builds with glibc the C helper of helper_cgo.c has done the work
-// (or exited) before the Go runtime started, and MaybeRunHelper always
-// returns at once; it is the helper of CGO_ENABLED=0 builds, and calling
-// it keeps a binary correct in both.
+// (or exited) before the Go runtime started, except for a sandboxed
+// start, which it hands over to this one; MaybeRunHelper is also the
+// helper of CGO_ENABLED=0 builds, and calling it keeps a binary correct
+// in both.
 //
 // The helper, in this order: sets the umask and the rlimits, marks every
 // descriptor above the child's extra files close-on-exec, locks its
 // goroutine to its thread and sets that thread's nice value and
 // credentials (both are per-thread on Linux; execve keeps the calling
-// thread and ends the others), sets PIDEnv to its pid and execs the
+// thread and ends the others) — with a sandbox, sandbox.Apply sets it up
+// on that thread and changes the credentials in its order —, sets PIDEnv to its pid and execs the
 // program with fds 0, 1, 2 and 3… as Start arranged them. Go's own
 // raising of RLIMIT_NOFILE is undone at exec as usual, so the program
 // gets sockd's original limit unless Rlimits sets RLIMIT_NOFILE. If
@@ -112,6 +120,7 @@ func runHelper(settings, path string, argv []string) error {
 		groups           []uint32
 		setGroups        = true
 		haveUID, haveGID bool
+		box              *sandbox.Setup
 	)
 	runtime.LockOSThread() // nice and credentials are per thread
 	for _, item := range strings.Split(settings, ",") {
@@ -134,6 +143,8 @@ func runHelper(settings, path string, argv []string) error {
 			err = helperRlimit(val)
 		case "pidenv":
 			pidEnv = val
+		case "sandbox":
+			box, err = sandbox.Decode(val)
 		case "uid":
 			uid, err = strconv.Atoi(val)
 			haveUID = true
@@ -173,24 +184,36 @@ func runHelper(settings, path string, argv []string) error {
 	}
 	// Raw per-thread calls: Go's syscall.Setuid would change every
 	// thread, which is more than exec needs.
-	if setGroups && (haveUID || haveGID) {
-		var p unsafe.Pointer
-		if len(groups) > 0 {
-			p = unsafe.Pointer(&groups[0])
+	switchUser := func() error {
+		if setGroups && (haveUID || haveGID) {
+			var p unsafe.Pointer
+			if len(groups) > 0 {
+				p = unsafe.Pointer(&groups[0])
+			}
+			if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(p), 0); e != 0 {
+				return fmt.Errorf("setgroups %v: %w", groups, e)
+			}
 		}
-		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(p), 0); e != 0 {
-			return fmt.Errorf("setgroups %v: %w", groups, e)
+		if haveGID {
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+				return fmt.Errorf("setresgid %d: %w", gid, e)
+			}
 		}
+		if haveUID {
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+				return fmt.Errorf("setresuid %d: %w", uid, e)
+			}
+		}
+		return nil
 	}
-	if haveGID {
-		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
-			return fmt.Errorf("setresgid %d: %w", gid, e)
+	if box != nil {
+		// The sandbox changes the credentials at its own point of the
+		// order (after the mounts and the bounding set).
+		if err := sandbox.Apply(box, switchUser, haveUID && uid != 0); err != nil {
+			return err
 		}
-	}
-	if haveUID {
-		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
-			return fmt.Errorf("setresuid %d: %w", uid, e)
-		}
+	} else if err := switchUser(); err != nil {
+		return err
 	}
 
 	env := os.Environ()

@@ -6,6 +6,9 @@
 // helper.go). It does what runHelper does in Go, in the same order, and
 // execs the program, or writes "sockd-exec: …" to stderr and exits 127.
 // Every other start of the binary returns from it after one strcmp.
+// A sandboxed start (a "sandbox=" item in SETTINGS) also returns at
+// once: the Go helper does all of it then (package sandbox), so that the
+// sandbox has one implementation.
 //
 // glibc calls constructors with (argc, argv, envp); other C libraries do
 // not, so the constructor exists only with glibc and the Go helper
@@ -129,6 +132,12 @@ static int helper_key(const char *item, size_t klen, const char *key) {
 static void __attribute__((constructor))
 sockd_exec(int argc, char **argv, char **envp) {
 	if (argc < 5 || argv == NULL || strcmp(argv[1], HELPER_ARG) != 0) {
+		return;
+	}
+	// The sandbox is the Go helper's (MaybeRunHelper). Items are
+	// comma-separated and base64 has no comma, so a match at the start or
+	// after a comma is the item.
+	if (strncmp(argv[2], "sandbox=", 8) == 0 || strstr(argv[2], ",sandbox=") != NULL) {
 		return;
 	}
 	const char *path = argv[3];
