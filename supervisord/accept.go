@@ -49,6 +49,7 @@ type acceptor struct {
 	start     startFunc
 	roots     execRoots
 	lockDir   string
+	staging   string // the exec helper's staging directory (sandboxSetup)
 	observe   func(string, api.ServiceStatus)
 	sockSt    []api.SocketStatus
 	maxConns  int
@@ -138,6 +139,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
+	a.staging = filepath.Join(d.runDir, "sandbox")
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	d.sockets[sock.Name] = svc.Name
@@ -334,7 +336,13 @@ func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listen
 		return
 	}
 	in.execEnv, in.execRelease = env, release
-	pr, err := a.spawn(in, conn, info)
+	if svc.Sandbox.PrivateTmp {
+		in.privTmp, err = newPrivateTmp(svc.Name)
+	}
+	var pr *proc
+	if err == nil {
+		pr, err = a.spawn(in, conn, info)
+	}
 	if err != nil {
 		a.tearDownExec(in)
 	}

@@ -239,6 +239,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.waiter = d.waiter
 	u.start = d.start
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
+	u.staging = filepath.Join(d.runDir, "sandbox")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/sandbox"
 	"github.com/sockd/sockd/units"
 )
 
@@ -75,11 +76,15 @@ func (u *unit) helperRunner(what string) helperFunc {
 	svc, start, logLine := u.svc, u.start, u.helperLog(what)
 	env, envErr := environment(svc)
 	env = addEnvDefaults(env, u.currentExecEnv()...)
+	box, boxErr := sandboxSetup(svc, u.roots, u.privTmp, u.staging)
 	return func(ctx context.Context, cmds []units.Command, mainPid int, timeout time.Duration) error {
 		if envErr != nil {
 			return fmt.Errorf("%s: %w", what, envErr)
 		}
-		return runHelpers(ctx, start, svc, env, what, cmds, mainPid, timeout, logLine)
+		if boxErr != nil {
+			return fmt.Errorf("%s: %w", what, boxErr)
+		}
+		return runHelpers(ctx, start, svc, env, box, what, cmds, mainPid, timeout, logLine)
 	}
 }
 
@@ -88,8 +93,10 @@ func (u *unit) helperRunner(what string) helperFunc {
 // Each gets env (plus MAINPID when mainPid > 0), and the whole list at
 // most timeout (0 or Infinity: no limit); a command still running then,
 // or when ctx ends, is stopped (SIGTERM, SIGKILL after stopGrace).
-// Their output goes to logLine as "stdout"/"stderr" lines.
-func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []string, what string, cmds []units.Command,
+// Their output goes to logLine as "stdout"/"stderr" lines. Each runs as
+// the service's user in its sandbox box (nil: none), but a command with
+// the "+" prefix, which runs as root outside it.
+func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []string, box *sandbox.Setup, what string, cmds []units.Command,
 	mainPid int, timeout time.Duration, logLine func(stream, line string)) error {
 	if len(cmds) == 0 {
 		return nil
@@ -117,12 +124,15 @@ func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []
 			spec.Stdout = children.Output{Lines: func(l string) { logLine("stdout", l) }}
 			spec.Stderr = children.Output{Lines: func(l string) { logLine("stderr", l) }}
 		}
-		if svc.User != "" || svc.Group != "" {
-			cred, err := credential(svc)
-			if err != nil {
-				return fmt.Errorf("%s: %w", what, err)
+		if !c.FullPrivileges {
+			spec.Sandbox = box
+			if svc.User != "" || svc.Group != "" {
+				cred, err := credential(svc)
+				if err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				spec.Credential = cred
 			}
-			spec.Credential = cred
 		}
 		p, err := start(spec)
 		closeAll(closers) // the child has its own

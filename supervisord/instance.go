@@ -24,6 +24,7 @@ type instance struct {
 	// execEnv and execRelease are setUpExec's for this instance.
 	execEnv     []string
 	execRelease func()
+	privTmp     *privateTmp // its own PrivateTmp= pair, as systemd gives each instance
 }
 
 // spawn starts in's process with conn as fd 3, or, with a standard
@@ -47,7 +48,11 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 		logs.add(api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line})
 		log.Info().Int("pid", pr.Pid()).Str("stream", stream).Msg(line)
 	}
-	spec, closers, err := processSpec(svc, env, sink, []namedFile{{acceptFDName, conn}})
+	box, err := sandboxSetup(svc, a.roots, in.privTmp, a.staging)
+	if err != nil {
+		return nil, err
+	}
+	spec, closers, err := processSpec(svc, env, sink, []namedFile{{acceptFDName, conn}}, box)
 	defer closeAll(closers)
 	if err != nil {
 		return nil, err
@@ -142,6 +147,10 @@ func (a *acceptor) stopInstance(in *instance) {
 // instance, as in systemd: each exit removes it) and frees its dynamic
 // user.
 func (a *acceptor) tearDownExec(in *instance) {
+	if err := in.privTmp.remove(); err != nil {
+		a.log.Error().Err(err).Str("instance", in.name).Msg("removing PrivateTmp= directories")
+	}
+	in.privTmp = nil
 	if in.execRelease == nil {
 		return
 	}

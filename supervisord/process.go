@@ -131,7 +131,11 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		return nil, err
 	}
 	env = addEnvDefaults(env, u.currentExecEnv()...)
-	spec, closers, err := processSpec(svc, env, u.outputSink(pr), listenerFiles(u.ls))
+	box, err := sandboxSetup(svc, u.roots, u.privTmp, u.staging)
+	if err != nil {
+		return nil, err
+	}
+	spec, closers, err := processSpec(svc, env, u.outputSink(pr), listenerFiles(u.ls), box)
 	defer closeAll(closers)
 	if err != nil {
 		return nil, err
@@ -204,10 +208,14 @@ func (u *unit) currentExecEnv() []string {
 }
 
 // tearDownExec removes what setUpExec made once no process is left:
-// RuntimeDirectory= (unless RuntimeDirectoryPreserve= keeps it; final
+// the PrivateTmp= directories, RuntimeDirectory= (unless RuntimeDirectoryPreserve= keeps it; final
 // is false between a stop and the start that follows), and frees a
 // dynamic user.
 func (u *unit) tearDownExec(final bool) {
+	if err := u.privTmp.remove(); err != nil {
+		u.log.Error().Err(err).Msg("removing PrivateTmp= directories")
+	}
+	u.privTmp = nil
 	if u.execRelease == nil {
 		return
 	}

@@ -63,6 +63,11 @@ func (u *unit) restartRunning(e event) {
 	}
 	j.gen = u.gen + 1
 	env, release, err := setUpExec(u.svc, u.roots, u.lockDir)
+	if err == nil {
+		if err = u.ensurePrivateTmp(u.svc); err != nil {
+			release()
+		}
+	}
 	if err != nil {
 		j.failure = err.Error()
 		u.finishJob("")

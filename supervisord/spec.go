@@ -15,6 +15,7 @@ import (
 
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/internal/ids"
+	"github.com/sockd/sockd/internal/sandbox"
 	"github.com/sockd/sockd/units"
 )
 
@@ -28,8 +29,10 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // be handed, for StandardInput=socket, fd:NAME and their kin; output lines
 // that sockd captures go to sink. The caller adds fds 3… and protocol
 // variables (none when stdioSocket), and closes the returned files
-// (even with an error) once the child has started or failed to.
-func processSpec(svc *units.Service, env []string, sink func(stream, line string), socks []namedFile) (children.Spec, []*os.File, error) {
+// (even with an error) once the child has started or failed to. box is
+// the unit's sandbox (sandboxSetup; nil for none). An ExecStart= with the
+// "+" prefix runs as root outside it, as in systemd.
+func processSpec(svc *units.Service, env []string, sink func(stream, line string), socks []namedFile, box *sandbox.Setup) (children.Spec, []*os.File, error) {
 	if len(svc.ExecStart) == 0 {
 		return children.Spec{}, nil, fmt.Errorf("%s: no ExecStart=", svc.Name)
 	}
@@ -51,12 +54,15 @@ func processSpec(svc *units.Service, env []string, sink func(stream, line string
 	for _, l := range svc.Limits {
 		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
 	}
-	if svc.User != "" || svc.Group != "" {
-		cred, err := credential(svc)
-		if err != nil {
-			return children.Spec{}, nil, err
+	if !cmd.FullPrivileges {
+		spec.Sandbox = box
+		if svc.User != "" || svc.Group != "" {
+			cred, err := credential(svc)
+			if err != nil {
+				return children.Spec{}, nil, err
+			}
+			spec.Credential = cred
 		}
-		spec.Credential = cred
 	}
 	closers, err := stdin(svc, &spec, socks)
 	if err != nil {

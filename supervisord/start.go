@@ -123,6 +123,11 @@ func (u *unit) beginStart(why string) {
 		return
 	}
 	env, release, err := setUpExec(u.svc, u.roots, u.lockDir)
+	if err == nil {
+		if err = u.ensurePrivateTmp(u.svc); err != nil {
+			release()
+		}
+	}
 	if err != nil {
 		u.startFailed("resources", err)
 		return

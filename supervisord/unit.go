@@ -55,13 +55,15 @@ type unit struct {
 	lastRst     *api.RestartResult
 	disarm      func() // the waiter's, nil when not armed
 	waitTok     token
-	rstTok      token      // the RestartSec= timer, 0 when none
-	runtimeTok  token      // the RuntimeMaxSec= timer, 0 when none
-	why         string     // why the start under way began, for the log
-	postNext    afterPost  // what follows ExecStopPost= (stop-post)
-	execEnv     []string   // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
-	execRelease func()     // frees what setUpExec holds; nil when nothing is set up
-	helper      *helperRun // the Exec*= list of the phase, nil when none
+	rstTok      token       // the RestartSec= timer, 0 when none
+	runtimeTok  token       // the RuntimeMaxSec= timer, 0 when none
+	why         string      // why the start under way began, for the log
+	postNext    afterPost   // what follows ExecStopPost= (stop-post)
+	execEnv     []string    // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
+	execRelease func()      // frees what setUpExec holds; nil when nothing is set up
+	privTmp     *privateTmp // PrivateTmp='s directories while a process may use them
+	staging     string      // the exec helper's staging directory (sandboxSetup)
+	helper      *helperRun  // the Exec*= list of the phase, nil when none
 	tokens      token
 	exiting     bool
 	observed    string // the last observed state, sub-state, pids and result
