@@ -241,16 +241,20 @@ func Start(spec Spec) (*Process, error) {
 	}
 	execPath, execArgv := path, argv
 	if needsHelper(&spec) {
-		if sb := spec.Sandbox; sb != nil {
+		if spec.Sandbox != nil {
 			// The working directory is entered once the mounts are made,
-			// so that it is the sandbox's view of it.
+			// so that it is the sandbox's view of it. (A copy: the
+			// caller's Setup may serve other starts.)
+			sb := *spec.Sandbox
 			sb.Dir, attr.Dir = spec.Dir, ""
+			spec.Sandbox = &sb
 			if sb.PrivateUsers {
 				var uid, gid uint32
+				var groups []uint32
 				if c := spec.Credential; c != nil {
-					uid, gid = c.Uid, c.Gid
+					uid, gid, groups = c.Uid, c.Gid, c.Groups
 				}
-				sandbox.UserNamespace(attr.Sys, uid, gid)
+				sandbox.UserNamespace(attr.Sys, uid, gid, groups)
 			}
 		}
 		settings, err := encodeHelper(&spec, len(spec.ExtraFiles))

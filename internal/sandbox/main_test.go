@@ -97,7 +97,7 @@ func runSandboxed(t *testing.T, s *Setup, uid, gid uint32, script string) result
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if s.PrivateUsers {
-		UserNamespace(cmd.SysProcAttr, uid, gid)
+		UserNamespace(cmd.SysProcAttr, uid, gid, nil)
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
