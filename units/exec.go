@@ -136,7 +136,11 @@ prefixes:
 			break prefixes
 		}
 	}
-	if priv != "" {
+	switch priv {
+	case "+":
+		// The command runs as root, outside the sandbox (types.go).
+		c.FullPrivileges = true
+	case "!", "!!":
 		b.warnf(o, "prefix %q (privileged execution) is not supported by sockd, ignored", priv)
 	}
 	if first == "" {

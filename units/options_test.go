@@ -66,9 +66,9 @@ func TestOptionNames(t *testing.T) {
 		loads bool
 	}{
 		{"legacy exec", "app.service", okService + "ReadWriteDirectories=/var/x\nReadOnlyDirectories=/\nInaccessibleDirectories=/home\nMemoryLimit=1G\n",
-			[]string{"app.service:3: warning: ReadWriteDirectories: legacy name of ReadWritePaths=; not supported by sockd, ignored",
-				"app.service:4: warning: ReadOnlyDirectories: legacy name of ReadOnlyPaths=; not supported by sockd, ignored",
-				"app.service:5: warning: InaccessibleDirectories: legacy name of InaccessiblePaths=; not supported by sockd, ignored",
+			[]string{"app.service:3: warning: ReadWriteDirectories: deprecated; use ReadWritePaths=",
+				"app.service:4: warning: ReadOnlyDirectories: deprecated; use ReadOnlyPaths=",
+				"app.service:5: warning: InaccessibleDirectories: deprecated; use InaccessiblePaths=",
 				"app.service:6: warning: MemoryLimit: legacy name of MemoryMax=; not supported by sockd, ignored"}, true},
 		{"legacy socket", "app.socket", "[Socket]\nListenStream=80\nReadWriteDirectories=/x\nCapabilities=cap_net_raw+ep\n",
 			[]string{"app.socket:3: warning: ReadWriteDirectories: legacy name of ReadWritePaths=; not supported by sockd, ignored",

@@ -364,9 +364,9 @@ func TestDropIns(t *testing.T) {
 		"app.socket.d/05-first.conf": "[Socket]\nBacklog=5\nNoDelay=yes\n",
 		"app.service":                "[Service]\nExecStart=/bin/app\nEnvironment=A=1\nTimeoutStopSec=5\n",
 		"app.service.d/override.conf": "[Service]\nExecStart=\nExecStart=/bin/other\nEnvironment=B=2\n" +
-			"TimeoutStopSec=7\nPrivateTmp=yes\n",
+			"TimeoutStopSec=7\nProtectClock=yes\n",
 	})
-	want = []string{"app.service.d/override.conf:6: warning: PrivateTmp: not supported by sockd, ignored"}
+	want = []string{"app.service.d/override.conf:6: warning: ProtectClock: not supported by sockd, ignored"}
 	if !equalStrings(diags, want) {
 		t.Errorf("diagnostics %q, want %q", diags, want)
 	}

@@ -25,7 +25,7 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("clean unit: code %d err %v out %q", code, err, out.String())
 	}
 	bad := write("bad.socket", "[Socket]\nListenStream=127.0.0.1:1\nListenStrem=2\n")
-	write("bad.service", "[Service]\nExecStart=/bin/true\nPrivateTmp=yes\n")
+	write("bad.service", "[Service]\nExecStart=/bin/true\nProtectClock=yes\n")
 	out.Reset()
 	code, err := run([]string{"verify", dir}, &out, &errb)
 	if code != 1 || err != nil {
@@ -35,8 +35,8 @@ func TestVerify(t *testing.T) {
 	if !strings.Contains(out.String(), want) {
 		t.Fatalf("output %q lacks %q", out.String(), want)
 	}
-	if !strings.Contains(out.String(), "bad.service:3: warning: PrivateTmp:") {
-		t.Fatalf("output %q lacks the warning for PrivateTmp=", out.String())
+	if !strings.Contains(out.String(), "bad.service:3: warning: ProtectClock:") {
+		t.Fatalf("output %q lacks the warning for ProtectClock=", out.String())
 	}
 	if code, _ := run([]string{"verify"}, &out, &errb); code != 2 {
 		t.Fatalf("verify without paths: code %d, want 2", code)
