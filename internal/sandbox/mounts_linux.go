@@ -75,11 +75,16 @@ func setupMounts(s *Setup) error {
 }
 
 // resolveAll resolves the entries' paths (resolve), drops the optional
-// ones that are missing and fails on the others.
+// ones that are missing and fails on the others. The host directories
+// of PrivateTmp= are resolved too: sockd makes them in /tmp and /var/tmp,
+// which a system may have as a link.
 func resolveAll(es []entry) ([]entry, error) {
 	var out []entry
 	for _, e := range es {
 		p, err := resolve(e.path)
+		if err == nil && e.from != "" {
+			e.from, err = resolve(e.from)
+		}
 		var pe *fs.PathError
 		switch {
 		case err == nil:
@@ -445,7 +450,7 @@ func (m *mounter) establish(i int) error {
 		if err := attach(m.trees[i], fd); err != nil {
 			return m.fail(i, "mount "+e.kind.String()+" on", err)
 		}
-	case e.ro && e.kind.keeps() && !isMountRoot(fd):
+	case e.ro && e.kind.keeps() && e.path != "/" && !isMountRoot(fd):
 		if err := bindAt(fd, fd, "", true); err != nil {
 			return m.fail(i, "bind", err)
 		}

@@ -452,6 +452,8 @@ func TestPrivateDevices(t *testing.T) {
 			check{"test -L /dev/ptmx -a -c /dev/pts/ptmx", "ok"},
 			check{"test /dev/stdout -ef /proc/self/fd/1", "ok"},
 			check{`sh -c 'test "$(ls /dev/pts)" = ptmx'`, "ok"},
+			// A pty from the namespace's own devpts: the first.
+			check{`sh -c 'script -q -c tty /dev/null </dev/null | grep -q ^/dev/pts/0'`, "ok"},
 		)
 		wantMountRO(t, mi, "/dev", true)
 		wantMountRO(t, mi, "/dev/shm", false)
@@ -488,6 +490,9 @@ func TestProtectKernel(t *testing.T) {
 // root's are followed and the mount goes on their target; another
 // user's fail the start.
 func TestSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sandboxing needs root")
+	}
 	d := sharedDir(t)
 	real, link, userLink := d+"/real", d+"/link", d+"/user-link"
 	if err := os.Mkdir(real, 0); err != nil {
@@ -621,5 +626,42 @@ func TestPrivateUsersAll(t *testing.T) {
 			check{"empty " + hidden, "ok"},
 			check{"empty /home /root", "ok"},
 		)
+	}
+}
+
+// TestResolve checks resolve's walk on its own: relative, absolute and
+// ".." links, a loop, a missing path.
+func TestResolve(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("resolve follows root's links only")
+	}
+	d := t.TempDir()
+	for _, name := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(d, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"a/up": "..", "a/b/abs": d + "/c", "rel": "a/b", "loop": "loop",
+	} {
+		if err := os.Symlink(target, filepath.Join(d, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct{ in, want, err string }{
+		{d + "/a/b", d + "/a/b", ""},
+		{d + "/rel/abs", d + "/c", ""},
+		{d + "/a/up/c", d + "/c", ""},
+		{d + "/rel/abs/missing", "", "lstat " + d + "/c/missing: no such file or directory"},
+		{d + "/loop", "", "resolve " + d + "/loop: too many levels of symbolic links"},
+	} {
+		got, err := resolve(tt.in)
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		if got != tt.want || errText != tt.err {
+			t.Errorf("resolve(%s) = %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.err)
+		}
 	}
 }
