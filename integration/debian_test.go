@@ -335,6 +335,7 @@ func TestUuidd(t *testing.T) {
 		if again, err := uuiddPID(sock); err != nil || again != pid {
 			t.Fatalf("uuidd pid %d, then %d (%v)", pid, again, err)
 		}
+		uuiddSandboxed(t, pid)
 		return pid
 	}
 	gone := func(what string, pids ...int) {
@@ -593,4 +594,58 @@ func readPIDFile(path string) (int, error) {
 		return 0, fmt.Errorf("%s: %q is not a pid", path, b)
 	}
 	return pid, nil
+}
+
+// uuiddSandboxed checks that uuidd runs in the sandbox its unit asks
+// for: its own user namespace (PrivateUsers=: root and uuidd mapped
+// only), "/" read-only but /var/lib/libuuid (ProtectSystem=strict,
+// ReadWritePaths=), /home covered (ProtectHome=), a seccomp filter
+// (MemoryDenyWriteExecute=) with no_new_privs (it is not root), and no
+// CAP_MKNOD or CAP_SYS_MODULE in its bounding set (PrivateDevices=,
+// ProtectKernelModules=).
+func uuiddSandboxed(t *testing.T, pid int) {
+	t.Helper()
+	read := func(name string) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if lines := strings.Split(strings.TrimSpace(read("uid_map")), "\n"); len(lines) != 2 {
+		t.Errorf("uuidd's uid_map %q: want root and uuidd mapped only", lines)
+	}
+	status := read("status")
+	for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(status, want+"\n") {
+			t.Errorf("uuidd's status lacks %q", want)
+		}
+	}
+	var bnd uint64
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:\t"); ok {
+			bnd, _ = strconv.ParseUint(v, 16, 64)
+		}
+	}
+	if bnd&(1<<27|1<<16) != 0 {
+		t.Errorf("uuidd's bounding set %#x holds CAP_MKNOD or CAP_SYS_MODULE", bnd)
+	}
+	mounts := map[string]string{} // mount point: its options (the last mount wins)
+	for _, line := range strings.Split(read("mountinfo"), "\n") {
+		if f := strings.Fields(line); len(f) > 5 {
+			mounts[f[4]] = f[5]
+		}
+	}
+	for point, want := range map[string]string{"/": "ro", "/var/lib/libuuid": "rw", "/home": "ro", "/usr": "ro"} {
+		if _, err := os.Stat(point); err != nil {
+			continue // ProtectHome= skips a missing /home
+		}
+		opts, ok := mounts[point]
+		if point == "/usr" && !ok {
+			opts, ok = mounts["/"] // /usr on the root file system
+		}
+		if !ok || strings.Split(opts, ",")[0] != want {
+			t.Errorf("uuidd's %s: mounted %v with %q, want %s", point, ok, opts, want)
+		}
+	}
 }
