@@ -52,7 +52,8 @@ func newPrivateTmp(name string) (*privateTmp, error) {
 		pt.parents[i] = parent
 		tmp := filepath.Join(parent, "tmp")
 		// Chmod after Mkdir: the umask would take the sticky and write bits.
-		if err := os.Mkdir(tmp, 0o700); err == nil {
+		err = os.Mkdir(tmp, 0o700)
+		if err == nil {
 			err = os.Chmod(tmp, 0o1777)
 		}
 		if err != nil {

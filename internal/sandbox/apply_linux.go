@@ -20,7 +20,9 @@ import (
 //  2. the bounding set; SecureBits= (with keep-caps while the uid
 //     changes, if ambient capabilities must survive it);
 //  3. switchUser;
-//  4. ambient capabilities;
+//  4. the thread's effective, permitted and inheritable sets trimmed to
+//     the bounding set (only now: the switch needed CAP_SETUID), then
+//     ambient capabilities;
 //  5. seccomp filters (with no_new_privs when the process is no longer
 //     root: the kernel requires one or the other); NoNewPrivileges=.
 func Apply(s *Setup, switchUser func() error, userChanges bool) error {
