@@ -23,8 +23,71 @@ const pidfdSignalProcessGroup = 1 << 2
 // adoption is what a Process that Adopt returned has beyond one that
 // Start returned.
 type adoption struct {
-	pidfd int // names the process whatever its pid becomes; closed once reaped
-	pgid  int // its process group at Adopt time; 0 if unknown
+	pidfd   int // names the process whatever its pid becomes; closed once reaped
+	pgid    int // its process group at Adopt time; 0 if unknown
+	readers []*lineReader
+}
+
+// Pipe is an output pipe of an adopted process: the read end a previous
+// sockd made for it (kept by the fd holder), read on by lines.
+type Pipe struct {
+	Stream string // "stdout" or "stderr"
+	File   *os.File
+	Lines  func(line string)
+}
+
+// AdoptOutput is Adopt for a process whose output a previous sockd
+// captured: after sockd re-executed or restarted, the read ends of its
+// pipes come back (from the fd holder) and are read on as Start's are.
+// Done then also waits for them (at most OutputGrace after the exit).
+// AdoptOutput takes the files; they are closed once read to the end, or
+// at once if the adoption fails.
+func AdoptOutput(pid int, pipes []Pipe) (*Process, error) {
+	var readers []*lineReader
+	for _, pp := range pipes {
+		r, err := pipeReader(pp)
+		if err != nil {
+			for _, r := range readers {
+				r.f.Close()
+			}
+			for _, pp := range pipes {
+				pp.File.Close()
+			}
+			return nil, fmt.Errorf("adopt pid %d: %s: %w", pid, pp.Stream, err)
+		}
+		readers = append(readers, r)
+	}
+	p, err := adoptWith(pid, readers)
+	if err != nil {
+		for _, r := range readers {
+			r.f.Close()
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// pipeReader makes a lineReader of a held pipe: a non-blocking
+// descriptor of its own, so that closing it ends a pending read.
+func pipeReader(pp Pipe) (*lineReader, error) {
+	defer pp.File.Close()
+	rc, err := pp.File.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var derr error
+	rc.Control(func(raw uintptr) {
+		if fd, derr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 3); derr == nil {
+			if derr = unix.SetNonblock(fd, true); derr != nil {
+				unix.Close(fd)
+			}
+		}
+	})
+	if derr != nil {
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	return &lineReader{f: os.NewFile(uintptr(fd), "|"+pp.Stream), fn: pp.Lines, done: make(chan struct{}), stream: pp.Stream}, nil
 }
 
 // Adopt returns a Process for a process sockd did not start: the main
@@ -60,7 +123,9 @@ type adoption struct {
 // the program it runs as /proc/PID/exe named it at Adopt ("" if that
 // could not be read) and Started the time of Adopt. Stop and Terminate
 // work as for a started process.
-func Adopt(pid int) (*Process, error) {
+func Adopt(pid int) (*Process, error) { return adoptWith(pid, nil) }
+
+func adoptWith(pid int, readers []*lineReader) (*Process, error) {
 	if pid <= 1 || pid == os.Getpid() {
 		return nil, fmt.Errorf("adopt pid %d: not a process sockd may adopt", pid)
 	}
@@ -80,7 +145,7 @@ func Adopt(pid int) (*Process, error) {
 
 	// Read by pid, these describe the process the pidfd names if it
 	// still runs afterwards; once it exited they are not used.
-	a := &adoption{pidfd: fd}
+	a := &adoption{pidfd: fd, readers: readers}
 	pgid, err := unix.Getpgid(pid)
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	if exitedNow(fd) {
@@ -98,6 +163,7 @@ func Adopt(pid int) (*Process, error) {
 	}
 	live.Add(1)
 	go p.watch()
+	p.readersStarted(readers)
 	return p, nil
 }
 
@@ -141,7 +207,16 @@ func (p *Process) watch() {
 		nudgeReaper()
 	}
 	close(p.exited)
+	drain(a.readers)
 	close(p.done)
+}
+
+// readersStarted starts the adopted process's line readers.
+func (p *Process) readersStarted(readers []*lineReader) {
+	for _, r := range readers {
+		live.Add(1)
+		go r.run()
+	}
 }
 
 // signalLocked sends sig to the adopted process pid, or to its group.

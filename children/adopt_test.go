@@ -3,6 +3,7 @@ package children
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -273,5 +274,40 @@ func TestAdoptRefuses(t *testing.T) {
 	waitExit(t, p)
 	if _, err := Adopt(pid); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("Adopt after the exit: %v, want ESRCH", err)
+	}
+}
+
+// AdoptOutput reads on the output pipe of a process sockd did not start
+// through this Process (after a re-exec, the read end comes back from the
+// fd holder): lines written before and after the adoption arrive, and
+// Done waits for them.
+func TestAdoptOutput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "echo one; read x; echo two; exit 3")
+	cmd.Stdin, cmd.Stdout = inR, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	inR.Close()
+	lines := newCapture()
+	p, err := AdoptOutput(cmd.Process.Pid, []Pipe{{Stream: "stdout", File: r, Lines: lines.add}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inW.WriteString("go\n")
+	inW.Close()
+	if st := waitDone(t, p); st.Code != 3 {
+		t.Errorf("exit %v, want status 3 (sockd is the parent here)", st)
+	}
+	if got := strings.Join(lines.get(), ","); got != "one,two" {
+		t.Errorf("lines %q, want one,two", got)
 	}
 }

@@ -116,6 +116,14 @@ type Spec struct {
 	// Stdin is fd 0; the zero value is /dev/null.
 	Stdin          Input
 	Stdout, Stderr Output
+
+	// OutputPipe, if set, is called by Start with the read end of each
+	// pipe it makes for Output.Lines ("stdout", "stderr"), before the
+	// child starts, so that a copy can be kept outside sockd (the fd
+	// holder): a child whose sockd is gone then neither dies of SIGPIPE
+	// nor blocks, and a new sockd reads on (AdoptOutput). The file stays
+	// the Process's; the caller must not close it.
+	OutputPipe func(stream string, r *os.File)
 }
 
 // ExitStatus is how a process ended.
@@ -231,6 +239,12 @@ func Start(spec Spec) (*Process, error) {
 			return fail(fmt.Errorf("extra file %d (%s): %w", i+3, f.Name(), err))
 		}
 		fds = append(fds, uintptr(fd))
+	}
+
+	if spec.OutputPipe != nil {
+		for _, r := range fs.readers {
+			spec.OutputPipe(r.stream, r.f)
+		}
 	}
 
 	attr := &syscall.ProcAttr{
@@ -418,9 +432,10 @@ func (s *fdSet) output(o Output, devnull int, name string) (int, error) {
 		}
 		s.close = append(s.close, p[1])
 		s.readers = append(s.readers, &lineReader{
-			f:    os.NewFile(uintptr(p[0]), "|"+name),
-			fn:   o.Lines,
-			done: make(chan struct{}),
+			f:      os.NewFile(uintptr(p[0]), "|"+name),
+			fn:     o.Lines,
+			done:   make(chan struct{}),
+			stream: name,
 		})
 		return p[1], nil
 	default:
@@ -459,9 +474,10 @@ func (s *fdSet) startReaders() []*lineReader {
 // lineBufMin per stream, not MaxLine, and output without newlines is
 // handed on in pieces of MaxLine bytes: nothing here grows past MaxLine.
 type lineReader struct {
-	f    *os.File
-	fn   func(string)
-	done chan struct{}
+	f      *os.File
+	fn     func(string)
+	done   chan struct{}
+	stream string // "stdout" or "stderr"
 }
 
 // lineBufMin is the size of a lineReader's buffer between long lines.
@@ -536,27 +552,33 @@ func (p *Process) wait(readers []*lineReader) {
 	p.reaped = true
 	p.mu.Unlock()
 	close(p.exited)
+	drain(readers)
+	close(p.done)
+}
 
-	if len(readers) > 0 {
-		grace := time.NewTimer(OutputGrace)
-		expired := false
-		for _, r := range readers {
-			if !expired {
-				select {
-				case <-r.done:
-					continue
-				case <-grace.C:
-					expired = true
-					for _, r := range readers {
-						r.f.Close() // ends the pending read
-					}
+// drain waits for readers to reach end of file, at most OutputGrace
+// (after which it closes their files, which ends their reads).
+func drain(readers []*lineReader) {
+	if len(readers) == 0 {
+		return
+	}
+	grace := time.NewTimer(OutputGrace)
+	defer grace.Stop()
+	expired := false
+	for _, r := range readers {
+		if !expired {
+			select {
+			case <-r.done:
+				continue
+			case <-grace.C:
+				expired = true
+				for _, r := range readers {
+					r.f.Close() // ends the pending read
 				}
 			}
-			<-r.done
 		}
-		grace.Stop()
+		<-r.done
 	}
-	close(p.done)
 }
 
 func ignoringEINTR(f func() error) error {
