@@ -126,16 +126,21 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	if sock == nil {
 		return fmt.Errorf("%s: a template is started only by an Accept=yes socket", svc.Name)
 	}
-	ls, err := activation.Open(sock)
+	ls, _, err := activation.Reuse(sock, d.keep.takeSocket(sock.Name, len(sock.Listens)))
 	if err != nil {
 		return err
+	}
+	var lsNames []string
+	for i, l := range ls {
+		d.keep.put(listenName(sock.Name, i), l.File())
+		lsNames = append(lsNames, listenName(sock.Name, i))
 	}
 	var sockSt []api.SocketStatus
 	for _, l := range ls {
 		sockSt = append(sockSt, api.SocketStatus{Unit: sock.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: acceptFDName})
 	}
 	h := newHandle(svc.Name, svc, socks)
-	h.ls = ls
+	h.ls, h.lsNames = ls, lsNames
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")

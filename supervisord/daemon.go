@@ -41,6 +41,12 @@ type Config struct {
 	Observe func(unit string, st api.ServiceStatus)
 	// Reloaded, if set, is called after Watch has reloaded the directory.
 	Reloaded func(api.ReloadResult)
+	// Keepers keep copies of every listening socket and output pipe
+	// outside sockd (keep.go); Held is what they gave back at start.
+	// With the state file (state.go), a sockd started again after a
+	// crash or re-exec takes its sockets and processes back.
+	Keepers []FDKeeper
+	Held    *Held
 }
 
 // Daemon supervises the units of one directory.
@@ -61,6 +67,14 @@ type Daemon struct {
 	waiter     *activation.Waiter     // waits for first connections, for all units
 	notify     *children.NotifySocket // the NOTIFY_SOCKET of every unit
 	notifyDone chan struct{}
+
+	keep  *keepers
+	state *stateWriter
+	// recovering is the state file found at Open, while Open adds the
+	// units; replace tells to replace the processes taken back (after a
+	// crash; not after a re-exec, whose processes are sockd's children).
+	recovering *stateFile
+	replace    bool
 
 	mu      sync.Mutex // guards the maps below
 	units   map[string]*handle
@@ -92,7 +106,23 @@ func (d *Daemon) Open() error {
 	if err := d.listenNotify(); err != nil {
 		return fmt.Errorf("notify socket: %w", err)
 	}
+	logErr := func(err error) { d.log.Warn().Err(err).Msg("keeping state") }
+	d.keep = newKeepers(d.cfg.Keepers, d.cfg.Held, logErr)
+	st, err := readState(d.runDir)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("not recovering: units start afresh")
+	}
+	d.recovering = st
+	if st != nil {
+		d.replace = !(st.Reexec && st.Pid == os.Getpid())
+		d.log.Info().Int("units", len(st.Units)).Bool("reexec", !d.replace).Msg("recovering the previous sockd's processes")
+	}
+	d.state = newStateWriter(d.runDir, logErr)
 	_, err = d.reload(context.Background())
+	d.recovering = nil
+	if gone := d.keep.leftover(); len(gone) > 0 {
+		d.log.Info().Strs("names", gone).Msg("closed kept fds no unit took back")
+	}
 	return err
 }
 
@@ -198,6 +228,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.notify.Close()
 		<-d.notifyDone
 	}
+	d.state.close(len(errs) == 0) // a clean stop leaves nothing to take back
 	if d.ownRun {
 		os.RemoveAll(d.runDir)
 	}
@@ -212,15 +243,23 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	var ls []*activation.Listener
 	var lsSock []*units.Socket // the socket unit of each listener
 	var sockSt []api.SocketStatus
+	var lsNames []string
 	for _, s := range socks {
 		if s.Accept {
 			activation.CloseAll(ls)
 			return fmt.Errorf("%s: Sockets=%s: an Accept=yes socket is passed to no service, only its connections to instances", svc.Name, s.Name)
 		}
-		opened, err := activation.Open(s)
+		opened, reused, err := activation.Reuse(s, d.keep.takeSocket(s.Name, len(s.Listens)))
 		if err != nil {
 			activation.CloseAll(ls)
 			return err
+		}
+		if reused > 0 {
+			d.log.Info().Str("socket", s.Name).Int("reused", reused).Msg("took back the previous sockd's sockets")
+		}
+		for i, l := range opened {
+			d.keep.put(listenName(s.Name, i), l.File())
+			lsNames = append(lsNames, listenName(s.Name, i))
 		}
 		for _, l := range opened {
 			sockSt = append(sockSt, api.SocketStatus{Unit: s.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: l.Name()})
@@ -231,8 +270,9 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 		}
 	}
 	h := newHandle(svc.Name, svc, socks)
-	h.ls = ls
+	h.ls, h.lsNames = ls, lsNames
 	u := newUnit(h, svc, d.log)
+	u.keep, u.state = d.keep, d.state
 	u.observe = d.cfg.Observe
 	u.lsSock, u.sockSt = lsSock, sockSt
 	u.pids = d.pids
@@ -242,6 +282,9 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.staging = filepath.Join(d.runDir, "sandbox")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
 		u.notifyPath = d.notify.Path()
+	}
+	if st, ok := d.recovering.unit(svc.Name); ok {
+		u.recoverProcs(st, d.replace)
 	}
 	d.mu.Lock()
 	d.units[svc.Name] = h

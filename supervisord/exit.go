@@ -16,6 +16,10 @@ func (u *unit) forget(p *proc) (slotted bool) {
 	st := p.p.Exit()
 	u.pids.remove(p.Pid(), u)
 	u.pids.remove(p.mainPid, u)
+	if u.keep != nil && len(p.kept) > 0 {
+		u.keep.remove(p.kept...)
+		p.kept = nil
+	}
 	if p.wdTimer != nil {
 		p.wdTimer.Stop()
 	}

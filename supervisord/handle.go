@@ -22,6 +22,8 @@ type handle struct {
 	logs  *logRing
 	socks []*units.Socket
 	ls    []*activation.Listener
+	// lsNames name ls in the fd keepers ("listen/SOCKET/N").
+	lsNames []string
 	// svcSnapshot is the service as the last reload saw it; reloads
 	// (serialized by Daemon.reloadMu) alone read and write it.
 	svcSnapshot *units.Service

@@ -64,6 +64,11 @@ type proc struct {
 	gen     int
 	slot    int
 	started time.Time
+	// startTicks is the process's start time in /proc (names it in the
+	// state file); 0 if unknown.
+	startTicks uint64
+	// kept are the names of its output pipes in the fd keepers.
+	kept []string
 
 	ready    bool
 	starter  bool // Type=forking's first process, not yet replaced by the main one
@@ -167,6 +172,10 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if svc.WatchdogSec > 0 && svc.WatchdogSec != units.Infinity {
 		spec.Env = setEnv(spec.Env, "WATCHDOG_USEC="+strconv.FormatInt(svc.WatchdogSec.Microseconds(), 10))
 	}
+	var pipes []namedPipe
+	if u.keep != nil {
+		spec.OutputPipe = func(stream string, r *os.File) { pipes = append(pipes, namedPipe{stream, r}) }
+	}
 	p, err := u.start(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
@@ -174,6 +183,11 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	pr.p = p
 	pr.pid.Store(int64(p.Pid()))
 	pr.mainPid = p.Pid()
+	pr.startTicks, _ = processStart(p.Pid())
+	for _, np := range pipes {
+		pr.kept = append(pr.kept, outputName(u.name, p.Pid(), np.stream))
+		u.keep.put(outputName(u.name, p.Pid(), np.stream), np.f)
+	}
 	for _, n := range u.pids.add(p.Pid(), u) {
 		u.deliverNotify(n)
 	}

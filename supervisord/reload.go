@@ -186,6 +186,8 @@ func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
 	}
 	u.helpers.Wait() // canceled with the actor; each kills its command
 	activation.CloseAll(u.ls)
+	d.keep.remove(u.lsNames...)
+	d.state.set(u.name, unitState{})
 	d.mu.Lock()
 	if d.units[u.name] == u {
 		delete(d.units, u.name)

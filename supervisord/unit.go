@@ -62,8 +62,12 @@ type unit struct {
 	execEnv     []string    // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
 	execRelease func()      // frees what setUpExec holds; nil when nothing is set up
 	privTmp     *privateTmp // PrivateTmp='s directories while a process may use them
-	staging     string      // the exec helper's staging directory (sandboxSetup)
-	helper      *helperRun  // the Exec*= list of the phase, nil when none
+	keep        *keepers    // the fd keepers (keep.go); nil in tests without
+	state       *stateWriter
+	stateKey    string     // of the processes last written to state
+	recovered   bool       // recoverProcs took processes back: start as running
+	staging     string     // the exec helper's staging directory (sandboxSetup)
+	helper      *helperRun // the Exec*= list of the phase, nil when none
 	tokens      token
 	exiting     bool
 	observed    string // the last observed state, sub-state, pids and result
@@ -115,10 +119,13 @@ func instances(svc *units.Service) int {
 // run is the unit's actor: the only goroutine that changes its state.
 func (u *unit) run() {
 	defer close(u.quit)
-	if len(u.ls) == 0 {
+	switch {
+	case u.recovered:
+		u.phase = phaseRunning // recover.go
+	case len(u.ls) == 0:
 		// A service with no socket starts at once.
 		u.queue = append(u.queue, &job{kind: reqStart})
-	} else {
+	default:
 		u.phase = phaseListening
 	}
 	u.settle()
@@ -228,6 +235,7 @@ func (u *unit) settle() {
 	} else if !want && u.disarm != nil {
 		u.disarmWaiter()
 	}
+	u.saveState()
 	if u.observe != nil {
 		s := u.status().Service
 		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result, s.MainPID, s.Status)

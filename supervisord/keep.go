@@ -1,0 +1,151 @@
+package supervisord
+
+// sockd's fds kept outside it, and given back when it starts again: the
+// listening sockets (so the connections queued while sockd is away are
+// served, an idle unit's too) and the read ends of the children's output
+// pipes (so a child never dies of SIGPIPE or blocks on a full pipe while
+// sockd is away). The keepers are the fd holder (internal/fdholder) and,
+// under systemd, its fd store (internal/fdstore); cmd/sockd makes them.
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// FDKeeper keeps copies of sockd's fds, by name, outside sockd.
+type FDKeeper interface {
+	Put(name string, f *os.File) error
+	Remove(name string) error
+}
+
+// Held are the fds (and buffered output) a keeper gave back at start, by
+// name: "listen/SOCKET/N" (Listen*= line N of socket unit SOCKET) and
+// "out/UNIT/PID/STREAM" (the output pipe of process PID of UNIT).
+type Held struct {
+	Files  map[string]*os.File
+	Output map[string][]byte
+}
+
+// listenName names line i of socket unit sock.
+func listenName(sock string, i int) string { return "listen/" + sock + "/" + strconv.Itoa(i) }
+
+// outputName names the output pipe of stream of process pid of unit.
+func outputName(unit string, pid int, stream string) string {
+	return "out/" + unit + "/" + strconv.Itoa(pid) + "/" + stream
+}
+
+// keepers is the Daemon's set of FDKeepers and what they gave back.
+type keepers struct {
+	list []FDKeeper
+	log  func(err error)
+
+	mu     sync.Mutex
+	held   map[string]*os.File
+	output map[string][]byte
+}
+
+func newKeepers(list []FDKeeper, held *Held, log func(error)) *keepers {
+	k := &keepers{list: list, log: log, held: map[string]*os.File{}, output: map[string][]byte{}}
+	if held != nil {
+		for n, f := range held.Files {
+			k.held[n] = f
+		}
+		for n, b := range held.Output {
+			k.output[n] = b
+		}
+	}
+	return k
+}
+
+// put gives each keeper a copy of f under name. A keeper that fails is
+// logged: sockd serves on, only without that copy.
+func (k *keepers) put(name string, f *os.File) {
+	if k == nil {
+		return
+	}
+	for _, kp := range k.list {
+		if err := kp.Put(name, f); err != nil {
+			k.log(fmt.Errorf("keep %s: %w", name, err))
+		}
+	}
+}
+
+func (k *keepers) remove(names ...string) {
+	if k == nil {
+		return
+	}
+	for _, kp := range k.list {
+		for _, n := range names {
+			if err := kp.Remove(n); err != nil {
+				k.log(fmt.Errorf("forget %s: %w", n, err))
+			}
+		}
+	}
+}
+
+// take returns the held file of name (nil if none), and its buffered
+// output; both are the caller's from then on.
+func (k *keepers) take(name string) (*os.File, []byte) {
+	if k == nil {
+		return nil, nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f, out := k.held[name], k.output[name]
+	delete(k.held, name)
+	delete(k.output, name)
+	return f, out
+}
+
+// takeSocket returns the held files of socket unit sock's lines, one per
+// line (nil where none is held).
+func (k *keepers) takeSocket(sock string, lines int) []*os.File {
+	fs := make([]*os.File, lines)
+	for i := range fs {
+		if k == nil {
+			break
+		}
+		fs[i], _ = k.take(listenName(sock, i))
+	}
+	return fs
+}
+
+// leftover closes what no unit took (sockets of units that are gone,
+// pipes of processes that are not adopted) and has the keepers forget
+// them; it returns their names.
+func (k *keepers) leftover() []string {
+	k.mu.Lock()
+	var names []string
+	for n, f := range k.held {
+		f.Close()
+		names = append(names, n)
+	}
+	for n := range k.output {
+		if _, ok := k.held[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	k.held, k.output = map[string]*os.File{}, map[string][]byte{}
+	k.mu.Unlock()
+	k.remove(names...)
+	return names
+}
+
+// outputLines splits buffered output into lines, as a child's output is
+// split: the last line without a newline too.
+func outputLines(b []byte) []string {
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// namedPipe is an output pipe's read end, by stream.
+type namedPipe struct {
+	stream string
+	f      *os.File
+}

@@ -1,0 +1,120 @@
+package supervisord
+
+// Taking a unit's processes back after sockd itself was gone: crashed,
+// killed, or re-executed (state.go has the file, keep.go the fds).
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
+)
+
+// saveState writes u's processes to the state file when they changed.
+func (u *unit) saveState() {
+	if u.state == nil {
+		return
+	}
+	st := u.unitStateOf()
+	var b strings.Builder
+	fmt.Fprint(&b, st.Gen)
+	for _, p := range st.Procs {
+		fmt.Fprintf(&b, " %d/%d/%d/%d/%v/%v", p.Pid, p.Gen, p.Slot, p.MainPid, p.Ready, p.Draining)
+	}
+	if key := b.String(); key != u.stateKey {
+		u.stateKey = key
+		u.state.set(u.name, st)
+	}
+}
+
+// recoverProcs takes back the processes a previous sockd ran for u, as
+// st lists them, before u's actor runs. Each must still be the same
+// process (its pid and start time); it is adopted through a pidfd, its
+// output read on from the pipes the fd holder kept (with what the holder
+// buffered meanwhile first). After a re-exec (replace false) they are
+// sockd's own children and stay; after a crash (replace true) sockd is
+// not their parent and cannot know their exit status, so an overlapping
+// restart replaces them at once, bringing back full supervision.
+// Processes that were being drained, or were a restart's unready new
+// generation, are stopped. It returns how many processes it adopted.
+func (u *unit) recoverProcs(st unitState, replace bool) int {
+	n := 0
+	for _, ps := range st.Procs {
+		if start, err := processStart(ps.Pid); err != nil || start != ps.Start {
+			u.log.Info().Int("pid", ps.Pid).Msg("recovery: process gone")
+			u.dropPipes(ps.Pid)
+			continue
+		}
+		pr := &proc{gen: ps.Gen, slot: ps.Slot, started: time.Now(), startTicks: ps.Start, ready: ps.Ready, mainPid: ps.MainPid}
+		if pr.mainPid == 0 {
+			pr.mainPid = ps.Pid
+		}
+		pr.pid.Store(int64(ps.Pid))
+		var pipes []children.Pipe
+		for _, stream := range []string{"stdout", "stderr"} {
+			name := outputName(u.name, ps.Pid, stream)
+			f, buffered := u.keep.take(name)
+			for _, line := range outputLines(buffered) {
+				u.outputLine(pr, stream, line)
+			}
+			if f != nil {
+				pipes = append(pipes, children.Pipe{Stream: stream, File: f, Lines: func(line string) { u.outputLine(pr, stream, line) }})
+				pr.kept = append(pr.kept, name)
+			}
+		}
+		p, err := children.AdoptOutput(ps.Pid, pipes)
+		if err != nil {
+			u.log.Warn().Err(err).Int("pid", ps.Pid).Msg("recovery: cannot adopt")
+			continue
+		}
+		pr.p = p
+		n++
+		u.pids.add(ps.Pid, u)
+		if pr.mainPid != ps.Pid {
+			u.pids.add(pr.mainPid, u)
+		}
+		slotFree := ps.Slot >= 0 && ps.Slot < len(u.slots) && u.slots[ps.Slot] == nil
+		if ps.Draining || !slotFree || !ps.Ready {
+			pr.stopping = true
+			p.Signal(syscall.SIGTERM)
+			u.draining = append(u.draining, pr)
+		} else {
+			u.slots[ps.Slot] = pr
+		}
+		if ps.Gen > u.gen {
+			u.gen = ps.Gen
+		}
+		go pr.reportExit(u, p)
+		u.log.Info().Int("pid", ps.Pid).Int("gen", ps.Gen).Int("instance", ps.Slot).Bool("draining", pr.stopping).Msg("recovery: adopted")
+	}
+	if st.Gen > u.gen {
+		u.gen = st.Gen
+	}
+	if u.running() > 0 {
+		u.recovered = true
+		if replace {
+			// Not sockd's children: replaced with an overlapping restart
+			// as soon as the actor runs.
+			u.queue = append(u.queue, &job{kind: reqRestart})
+		}
+	}
+	return n
+}
+
+// dropPipes closes the held pipes of a process that is gone.
+func (u *unit) dropPipes(pid int) {
+	for _, stream := range []string{"stdout", "stderr"} {
+		name := outputName(u.name, pid, stream)
+		f, buffered := u.keep.take(name)
+		for _, line := range outputLines(buffered) {
+			u.logs.add(api.LogLine{Time: time.Now(), Pid: pid, Stream: stream, Line: line})
+		}
+		if f != nil {
+			f.Close()
+		}
+		u.keep.remove(name)
+	}
+}
