@@ -12,6 +12,11 @@
 // systemd.service(5) FileDescriptorStoreMax= and
 // https://systemd.io/FILE_DESCRIPTOR_STORE/.
 //
+// The service needs FileDescriptorStoreMax= at least the number of
+// sockets sockd puts (systemd drops the rest, saying so only in its
+// log). systemd keeps the store while the service restarts, by Restart=
+// or `systemctl restart`, and empties it when the service stops for good.
+//
 // Harness plays systemd's side, for tests.
 package fdstore
 

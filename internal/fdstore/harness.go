@@ -198,7 +198,8 @@ func (h *Harness) Sync(ctx context.Context) error {
 	return fmt.Errorf("fdstore harness: sync: %w", ctx.Err())
 }
 
-// Messages returns every message received so far, in order.
+// Messages returns every message received so far, in order, Sync's
+// BARRIER=1 among them.
 func (h *Harness) Messages() []Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()

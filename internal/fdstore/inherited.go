@@ -24,8 +24,12 @@ const listenFDsStart = 3
 // Inherited marks the fds close-on-exec and leaves every other flag as it
 // is (a socket stays non-blocking). It always unsets LISTEN_PID,
 // LISTEN_FDS and LISTEN_FDNAMES, as sd_listen_fds(3) does, so that no
-// process sockd starts sees them. It takes the fds once: call it once,
-// early, before anything opens files.
+// process sockd starts sees them: call it once, early in main (a second
+// call finds nothing).
+//
+// systemd keeps its own copies of what it passed: a name sockd no longer
+// uses stays in the store, and comes back at every restart, until sockd
+// calls Remove.
 //
 // It returns (nil, nil) when nothing was passed to this process:
 // LISTEN_PID unset or another process's pid (the fds are then left
