@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// clientMain makes one request per op ("status", "list", "restart") and
+// clientMain makes one request per op ("status", "list", "restart",
+// "hold") and
 // prints each outcome on a line: "ok", "unreachable" or the status.
 func clientMain(path string, ops []string) int {
 	c := &Client{Path: path}
@@ -44,6 +45,12 @@ func clientMain(path string, ops []string) int {
 			_, err = c.List(ctx)
 		case "restart":
 			_, err = c.Restart(ctx, "app", RestartOptions{}, nil)
+		case "hold":
+			var h *Hold
+			if h, err = c.Hold(ctx, "app"); err == nil {
+				closeFiles(h.Files)
+				h.Release()
+			}
 		default:
 			err = fmt.Errorf("unknown op %q", op)
 		}

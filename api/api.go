@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -42,6 +43,32 @@ type Backend interface {
 	Reload(ctx context.Context) (ReloadResult, error)
 	// Logs returns up to n of the unit's last output lines, oldest first.
 	Logs(ctx context.Context, unit string, n int) ([]LogLine, error)
+	// Hold lends unit's listening sockets to holder, a program outside
+	// sockd (sockctl exec), until the returned Hold's Release: meanwhile
+	// a connection does not start the unit's service, and start,
+	// restart and stop are refused. It fails with ErrConflict while a
+	// process of the unit runs, when it is held already, and for a unit
+	// without sockets. A Hold's Files are duplicates, the caller's to
+	// close.
+	Hold(ctx context.Context, unit string, holder Peer) (*Hold, error)
+}
+
+// Hold is a unit's listening sockets lent to a program outside sockd.
+// The server gets one from its Backend and sends the sockets to the
+// client, whose Client.Hold returns one too.
+type Hold struct {
+	Unit  string     // "app.service"
+	Files []*os.File // the listening sockets, in LISTEN_FDS order
+	Names []string   // their LISTEN_FDNAMES, one per file
+	// Ended is closed when the hold ends from the other side: from the
+	// Backend, when sockd ends it (the unit is removed, its sockets
+	// change, sockd stops) and waits for Release; for a Client, when the
+	// connection to sockd ends (or Release closed it).
+	Ended <-chan struct{}
+	// Release ends the hold; it may be called more than once. From the
+	// Backend, it returns once the unit has left the held phase; for a
+	// Client, it closes the connection to sockd, which tells sockd.
+	Release func()
 }
 
 // UnitStatus is the state of one service and its sockets.
@@ -78,6 +105,10 @@ type ServiceStatus struct {
 	// phase: "done" (the new generation serves), "starting" (its new
 	// process is not ready yet) or "waiting" (the old one serves).
 	InstancePhases []string `json:"instance_phases,omitempty"`
+	// HeldBy is the pid of the program outside sockd that holds the
+	// unit's sockets (sub_state "held"): the API client that asked for
+	// them, as SO_PEERCRED named it (sockctl exec).
+	HeldBy int `json:"held_by,omitempty"`
 }
 
 // SocketStatus is one listening address of one of the unit's sockets.

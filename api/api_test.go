@@ -32,6 +32,7 @@ type fakeBackend struct {
 	reloadApp func(ctx context.Context, unit string) error
 	reload    func(ctx context.Context) (ReloadResult, error)
 	logs      func(ctx context.Context, unit string, n int) ([]LogLine, error)
+	hold      func(ctx context.Context, unit string, holder Peer) (*Hold, error)
 }
 
 func notFound(unit string) error { return fmt.Errorf("unit %s: %w", unit, ErrNotFound) }
@@ -90,6 +91,13 @@ func (f *fakeBackend) Logs(ctx context.Context, unit string, n int) ([]LogLine, 
 		return nil, notFound(unit)
 	}
 	return f.logs(ctx, unit, n)
+}
+
+func (f *fakeBackend) Hold(ctx context.Context, unit string, holder Peer) (*Hold, error) {
+	if f.hold == nil {
+		return nil, notFound(unit)
+	}
+	return f.hold(ctx, unit, holder)
 }
 
 // testServer is a real Server on a real Unix socket.

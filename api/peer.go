@@ -17,7 +17,10 @@ type Peer struct {
 	Groups []int // supplementary groups, not counting GID
 }
 
-type peerKey struct{}
+type (
+	peerKey struct{}
+	connKey struct{}
+)
 
 // PeerFromContext returns the peer of the API request whose context ctx
 // is, if the server could read its credentials.
@@ -27,12 +30,21 @@ func PeerFromContext(ctx context.Context) (Peer, bool) {
 }
 
 // withPeer is the http.Server's ConnContext: it reads the peer's
-// credentials once per connection.
+// credentials once per connection, and keeps the connection itself for
+// the hold route, which passes sockets over it (connOf).
 func withPeer(ctx context.Context, c net.Conn) context.Context {
+	ctx = context.WithValue(ctx, connKey{}, c)
 	if p, ok := peerOf(c); ok {
 		return context.WithValue(ctx, peerKey{}, p)
 	}
 	return ctx
+}
+
+// connOf returns the connection a request's context came with, nil when
+// the request did not come through Serve (a test's recorder).
+func connOf(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	return c
 }
 
 // logPeer adds the request's peer to a log event.

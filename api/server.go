@@ -94,6 +94,7 @@ var routes = []route{
 	{"POST /v1/units/{name}/stop", true, (*Server).stop},
 	{"POST /v1/units/{name}/restart", true, (*Server).restart},
 	{"POST /v1/units/{name}/reload-app", true, (*Server).reloadApp},
+	{"POST /v1/units/{name}/hold", true, (*Server).hold},
 	{"POST /v1/reload", true, (*Server).reload},
 	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
 }

@@ -46,10 +46,12 @@ const (
 	reqReloadApp
 	reqShutdown
 	reqUpdate
+	reqHold    // hold.go
+	reqRelease // hold.go
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -59,6 +61,7 @@ type request struct {
 	acked  bool // answered when queued (restart without wait); actor-only
 	opts   api.RestartOptions
 	svc    *units.Service // reqUpdate
+	hold   holdArgs       // reqHold, reqRelease
 	reply  chan reply
 	events chan api.Event
 }
@@ -66,6 +69,7 @@ type request struct {
 type reply struct {
 	status api.UnitStatus
 	result api.RestartResult
+	hold   *api.Hold // reqHold
 	err    error
 }
 

@@ -30,6 +30,7 @@ const (
 	phaseAutoRestart                  // waiting RestartSec= before starting again
 	phaseFailed                       // failed and not listening: a start or trigger limit, or no socket
 	phaseFailedListening              // failed; the next connection starts it again
+	phaseHeld                         // no process; a program outside sockd holds the sockets (hold.go)
 	numPhases
 )
 
@@ -51,6 +52,7 @@ var phaseInfo = [numPhases]struct{ name, state, sub string }{
 	phaseAutoRestart:     {"auto-restart", api.StateActivating, "auto-restart"},
 	phaseFailed:          {"failed", api.StateFailed, "failed"},
 	phaseFailedListening: {"failed-listening", api.StateFailed, "listening"},
+	phaseHeld:            {"held", api.StateInactive, "held"},
 }
 
 func (p phase) String() string {
@@ -83,11 +85,14 @@ const (
 	evRestartTimer               // RestartSec= passed
 	evWatchdog                   // WatchdogSec= passed without WATCHDOG=1
 	evRuntimeMax                 // RuntimeMaxSec= passed
+	evHold                       // a program outside sockd asks for the sockets (sockctl exec)
+	evRelease                    // that program let go: its API connection ended
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
-	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max"}
+	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max",
+	"hold", "release"}
 
 func (k evKind) String() string { return evNames[k] }
 
@@ -136,6 +141,8 @@ var (
 	rowRuntimeMax  = transition{"RuntimeMaxSec= passed: stop every process (result timeout)", stopping, (*unit).runtimeMax}
 	rowStoppedExit = transition{"forget the process; the last one gone: ExecStopPost=, then done (a restart starts now)", join(idle, starts, []phase{phaseStopPost, phaseAutoRestart}), (*unit).stoppedExit}
 	rowTrigger     = transition{"apply TriggerLimit*= and the start limit; start", join(starts, idle), (*unit).trigger}
+	rowHold        = transition{"lend the sockets to a program outside sockd (none: refuse)", []phase{phaseHeld}, (*unit).holdSockets}
+	rowHeldRefuse  = transition{"refuse: the sockets are held outside sockd", nil, (*unit).refuseHeld}
 )
 
 // table is the unit's state machine: phase × event → action and the
@@ -144,16 +151,16 @@ var (
 // docs/architecture.md carries the same table (TestPhaseTableDoc).
 var table = map[phase]map[evKind]transition{
 	phaseDead: {
-		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
 	},
 	phaseListening: {
-		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
 	},
 	phaseFailed: {
-		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
 	},
 	phaseFailedListening: {
-		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload,
+		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
 	},
 	phaseCondition: {
 		evHelpersDone: {"met: go on (ExecStartPre=, the processes); exit 1-254: skip the start; else fail", join(starts, idle, []phase{phaseStopPost}), (*unit).conditionDone},
@@ -259,6 +266,16 @@ var table = map[phase]map[evKind]transition{
 		evReloadApp:    rowIdleReload,
 		evStopTimeout:  rowKill,
 		evExit:         rowDrained,
+	},
+	phaseHeld: {
+		evHold:        {"refuse: held already", nil, (*unit).holdAgain},
+		evRelease:     {"the holder let go: back to the phase it was held from (dead when sockd stops the unit)", idle, (*unit).release},
+		evStart:       rowHeldRefuse,
+		evRestart:     rowHeldRefuse,
+		evStop:        {"refuse; when sockd stops or removes the unit: tell the holder, and wait for its release", nil, (*unit).stopHeld},
+		evReloadApp:   rowIdleReload,
+		evExit:        rowDrained,
+		evStopTimeout: {rowKill.action, nil, (*unit).stopTimeout}, // no process runs: never stop-sigkill
 	},
 }
 

@@ -28,6 +28,9 @@ func (u *unit) status() api.UnitStatus {
 			}
 		}
 	}
+	if u.hold != nil {
+		st.HeldBy = u.hold.pid
+	}
 	if u.phase == phaseRestarting && u.job != nil {
 		for i := range u.slots {
 			st.InstancePhases = append(st.InstancePhases, u.job.slotPhase(i))

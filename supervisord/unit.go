@@ -68,6 +68,7 @@ type unit struct {
 	recovered   bool       // recoverProcs took processes back: start as running
 	staging     string     // the exec helper's staging directory (sandboxSetup)
 	helper      *helperRun // the Exec*= list of the phase, nil when none
+	hold        *holding   // the program outside sockd holding the sockets (phaseHeld)
 	tokens      token
 	exiting     bool
 	observed    string // the last observed state, sub-state, pids and result
@@ -82,6 +83,7 @@ type event struct {
 	l    *activation.Listener // evTrigger
 	err  error                // evTrigger, evHelpersDone
 	j    *job                 // evStart, evStop, evRestart, evReloadApp
+	r    *request             // evHold
 }
 
 func newUnit(h *handle, svc *units.Service, log zerolog.Logger) *unit {
@@ -271,6 +273,8 @@ func (u *unit) request(r *request) {
 			u.slots = make([]*proc, instances(r.svc))
 		}
 		r.reply <- reply{}
+	case reqHold, reqRelease:
+		u.holdRequest(r) // hold.go: answered at once, never queued
 	case reqShutdown:
 		u.exiting = true
 		u.enqueue(&request{kind: reqStop, reply: make(chan reply, 1)})
@@ -321,9 +325,10 @@ func (u *unit) enqueue(r *request) {
 	u.ack(r)
 }
 
-// ack answers a restart that does not wait as soon as it is queued.
+// ack answers a restart that does not wait as soon as it is queued
+// (but for a held unit, whose refusal is the answer).
 func (u *unit) ack(r *request) {
-	if r.kind == reqRestart && !r.opts.Wait {
+	if r.kind == reqRestart && !r.opts.Wait && u.phase != phaseHeld {
 		r.reply <- reply{}
 		r.acked = true
 	}

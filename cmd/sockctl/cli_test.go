@@ -25,6 +25,7 @@ type backend struct {
 	mu      sync.Mutex
 	calls   []string
 	restart func(progress func(api.Event)) (api.RestartResult, error)
+	hold    func(unit string, holder api.Peer) (*api.Hold, error)
 	reload  api.ReloadResult
 }
 
@@ -122,6 +123,18 @@ func (b *backend) Logs(_ context.Context, unit string, n int) ([]api.LogLine, er
 		{Time: time.Now(), Pid: 1234, Stream: "stdout", Line: "listening"},
 		{Time: time.Now(), Pid: 1234, Stream: "stderr", Line: "warning: x"},
 	}, nil
+}
+
+func (b *backend) Hold(_ context.Context, unit string, holder api.Peer) (*api.Hold, error) {
+	b.record("hold " + unit)
+	if b.hold == nil {
+		_, err := b.find(unit)
+		if err == nil {
+			err = fmt.Errorf("hold %s: the service runs: %w", unit, api.ErrConflict)
+		}
+		return nil, err
+	}
+	return b.hold(unit, holder)
 }
 
 func okRestart(progress func(api.Event)) (api.RestartResult, error) {
