@@ -47,6 +47,10 @@ type Config struct {
 	// crash or re-exec takes its sockets and processes back.
 	Keepers []FDKeeper
 	Held    *Held
+	// Keep, if set, is called by Open once the runtime directory is
+	// known, and its keepers and held fds are added to the above (the fd
+	// holder lives in the runtime directory).
+	Keep func(runDir string) ([]FDKeeper, *Held, error)
 }
 
 // Daemon supervises the units of one directory.
@@ -107,7 +111,16 @@ func (d *Daemon) Open() error {
 		return fmt.Errorf("notify socket: %w", err)
 	}
 	logErr := func(err error) { d.log.Warn().Err(err).Msg("keeping state") }
-	d.keep = newKeepers(d.cfg.Keepers, d.cfg.Held, logErr)
+	keepList, held := d.cfg.Keepers, d.cfg.Held
+	if d.cfg.Keep != nil {
+		more, h, err := d.cfg.Keep(d.runDir)
+		if err != nil {
+			d.log.Error().Err(err).Msg("no fd holder: sockets and output pipes do not outlive sockd")
+		}
+		keepList = append(append([]FDKeeper(nil), keepList...), more...)
+		held = mergeHeld(held, h)
+	}
+	d.keep = newKeepers(keepList, held, logErr)
 	st, err := readState(d.runDir)
 	if err != nil {
 		d.log.Warn().Err(err).Msg("not recovering: units start afresh")

@@ -149,3 +149,30 @@ type namedPipe struct {
 	stream string
 	f      *os.File
 }
+
+// mergeHeld joins what two keepers gave back; a's file wins a name both
+// hold (b's copy is closed).
+func mergeHeld(a, b *Held) *Held {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	m := &Held{Files: map[string]*os.File{}, Output: map[string][]byte{}}
+	for _, h := range []*Held{a, b} {
+		for n, f := range h.Files {
+			if _, dup := m.Files[n]; dup {
+				f.Close()
+				continue
+			}
+			m.Files[n] = f
+		}
+		for n, o := range h.Output {
+			if _, dup := m.Output[n]; !dup {
+				m.Output[n] = o
+			}
+		}
+	}
+	return m
+}

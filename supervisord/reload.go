@@ -186,7 +186,15 @@ func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
 	}
 	u.helpers.Wait() // canceled with the actor; each kills its command
 	activation.CloseAll(u.ls)
-	d.keep.remove(u.lsNames...)
+	d.mu.Lock()
+	stopping := d.closed
+	d.mu.Unlock()
+	if !stopping {
+		// At sockd's own stop the keepers keep them: systemd's fd store
+		// hands them to the next sockd if this is a restart, and forgets
+		// them at a real stop; the fd holder is shut down.
+		d.keep.remove(u.lsNames...)
+	}
 	d.state.set(u.name, unitState{})
 	d.mu.Lock()
 	if d.units[u.name] == u {

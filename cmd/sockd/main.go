@@ -8,10 +8,12 @@ import (
 	"os"
 
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/fdholder"
 )
 
 func main() {
 	children.MaybeRunHelper()
+	fdholder.MaybeRunHolder()
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sockd:", err)

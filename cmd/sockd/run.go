@@ -18,6 +18,8 @@ import (
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/fdholder"
+	"github.com/sockd/sockd/internal/fdstore"
 	"github.com/sockd/sockd/supervisord"
 	"github.com/sockd/sockd/units"
 )
@@ -81,10 +83,52 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err := children.BecomeSubreaper(); err != nil {
 		log.Warn().Err(err).Msg("not the child subreaper: Type=forking main processes are watched without their exit status")
 	}
-	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log})
+	// Under systemd with FileDescriptorStoreMax=, its fd store keeps a
+	// copy of every listening socket, and gives them back (LISTEN_FDS)
+	// when it starts sockd again.
+	var keepers []supervisord.FDKeeper
+	var held *supervisord.Held
+	if store := fdstore.Open(); store != nil {
+		keepers = append(keepers, store)
+	}
+	if fds, err := fdstore.Inherited(); err != nil {
+		log.Warn().Err(err).Msg("LISTEN_FDS: not taken")
+	} else if len(fds) > 0 {
+		held = &supervisord.Held{Files: map[string]*os.File{}}
+		for name, fs := range fds {
+			held.Files[name] = fs[0]
+			for _, extra := range fs[1:] {
+				extra.Close() // an older copy under the same name
+			}
+		}
+		log.Info().Int("fds", len(fds)).Msg("took sockets back from systemd's fd store")
+	}
+	// The fd holder keeps a copy of every socket and output pipe, so a
+	// sockd started after this one crashed takes them back.
+	var holder *fdholder.Client
+	keep := func(dir string) ([]supervisord.FDKeeper, *supervisord.Held, error) {
+		c, err := fdholder.Connect(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		h, err := c.Take()
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		holder = c
+		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
+	}
+	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
+		Keepers: keepers, Held: held, Keep: keep})
 	if err := d.Open(); err != nil {
 		return 1, err
 	}
+	defer func() {
+		if holder != nil {
+			holder.Close()
+		}
+	}()
 	l, err := api.ListenGroup(*apiPath, apiSock.mode, apiSock.gid)
 	if err != nil {
 		d.Shutdown(context.Background())
@@ -104,7 +148,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	// now, since an idle sockd may not collect again for a long time.
 	debug.FreeOSMemory()
 	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
-	daemon.SdNotify(true, daemon.SdNotifyReady)
+	// NOTIFY_SOCKET stays set: STOPPING=1 and FDSTORE= use it later
+	// (children never see it: their environment is the unit's alone).
+	daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	// SIGHUP reloads off the signal loop, so that a SIGTERM during a
 	// long reload is heard at once (Shutdown cuts the reload short).
@@ -157,6 +203,11 @@ loop:
 	if err := d.Shutdown(context.Background()); err != nil {
 		log.Error().Err(err).Msg("shutdown")
 		code = 1
+	} else if holder != nil {
+		// Every unit stopped: nothing is left to keep.
+		if err := holder.Shutdown(); err != nil {
+			log.Warn().Err(err).Msg("fd holder")
+		}
 	}
 	log.Info().Msg("sockd stopped")
 	return code, nil
