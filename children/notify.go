@@ -94,6 +94,50 @@ func ListenNotify(path string) (*NotifySocket, error) {
 	return n, nil
 }
 
+// ListenNotifyHeld is ListenNotify that takes held, a copy a previous
+// sockd kept (fd holder), when it is the datagram socket bound at path:
+// the datagrams children sent while no sockd read it are read now, and
+// no child ever finds the path without a socket. Otherwise held is
+// closed and a new socket made. It always takes held.
+func ListenNotifyHeld(path string, held *os.File) (*NotifySocket, error) {
+	if held == nil {
+		return ListenNotify(path)
+	}
+	defer held.Close()
+	rc, err := held.SyscallConn()
+	ok := err == nil
+	if ok {
+		rc.Control(func(fd uintptr) {
+			typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+			sa, serr := unix.Getsockname(int(fd))
+			su, isUnix := sa.(*unix.SockaddrUnix)
+			ok = err == nil && serr == nil && typ == unix.SOCK_DGRAM && isUnix && su.Name == path &&
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) == nil
+		})
+	}
+	var st unix.Stat_t
+	if !ok || unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return ListenNotify(path)
+	}
+	c, err := net.FileConn(held)
+	if err != nil {
+		return ListenNotify(path)
+	}
+	n := &NotifySocket{
+		path: path,
+		conn: c.(*net.UnixConn),
+		c:    make(chan Notification, 64),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	live.Add(1)
+	go n.read()
+	return n, nil
+}
+
+// File returns a copy of the socket, for the fd holder.
+func (n *NotifySocket) File() (*os.File, error) { return n.conn.File() }
+
 // Path returns the socket's path, the value for NOTIFY_SOCKET.
 func (n *NotifySocket) Path() string { return n.path }
 

@@ -107,9 +107,6 @@ func (d *Daemon) Open() error {
 		return err
 	}
 	d.waiter = w
-	if err := d.listenNotify(); err != nil {
-		return fmt.Errorf("notify socket: %w", err)
-	}
 	logErr := func(err error) { d.log.Warn().Err(err).Msg("keeping state") }
 	keepList, held := d.cfg.Keepers, d.cfg.Held
 	if d.cfg.Keep != nil {
@@ -121,6 +118,9 @@ func (d *Daemon) Open() error {
 		held = mergeHeld(held, h)
 	}
 	d.keep = newKeepers(keepList, held, logErr)
+	if err := d.listenNotify(); err != nil {
+		return fmt.Errorf("notify socket: %w", err)
+	}
 	st, err := readState(d.runDir)
 	if err != nil {
 		d.log.Warn().Err(err).Msg("not recovering: units start afresh")

@@ -29,6 +29,9 @@ type Held struct {
 	Output map[string][]byte
 }
 
+// notifyName names sockd's NOTIFY_SOCKET in the keepers.
+const notifyName = "sockd/notify"
+
 // listenName names line i of socket unit sock.
 func listenName(sock string, i int) string { return "listen/" + sock + "/" + strconv.Itoa(i) }
 

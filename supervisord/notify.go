@@ -96,9 +96,14 @@ func (t *pidTable) route(n children.Notification) *unit {
 // listenNotify opens the daemon's NOTIFY_SOCKET and routes what arrives
 // to the units' actors until it is closed.
 func (d *Daemon) listenNotify() error {
-	ns, err := children.ListenNotify(filepath.Join(d.runDir, "notify.sock"))
+	held, _ := d.keep.take(notifyName)
+	ns, err := children.ListenNotifyHeld(filepath.Join(d.runDir, "notify.sock"), held)
 	if err != nil {
 		return err
+	}
+	if f, err := ns.File(); err == nil {
+		d.keep.put(notifyName, f)
+		f.Close()
 	}
 	d.notify = ns
 	d.notifyDone = make(chan struct{})
