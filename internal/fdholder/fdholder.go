@@ -44,6 +44,14 @@
 // ErrNoHolder, and the next Connect starts a new one; what it held is
 // lost, sockd's own copies are not.
 //
+// sockd must Remove a name when it closes that fd for good (a removed
+// unit's socket, a reaped child's pipe): the holder's copy would keep
+// the port bound, or the pipe open. Its own copies it may close at any
+// time. The holder holds one fd per name and a second one per output
+// pipe, under its hard RLIMIT_NOFILE; Take needs one free fd per name in
+// sockd, and 64 to spare. sockd delivers a name's Held.Output before
+// what it reads from the pipe itself.
+//
 // The protocol is described in protocol.go.
 package fdholder
 
