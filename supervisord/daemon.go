@@ -79,6 +79,9 @@ type Daemon struct {
 	// crash; not after a re-exec, whose processes are sockd's children).
 	recovering *stateFile
 	replace    bool
+	// reexec is set (under mu) while sockd prepares to re-exec; closed
+	// and cleared if it does not.
+	reexec chan struct{}
 
 	mu      sync.Mutex // guards the maps below
 	units   map[string]*handle
@@ -369,6 +372,9 @@ func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error
 
 // Start starts a unit's processes now and waits until they are ready.
 func (d *Daemon) Start(ctx context.Context, name string) error {
+	if err := d.reexecuting(); err != nil {
+		return err
+	}
 	u, err := d.lookup(name)
 	if err != nil {
 		return err
@@ -380,6 +386,9 @@ func (d *Daemon) Start(ctx context.Context, name string) error {
 // Stop stops a unit's processes; its sockets stay open, so the next
 // connection starts it again.
 func (d *Daemon) Stop(ctx context.Context, name string) error {
+	if err := d.reexecuting(); err != nil {
+		return err
+	}
 	u, err := d.lookup(name)
 	if err != nil {
 		return err
@@ -390,6 +399,9 @@ func (d *Daemon) Stop(ctx context.Context, name string) error {
 
 // Restart restarts a unit as api.Backend describes.
 func (d *Daemon) Restart(ctx context.Context, name string, opts api.RestartOptions, progress func(api.Event)) (api.RestartResult, error) {
+	if err := d.reexecuting(); err != nil {
+		return api.RestartResult{Unit: name}, err
+	}
 	u, err := d.lookup(name)
 	if err != nil {
 		return api.RestartResult{}, err
@@ -399,6 +411,9 @@ func (d *Daemon) Restart(ctx context.Context, name string, opts api.RestartOptio
 
 // ReloadApp asks the unit's processes to reload themselves.
 func (d *Daemon) ReloadApp(ctx context.Context, name string) error {
+	if err := d.reexecuting(); err != nil {
+		return err
+	}
 	u, err := d.lookup(name)
 	if err != nil {
 		return err
@@ -411,6 +426,9 @@ func (d *Daemon) ReloadApp(ctx context.Context, name string) error {
 // removes or whose sockets change; past it they go on stopping and the
 // error says so.
 func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
+	if err := d.reexecuting(); err != nil {
+		return api.ReloadResult{}, err
+	}
 	d.mu.Lock()
 	closed := d.closed
 	d.mu.Unlock()

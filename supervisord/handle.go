@@ -48,10 +48,11 @@ const (
 	reqUpdate
 	reqHold    // hold.go
 	reqRelease // hold.go
+	reqFreeze  // reexec.go
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -62,6 +63,7 @@ type request struct {
 	opts   api.RestartOptions
 	svc    *units.Service // reqUpdate
 	hold   holdArgs       // reqHold, reqRelease
+	thaw   chan struct{}  // reqFreeze: closed to let the actor go on
 	reply  chan reply
 	events chan api.Event
 }

@@ -43,6 +43,9 @@ func (h *holding) end() { h.once.Do(func() { close(h.ended) }) }
 // sockd, as api.Backend describes. The files are duplicates of the
 // unit's sockets, in the unit's blocking mode, close-on-exec.
 func (d *Daemon) Hold(ctx context.Context, name string, holder api.Peer) (*api.Hold, error) {
+	if err := d.reexecuting(); err != nil {
+		return nil, err
+	}
 	h, err := d.lookup(name)
 	if err != nil {
 		return nil, err

@@ -33,11 +33,19 @@ type Held struct {
 const notifyName = "sockd/notify"
 
 // listenName names line i of socket unit sock.
-func listenName(sock string, i int) string { return "listen/" + sock + "/" + strconv.Itoa(i) }
+func listenName(sock string, i int) string {
+	return "listen/" + keepEscape(sock) + "/" + strconv.Itoa(i)
+}
 
 // outputName names the output pipe of stream of process pid of unit.
 func outputName(unit string, pid int, stream string) string {
-	return "out/" + unit + "/" + strconv.Itoa(pid) + "/" + stream
+	return "out/" + keepEscape(unit) + "/" + strconv.Itoa(pid) + "/" + stream
+}
+
+// keepEscape makes a unit name fit a kept fd's name, in which ':' (which
+// a unit name may hold) is not allowed: '%' and ':' become %25 and %3A.
+func keepEscape(name string) string {
+	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(name)
 }
 
 // keepers is the Daemon's set of FDKeepers and what they gave back.

@@ -25,6 +25,10 @@ import (
 // binary that reads another version is refused before the exec.
 const stateVersion = 1
 
+// StateVersion is the state file format this sockd reads and writes
+// (`sockd self-test` prints it; a re-exec checks the new binary's).
+const StateVersion = stateVersion
+
 // stateFileName is the state file in the runtime directory.
 const stateFileName = "state.json"
 

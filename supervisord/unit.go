@@ -66,6 +66,7 @@ type unit struct {
 	state       *stateWriter
 	stateKey    string     // of the processes last written to state
 	recovered   bool       // recoverProcs took processes back: start as running
+	freezing    []*request // reqFreeze, waiting for the job under way
 	staging     string     // the exec helper's staging directory (sandboxSetup)
 	helper      *helperRun // the Exec*= list of the phase, nil when none
 	hold        *holding   // the program outside sockd holding the sockets (phaseHeld)
@@ -238,6 +239,9 @@ func (u *unit) settle() {
 		u.disarmWaiter()
 	}
 	u.saveState()
+	if len(u.freezing) > 0 && u.job == nil && len(u.queue) == 0 {
+		u.freeze()
+	}
 	if u.observe != nil {
 		s := u.status().Service
 		key := fmt.Sprint(s.State, s.SubState, s.Pids, s.Result, s.MainPID, s.Status)
@@ -273,6 +277,8 @@ func (u *unit) request(r *request) {
 			u.slots = make([]*proc, instances(r.svc))
 		}
 		r.reply <- reply{}
+	case reqFreeze:
+		u.freezing = append(u.freezing, r)
 	case reqHold, reqRelease:
 		u.holdRequest(r) // hold.go: answered at once, never queued
 	case reqShutdown:
@@ -462,4 +468,16 @@ func (u *unit) disarmWaiter() {
 		u.disarm()
 	}
 	u.disarm, u.waitTok = nil, 0
+}
+
+// freeze answers the re-exec's freeze requests, the job under way being
+// done, and stops the actor until the re-exec is called off (after a
+// successful one, the process is another sockd before that).
+func (u *unit) freeze() {
+	rs := u.freezing
+	u.freezing = nil
+	for _, r := range rs {
+		r.reply <- reply{}
+	}
+	<-rs[0].thaw
 }

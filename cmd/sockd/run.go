@@ -40,6 +40,17 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if len(args) > 0 && args[0] == "verify" {
 		return verify(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "self-test" {
+		// What a re-exec asks of the binary it is about to become.
+		fmt.Fprintf(stdout, "sockd %s state-version %d\n", version, supervisord.StateVersion)
+		return 0, nil
+	}
+	// The binary to re-exec: the file sockd was started from, which an
+	// upgrade may have replaced since.
+	exe, err := os.Executable()
+	if err != nil {
+		return 1, err
+	}
 	fs := flag.NewFlagSet("sockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
@@ -73,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	// SIGPIPE is caught and dropped, not ignored: an ignored signal
 	// stays ignored in every child sockd execs.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
 	logNofile(log)
@@ -106,6 +117,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	// The fd holder keeps a copy of every socket and output pipe, so a
 	// sockd started after this one crashed takes them back.
 	var holder *fdholder.Client
+	var heldAPI *os.File
 	keep := func(dir string) ([]supervisord.FDKeeper, *supervisord.Held, error) {
 		c, err := fdholder.Connect(dir)
 		if err != nil {
@@ -117,6 +129,8 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			return nil, nil, err
 		}
 		holder = c
+		heldAPI = h.Files[apiName]
+		delete(h.Files, apiName)
 		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
@@ -129,11 +143,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			holder.Close()
 		}
 	}()
-	l, err := api.ListenGroup(*apiPath, apiSock.mode, apiSock.gid)
+	l, err := listenAPI(*apiPath, apiSock.mode, apiSock.gid, heldAPI)
 	if err != nil {
 		d.Shutdown(context.Background())
 		return 1, err
 	}
+	keepAPI(holder, l, log)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if *watch {
@@ -176,6 +191,12 @@ loop:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGPIPE {
+				continue
+			}
+			if sig == syscall.SIGUSR2 {
+				log.Info().Str("binary", exe).Msg("SIGUSR2: re-executing")
+				err := reexec(exe, d, log)
+				log.Error().Err(err).Msg("re-exec failed; this sockd serves on")
 				continue
 			}
 			if sig == syscall.SIGHUP {

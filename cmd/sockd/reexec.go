@@ -1,0 +1,120 @@
+package main
+
+// In-place upgrade: sockd execs a (possibly new) binary as the same
+// process, its children staying its children; the next sockd takes the
+// sockets, pipes and processes back from the fd holder and the state
+// file (supervisord/reexec.go, recover.go).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/fdholder"
+	"github.com/sockd/sockd/supervisord"
+)
+
+// apiName names the API socket in the fd holder.
+const apiName = "sockd/api"
+
+// reexec checks the binary at exe, readies the Daemon and execs exe. It
+// returns only when sockd does not re-exec, with the reason; the Daemon
+// then goes on as before.
+func reexec(exe string, d *supervisord.Daemon, log zerolog.Logger) error {
+	if err := selfTest(exe); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := d.PrepareReexec(ctx); err != nil {
+		return err
+	}
+	log.Info().Str("binary", exe).Msg("re-executing now")
+	err := syscall.Exec(exe, os.Args, os.Environ())
+	d.AbortReexec()
+	return fmt.Errorf("exec %s: %w", exe, err)
+}
+
+// selfTest runs `exe self-test`: the binary must start, and read the
+// state file this sockd writes.
+func selfTest(exe string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, exe, "self-test").Output()
+	want := fmt.Sprintf(" state-version %d", supervisord.StateVersion)
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return fmt.Errorf("re-exec: %s fails its self-test: %w", exe, err)
+	}
+	if !strings.Contains(string(out), want) {
+		return fmt.Errorf("re-exec: %s self-test says %q; this sockd writes state version %d", exe, strings.TrimSpace(string(out)), supervisord.StateVersion)
+	}
+	return nil
+}
+
+// listenAPI listens on the API socket: the one a previous sockd (before
+// a crash or a re-exec) left in the fd holder if it is still bound at
+// path, so that no sockctl finds it missing meanwhile; else a new one.
+func listenAPI(path string, mode os.FileMode, gid int, held *os.File) (net.Listener, error) {
+	if held != nil {
+		defer held.Close()
+		if heldAt(held, path) {
+			l, err := net.FileListener(held)
+			if err == nil {
+				if ul, ok := l.(*net.UnixListener); ok {
+					ul.SetUnlinkOnClose(false)
+				}
+				return l, nil
+			}
+		}
+	}
+	return api.ListenGroup(path, mode, gid)
+}
+
+// heldAt reports whether f is a listening Unix stream socket bound at
+// path, and path is a socket file.
+func heldAt(f *os.File, path string) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	rc.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		su, isUnix := sa.(*unix.SockaddrUnix)
+		acc, aerr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		ok = err == nil && isUnix && su.Name == path && aerr == nil && acc == 1
+	})
+	var st unix.Stat_t
+	return ok && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
+}
+
+// keepAPI gives the fd holder a copy of the API socket.
+func keepAPI(holder *fdholder.Client, l net.Listener, log zerolog.Logger) {
+	ul, ok := l.(*net.UnixListener)
+	if holder == nil || !ok {
+		return
+	}
+	f, err := ul.File()
+	if err != nil {
+		log.Warn().Err(err).Msg("API socket not kept")
+		return
+	}
+	defer f.Close()
+	if err := holder.Put(apiName, f); err != nil {
+		log.Warn().Err(err).Msg("API socket not kept")
+	}
+}
