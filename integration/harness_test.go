@@ -141,6 +141,17 @@ func startSockd(t *testing.T, unitsDir string, extraEnv ...string) *sockd {
 // startSockdArgs is startSockd with more command-line arguments.
 func startSockdArgs(t *testing.T, unitsDir string, args []string, extraEnv ...string) *sockd {
 	t.Helper()
+	return startSockdExe(t, bin.sockd, unitsDir, args, extraEnv...)
+}
+
+// startSockdBinary is startSockd with another sockd binary.
+func startSockdBinary(t *testing.T, exe, unitsDir string) *sockd {
+	t.Helper()
+	return startSockdExe(t, exe, unitsDir, nil)
+}
+
+func startSockdExe(t *testing.T, exe, unitsDir string, args []string, extraEnv ...string) *sockd {
+	t.Helper()
 	run := testutil.ShortDir(t)
 	// The runtime directory (rt, NOTIFY_SOCKET) must be reachable by a
 	// User= or DynamicUser= service: its parent too (sockd warns if not).
@@ -148,7 +159,7 @@ func startSockdArgs(t *testing.T, unitsDir string, args []string, extraEnv ...st
 		t.Fatal(err)
 	}
 	s := &sockd{t: t, api: filepath.Join(run, "api.sock"), units: unitsDir, done: make(chan struct{}), cond: make(chan struct{})}
-	s.cmd = exec.Command(bin.sockd, append([]string{"--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
+	s.cmd = exec.Command(exe, append([]string{"--units", unitsDir, "--api", s.api, "--log-format", "json", "--log-level", "debug",
 		"--runtime-dir", filepath.Join(run, "rt")}, args...)...)
 	s.cmd.Env = append(append(os.Environ(), "PATH="+bin.dir+":"+os.Getenv("PATH")), extraEnv...)
 	stderr, err := s.cmd.StderrPipe()
