@@ -27,12 +27,18 @@ import (
 // version is set by the build (-ldflags "-X main.version=…").
 var version = "dev"
 
-const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL] [--allow-untrusted-units]
+const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL] [--allow-untrusted-units] [--fd-holder=false]
        sockd verify [--allow-untrusted-units] DIR|FILE...
+       sockd self-test
 
 sockd owns the sockets declared in the unit files of DIR (env SOCKD_UNITS)
 and starts each service on its first connection. The control API listens
 on PATH (env SOCKD_API, default /run/sockd/api.sock); see sockctl.
+
+Signals: SIGHUP reloads the unit files; SIGUSR2 re-executes sockd in
+place (the binary it was started from, which may have been upgraded:
+sockets, processes and their output carry across); SIGTERM and SIGINT
+stop every unit and sockd.
 `
 
 // run is sockd's whole life; it returns the exit code.
@@ -63,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets; it and its parents must be searchable by every user (default: /run/sockd as root, else a temporary directory)")
 	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
 	allowUntrusted := fs.Bool("allow-untrusted-units", false, allowUntrustedHelp)
+	useHolder := fs.Bool("fd-holder", true, "keep a copy of every socket and output pipe in an fd holder process, so that a sockd started after a crash takes them back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, nil
@@ -119,6 +126,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	var holder *fdholder.Client
 	var heldAPI *os.File
 	keep := func(dir string) ([]supervisord.FDKeeper, *supervisord.Held, error) {
+		if !*useHolder {
+			return nil, nil, nil
+		}
 		c, err := fdholder.Connect(dir)
 		if err != nil {
 			return nil, nil, err
