@@ -79,6 +79,7 @@ type Daemon struct {
 	// crash; not after a re-exec, whose processes are sockd's children).
 	recovering *stateFile
 	replace    bool
+	busy busyUnits // units whose address another process holds (busy.go)
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
 	// and cleared if it does not.
 	reexec chan struct{}
@@ -214,6 +215,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.closed = true
 	d.mu.Unlock()
 	d.endLife() // a reload under way stops waiting
+	d.stopBusy()
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.mu.Lock()
@@ -357,13 +359,16 @@ func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
 		}
 		out = append(out, rep.status)
 	}
-	return out, nil
+	return append(out, d.busyStatus("")...), nil
 }
 
 // Status returns one unit's status.
 func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error) {
 	u, err := d.lookup(name)
 	if err != nil {
+		if w := d.busyStatus(name); len(w) == 1 {
+			return w[0], nil
+		}
 		return api.UnitStatus{}, err
 	}
 	rep, err := u.call(ctx, &request{kind: reqStatus})

@@ -104,13 +104,23 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			res.Removed = append(res.Removed, u.name)
 		}
 	}
+	for _, name := range d.Waiting() {
+		if !want[name] {
+			d.bound(name) // gone from the unit files
+		}
+	}
 	for _, svc := range added {
 		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
-			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not started")
+			if isAddrInUse(err) {
+				d.addBusy(svc, err)
+			} else {
+				d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not started")
+			}
 			res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
 				Message: err.Error(), Text: err.Error()})
 			continue
 		}
+		d.bound(svc.Name)
 		res.Added = append(res.Added, svc.Name)
 	}
 	for _, svc := range reopen {
@@ -118,6 +128,9 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			continue // still stopping: its sockets are still open
 		}
 		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
+			if isAddrInUse(err) {
+				d.addBusy(svc, err)
+			}
 			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not restarted")
 			continue
 		}

@@ -172,6 +172,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	// Loading parsed every unit file: hand the garbage back to the kernel
 	// now, since an idle sockd may not collect again for a long time.
 	debug.FreeOSMemory()
+	if waiting := d.Waiting(); len(waiting) > 0 {
+		log.Error().Strs("units", waiting).Msg("these units wait for addresses another process holds; sockd retries (sockctl list shows them)")
+	}
 	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
 	// NOTIFY_SOCKET stays set: STOPPING=1 and FDSTORE= use it later
 	// (children never see it: their environment is the unit's alone).

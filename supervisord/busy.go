@@ -1,0 +1,204 @@
+package supervisord
+
+// Units whose address another process holds: a sockd started while the
+// old one's orphans (or anything else) still listen, say. sockd says so,
+// names the process when it can find it, shows the unit as failed with
+// result "address-in-use", and tries again with back-off until it binds.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/units"
+)
+
+// busyRetryMin and busyRetryMax bound the back-off between tries.
+const (
+	busyRetryMin = time.Second
+	busyRetryMax = 30 * time.Second
+)
+
+// busyUnits are the units waiting for their addresses.
+type busyUnits struct {
+	mu    sync.Mutex
+	units map[string]busyUnit
+	timer *time.Timer
+	delay time.Duration
+}
+
+type busyUnit struct {
+	svc   *units.Service
+	cause string
+	since time.Time
+}
+
+// addBusy records that svc could not bind an address (err wraps
+// EADDRINUSE), and arms a retry.
+func (d *Daemon) addBusy(svc *units.Service, err error) {
+	cause := err.Error()
+	if who := addressOwner(err); who != "" {
+		cause += " (held by " + who + ")"
+	}
+	d.log.Error().Str("unit", svc.Name).Str("cause", cause).
+		Msg("address in use by another process: the unit waits for it, and sockd tries again")
+	b := &d.busy
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.units == nil {
+		b.units = map[string]busyUnit{}
+	}
+	since := time.Now()
+	if old, ok := b.units[svc.Name]; ok {
+		since = old.since
+	}
+	b.units[svc.Name] = busyUnit{svc: svc, cause: cause, since: since}
+	if b.timer == nil {
+		if b.delay == 0 {
+			b.delay = busyRetryMin
+		}
+		b.timer = time.AfterFunc(b.delay, d.retryBusy)
+		b.delay = min(2*b.delay, busyRetryMax)
+	}
+}
+
+// bound forgets a unit that is no longer waiting (it bound, or it is
+// gone from the unit files).
+func (d *Daemon) bound(name string) {
+	b := &d.busy
+	b.mu.Lock()
+	delete(b.units, name)
+	if len(b.units) == 0 {
+		b.delay = 0
+	}
+	b.mu.Unlock()
+}
+
+// retryBusy reloads, which adds the units not running yet.
+func (d *Daemon) retryBusy() {
+	b := &d.busy
+	b.mu.Lock()
+	b.timer = nil
+	n := len(b.units)
+	b.mu.Unlock()
+	if n == 0 || d.life.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.life, time.Minute)
+	defer cancel()
+	if _, err := d.Reload(ctx); err != nil {
+		d.log.Warn().Err(err).Msg("retrying the units whose addresses were in use")
+	}
+}
+
+// stopBusy ends the retries (Shutdown).
+func (d *Daemon) stopBusy() {
+	b := &d.busy
+	b.mu.Lock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.mu.Unlock()
+}
+
+// busyStatus lists the waiting units as failed, result address-in-use.
+func (d *Daemon) busyStatus(name string) []api.UnitStatus {
+	b := &d.busy
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []api.UnitStatus
+	for n, u := range b.units {
+		if name != "" && n != name && strings.TrimSuffix(n, ".service") != name {
+			continue
+		}
+		out = append(out, api.UnitStatus{Name: n, Sockets: []api.SocketStatus{},
+			Service: api.ServiceStatus{State: api.StateFailed, SubState: "address-in-use", Pids: []int{},
+				Result: "address-in-use", LastExit: u.cause}})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// isAddrInUse reports whether err is a bind that found the address taken.
+func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
+
+// addressOwner names the process that listens on the address err is
+// about, as "pid N (comm)", or "" if it cannot tell: it finds the
+// socket's inode in /proc/net and the process holding it in /proc/*/fd.
+func addressOwner(err error) string {
+	msg := err.Error()
+	var inodes []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6", "/proc/net/unix"} {
+		inodes = append(inodes, socketInodes(table, msg)...)
+	}
+	if len(inodes) == 0 {
+		return ""
+	}
+	want := map[string]bool{}
+	for _, ino := range inodes {
+		want["socket:["+ino+"]"] = true
+	}
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if link, err := os.Readlink(fd); err == nil && want[link] {
+			pid := strings.Split(fd, "/")[2]
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			return "pid " + pid + " (" + strings.TrimSpace(string(comm)) + ")"
+		}
+	}
+	return ""
+}
+
+// socketInodes returns the inodes of the listening sockets in a
+// /proc/net table whose address appears in msg (a port for IP sockets,
+// the path for Unix ones).
+func socketInodes(table, msg string) []string {
+	f, err := os.Open(table)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if strings.HasSuffix(table, "unix") {
+			// Num RefCount Protocol Flags Type St Inode Path
+			if len(fs) >= 8 && strings.Contains(msg, " "+fs[7]+":") {
+				out = append(out, fs[6])
+			}
+			continue
+		}
+		// sl local_address rem_address st … inode (field 9)
+		if len(fs) < 10 || (fs[3] != "0A" && !strings.Contains(table, "udp")) {
+			continue
+		}
+		_, portHex, ok := strings.Cut(fs[1], ":")
+		port, err := strconv.ParseUint(portHex, 16, 16)
+		if ok && err == nil && strings.Contains(msg, ":"+strconv.FormatUint(port, 10)+":") {
+			out = append(out, fs[9])
+		}
+	}
+	return out
+}
+
+// Waiting lists the units that wait for an address another process
+// holds.
+func (d *Daemon) Waiting() []string {
+	var names []string
+	for _, st := range d.busyStatus("") {
+		names = append(names, st.Name)
+	}
+	return names
+}
