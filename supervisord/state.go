@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // stateVersion is the state file's format. A sockd refuses a file of
@@ -170,21 +172,35 @@ func writeState(path string, f *stateFile) error {
 // none.
 func readState(dir string) (*stateFile, error) {
 	path := filepath.Join(dir, stateFileName)
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state file: %w", err)
 	}
-	var f stateFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	defer f.Close()
+	// The file names processes sockd will signal: only sockd's own user
+	// may have written it.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	if int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, fmt.Errorf("state file %s: owned by uid %d, mode %#o: not sockd's alone; ignored", path, st.Uid, st.Mode&0o7777)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	if f.Version != stateVersion {
-		return nil, fmt.Errorf("state file %s: version %d, this sockd reads version %d", path, f.Version, stateVersion)
+	if sf.Version != stateVersion {
+		return nil, fmt.Errorf("state file %s: version %d, this sockd reads version %d", path, sf.Version, stateVersion)
 	}
-	return &f, nil
+	return &sf, nil
 }
 
 // unit returns the state of unit name, if f has one.
