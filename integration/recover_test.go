@@ -100,6 +100,9 @@ func TestCrashRecovery(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the request made during the outage was not answered within 30 s of recovery")
 	}
+	if strings.Contains(n.log(), "a process sockd does not know") {
+		t.Errorf("the holder, or a process of the unit, taken for a stranger:\n%s", n.log())
+	}
 	if got := holdersIn(t, n.runDirOf()); len(got) != 1 || got[0] != holderPids[0] {
 		t.Errorf("fd holders after recovery: %v, want the same %v", got, holderPids)
 	}

@@ -136,6 +136,15 @@ func (d *Daemon) Open() error {
 	}
 	d.state = newStateWriter(d.runDir, logErr)
 	_, err = d.reload(context.Background())
+	if d.recovering != nil && d.replace {
+		var keeperPids []int
+		for _, k := range keepList {
+			if p, ok := k.(interface{ Pid() int }); ok {
+				keeperPids = append(keeperPids, p.Pid())
+			}
+		}
+		d.reportStrays(keeperPids)
+	}
 	d.recovering = nil
 	if gone := d.keep.leftover(); len(gone) > 0 {
 		d.log.Info().Strs("names", gone).Msg("closed kept fds no unit took back")

@@ -5,6 +5,9 @@ package supervisord
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -117,4 +120,73 @@ func (u *unit) dropPipes(pid int) {
 		}
 		u.keep.remove(name)
 	}
+}
+
+// reportStrays logs every process that holds a unit's listening socket
+// but is neither one sockd tracks, nor in the process group of one, nor a
+// descendant of one, nor a keeper: after a crash, a process the previous
+// sockd started in its last moments, before the state file said so, or
+// any stranger given the socket. sockd does not signal a process it
+// cannot tie to a unit; it says so.
+func (d *Daemon) reportStrays(keeperPids []int) {
+	inodes := map[uint64]string{} // listening socket inode → unit
+	d.mu.Lock()
+	for _, h := range d.units {
+		for _, l := range h.ls {
+			if fi, err := l.File().Stat(); err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					inodes[st.Ino] = h.name
+				}
+			}
+		}
+	}
+	d.mu.Unlock()
+	if len(inodes) == 0 {
+		return
+	}
+	skip := map[int]bool{os.Getpid(): true, 1: true}
+	for _, p := range keeperPids {
+		skip[p] = true
+	}
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	seen := map[int]bool{}
+	for _, fd := range fds {
+		pid, err := strconv.Atoi(strings.Split(fd, "/")[2])
+		if err != nil || skip[pid] || seen[pid] {
+			continue
+		}
+		link, err := os.Readlink(fd)
+		if err != nil || !strings.HasPrefix(link, "socket:[") {
+			continue
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
+		unit, ours := inodes[ino]
+		if err != nil || !ours {
+			continue
+		}
+		seen[pid] = true
+		if d.tracked(pid) {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		d.log.Warn().Str("unit", unit).Int("pid", pid).Str("comm", strings.TrimSpace(string(comm))).
+			Msg("recovery: a process sockd does not know holds the unit's socket; not signalled")
+	}
+}
+
+// tracked reports whether pid is a process of a unit, in the process
+// group of one, or a descendant of one.
+func (d *Daemon) tracked(pid int) bool {
+	pgid, _ := syscall.Getpgid(pid)
+	for p, hops := pid, 0; p > 1 && hops < 64; hops++ {
+		if d.pids.owner(p) != nil || (pgid > 1 && d.pids.owner(pgid) != nil) {
+			return true
+		}
+		ppid, err := parentOf(p)
+		if err != nil {
+			return false
+		}
+		p = ppid
+	}
+	return false
 }
