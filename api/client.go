@@ -253,6 +253,15 @@ func (c *Client) ReloadApp(ctx context.Context, unit string) error {
 }
 
 // Reload makes sockd re-read its unit directory.
+// DaemonReexec asks the daemon to re-execute itself (an in-place
+// upgrade). An error means it did not (a binary failing its self-test, a
+// re-exec or shutdown under way); once it answers, the exec follows.
+func (c *Client) DaemonReexec(ctx context.Context) (ReexecResult, error) {
+	var res ReexecResult
+	err := c.do(ctx, http.MethodPost, "/v1/daemon-reexec", struct{}{}, &res, http.StatusOK)
+	return res, err
+}
+
 func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult
 	err := c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, &res, http.StatusOK)

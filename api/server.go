@@ -36,6 +36,13 @@ type Server struct {
 	// of its header (which ReadHeaderTimeout bounds); 0 means
 	// DefaultBodyTimeout. A client that is slower gets a 408.
 	BodyTimeout time.Duration
+	// Started is when the daemon's image started (VersionInfo.Started).
+	Started time.Time
+	// Reexec, if set, serves POST /v1/daemon-reexec: it checks and
+	// readies the daemon to exec itself and returns commit, which the
+	// server calls once the answer has gone out (commit execs, and
+	// returns only if that failed). Without it the route answers 501.
+	Reexec func(ctx context.Context) (commit func(), err error)
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -55,6 +62,10 @@ type socketFile struct {
 type VersionInfo struct {
 	Version string `json:"version"` // the daemon's version, "" if unset
 	API     int    `json:"api"`     // the protocol version: 1
+	// Pid is the daemon's pid; Started is when its running image
+	// started (a re-exec keeps the pid and changes Started).
+	Pid     int       `json:"pid,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 }
 
 // APIVersion is the protocol version this package speaks; the path prefix
@@ -96,6 +107,7 @@ var routes = []route{
 	{"POST /v1/units/{name}/reload-app", true, (*Server).reloadApp},
 	{"POST /v1/units/{name}/hold", true, (*Server).hold},
 	{"POST /v1/reload", true, (*Server).reload},
+	{"POST /v1/daemon-reexec", true, (*Server).reexec},
 	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
 }
 
@@ -306,7 +318,43 @@ func jsonKind(goKind string) string {
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, VersionInfo{Version: s.Version, API: APIVersion})
+	writeJSON(w, http.StatusOK, VersionInfo{Version: s.Version, API: APIVersion, Pid: os.Getpid(), Started: s.Started})
+	return nil
+}
+
+// ReexecResult is the answer of POST /v1/daemon-reexec: the daemon (pid)
+// is about to exec itself.
+type ReexecResult struct {
+	OK  bool `json:"ok"`
+	Pid int  `json:"pid"`
+}
+
+func (s *Server) reexec(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeBody(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	if s.Reexec == nil {
+		return &statusError{http.StatusNotImplemented, "this daemon cannot re-execute itself"}
+	}
+	commit, err := s.Reexec(r.Context())
+	if err != nil {
+		return err
+	}
+	// The whole answer, with its length, before the exec: the client
+	// must not wait for a chunk the exec would cut off.
+	b, _ := json.Marshal(ReexecResult{OK: true, Pid: os.Getpid()})
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	http.NewResponseController(w).Flush()
+	ctx := r.Context()
+	go func() {
+		<-ctx.Done() // the handler has returned: the answer is out
+		commit()
+	}()
 	return nil
 }
 
