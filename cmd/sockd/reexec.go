@@ -31,18 +31,33 @@ const apiName = "sockd/api"
 // returns only when sockd does not re-exec, with the reason; the Daemon
 // then goes on as before.
 func reexec(exe string, d *supervisord.Daemon, log zerolog.Logger) error {
-	if err := selfTest(exe); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := d.PrepareReexec(ctx); err != nil {
+	commit, err := prepareReexec(ctx, exe, d, log)
+	if err != nil {
 		return err
 	}
-	log.Info().Str("binary", exe).Msg("re-executing now")
-	err := syscall.Exec(exe, os.Args, os.Environ())
-	d.AbortReexec()
-	return fmt.Errorf("exec %s: %w", exe, err)
+	return commit()
+}
+
+// prepareReexec checks the binary and readies the Daemon; commit execs
+// (and returns only if the exec failed, the Daemon going on as before).
+// sockctl daemon-reexec answers between the two.
+func prepareReexec(ctx context.Context, exe string, d *supervisord.Daemon, log zerolog.Logger) (commit func() error, err error) {
+	if err := selfTest(exe); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := d.PrepareReexec(ctx); err != nil {
+		return nil, err
+	}
+	return func() error {
+		log.Info().Str("binary", exe).Msg("re-executing now")
+		err := syscall.Exec(exe, os.Args, os.Environ())
+		d.AbortReexec()
+		return fmt.Errorf("exec %s: %w", exe, err)
+	}, nil
 }
 
 // selfTest runs `exe self-test`: the binary must start, and read the

@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	started := time.Now()
 	fs := flag.NewFlagSet("sockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
@@ -166,7 +167,18 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access}
+	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started,
+		Reexec: func(ctx context.Context) (func(), error) {
+			log.Info().Str("binary", exe).Msg("sockctl daemon-reexec: re-executing")
+			commit, err := prepareReexec(context.WithoutCancel(ctx), exe, d, log)
+			if err != nil {
+				log.Error().Err(err).Msg("re-exec refused; this sockd serves on")
+				return nil, err
+			}
+			return func() {
+				log.Error().Err(commit()).Msg("re-exec failed; this sockd serves on")
+			}, nil
+		}}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	// Loading parsed every unit file: hand the garbage back to the kernel
