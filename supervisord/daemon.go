@@ -79,7 +79,7 @@ type Daemon struct {
 	// crash; not after a re-exec, whose processes are sockd's children).
 	recovering *stateFile
 	replace    bool
-	busy busyUnits // units whose address another process holds (busy.go)
+	busy       busyUnits // units whose address another process holds (busy.go)
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
 	// and cleared if it does not.
 	reexec chan struct{}
