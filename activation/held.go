@@ -5,7 +5,6 @@ package activation
 // same socket, so the connections queued in it meanwhile are served.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -198,10 +197,7 @@ func sameIPAddr(spec units.Listen, bound unix.Sockaddr) bool {
 	if want == nil {
 		return false
 	}
-	if w4 := want.To4(); w4 != nil {
-		if b4 := ip.To4(); b4 != nil {
-			return bytes.Equal(w4, b4)
-		}
-	}
+	// Equal takes an IPv4 address and its IPv4-mapped IPv6 form as one,
+	// as a dual-stack socket bound to either would be.
 	return want.Equal(ip)
 }

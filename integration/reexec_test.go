@@ -10,20 +10,6 @@ import (
 	"time"
 )
 
-// readyCount is how many "sockd ready" lines s logged: one per start,
-// and one more after each re-exec (the same process, the same stderr).
-func (s *sockd) readyCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, l := range s.lines {
-		if l["message"] == "sockd ready" {
-			n++
-		}
-	}
-	return n
-}
-
 // waitReady waits for the n-th "sockd ready" line.
 func (s *sockd) waitReady(t *testing.T, n int) {
 	t.Helper()
