@@ -86,6 +86,9 @@ func (u *unit) recoverProcs(st unitState, replace bool) int {
 			u.draining = append(u.draining, pr)
 		} else {
 			u.slots[ps.Slot] = pr
+			// WatchdogSec= watches it again from now, a full interval
+			// (a WATCHDOG_USEC= it sent the previous sockd is lost).
+			u.armWatchdog(pr)
 		}
 		if ps.Gen > u.gen {
 			u.gen = ps.Gen
