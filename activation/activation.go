@@ -173,7 +173,12 @@ func open(s *units.Socket, name string, spec units.Listen) (_ *Listener, err err
 
 // makeFiles wraps fd, which is non-blocking and close-on-exec, into the
 // pollable file Wait uses and the blocking-created file children get.
-func (l *Listener) makeFiles(fd int) error {
+func (l *Listener) makeFiles(fd int) error { return l.makeFilesMode(fd, true) }
+
+// makeFilesMode is makeFiles that sets the unit's mode on the open file
+// description only if setMode: a reused socket may be served by a child
+// right now, whose mode sockd must not change under it.
+func (l *Listener) makeFilesMode(fd int, setMode bool) error {
 	// fd is non-blocking: os.NewFile registers it with the netpoller.
 	l.poll = os.NewFile(uintptr(fd), l.spec.Network+":"+l.addr)
 	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
@@ -190,6 +195,16 @@ func (l *Listener) makeFiles(fd int) error {
 		return os.NewSyscallError("fcntl F_SETFL", err)
 	}
 	l.file = os.NewFile(uintptr(d), l.name)
+	if !setMode {
+		// Neither the blocking mode the dup of fd got from its
+		// description nor the poll file's: the description stays as
+		// the child left it.
+		if !l.accept {
+			l.poll.Close()
+			l.poll = nil
+		}
+		return nil
+	}
 	if err := l.setMode(); err != nil {
 		l.file.Close()
 		l.poll.Close()

@@ -25,7 +25,9 @@ import (
 // always closes held's files (the listeners keep their own copies).
 //
 // A reused socket keeps its options as the previous sockd set them
-// (Backlog=, buffer sizes…); the mode (NonBlocking=) is set again. The
+// (Backlog=, buffer sizes…) and its blocking mode as the child serving
+// on it now may have set it (sockd sets NonBlocking= again before the
+// next child starts with no other holding it). The
 // socket file of a reused Unix socket (or a reused FIFO) is removed by
 // Close as if Open had made it, if it is still there. Symlinks= are not
 // made again.
@@ -90,6 +92,14 @@ func adopt(s *units.Socket, name string, spec units.Listen, f *os.File) (*Listen
 	if merr != nil {
 		return nil, nil
 	}
+	// The description's O_NONBLOCK is shared with whatever child serves
+	// the socket now: read it, to put it back once makeFiles has made
+	// the poll file (which needs it set).
+	was, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil
+	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, nil
@@ -104,7 +114,22 @@ func adopt(s *units.Socket, name string, spec units.Listen, f *os.File) (*Listen
 			l.paths = append(l.paths, createdPath{path: spec.Address, mode: want, dev: st.Dev, ino: st.Ino})
 		}
 	}
-	if err := l.makeFiles(fd); err != nil {
+	if l.accept {
+		// Accept=yes: no child holds it; sockd accepts, in its mode.
+		if err := l.makeFiles(fd); err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	if err := l.makeFilesMode(fd, false); err != nil {
+		return nil, err
+	}
+	// makeFiles made its file from a blocking description (for a few
+	// microseconds the description was so): put back what it was, for
+	// the child that may serve on it now. The unit's own mode is set
+	// again only when no child holds the socket (Listener.ResetMode).
+	if err := unix.SetNonblock(int(l.file.Fd()), was&unix.O_NONBLOCK != 0); err != nil {
+		l.Close()
 		return nil, err
 	}
 	return l, nil

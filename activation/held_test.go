@@ -51,6 +51,11 @@ func TestReuseHeld(t *testing.T) {
 	defer c.Close()
 
 	s.Listens[0].Address = addr // the unit names the port it had
+	// A Go child serving on the TCP socket made it non-blocking: sockd
+	// must leave it so (a blocking accept could not be interrupted).
+	if err := unix.SetNonblock(int(held[0].Fd()), true); err != nil {
+		t.Fatal(err)
+	}
 	ls, reused, err := Reuse(s, held)
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +69,13 @@ func TestReuseHeld(t *testing.T) {
 			t.Errorf("line %d: inode %d, want the held %d", i, got, inodes[i])
 		}
 	}
+	if fl, err := unix.FcntlInt(ls[0].File().Fd(), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+		t.Errorf("Reuse changed the served socket's mode to blocking (flags %#x, %v)", fl, err)
+	}
 	if ls[0].Addr() != addr || ls[1].Addr() != sock {
 		t.Errorf("addresses %s %s", ls[0].Addr(), ls[1].Addr())
 	}
+	unix.SetNonblock(int(ls[0].File().Fd()), false)
 	nfd, _, err := unix.Accept(int(ls[0].File().Fd()))
 	if err != nil {
 		t.Fatalf("the queued connection: %v", err)
