@@ -79,6 +79,7 @@ type Daemon struct {
 	// crash; not after a re-exec, whose processes are sockd's children).
 	recovering *stateFile
 	replace    bool
+	recovered  bool      // Open found a state file
 	busy       busyUnits // units whose address another process holds (busy.go)
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
 	// and cleared if it does not.
@@ -129,7 +130,7 @@ func (d *Daemon) Open() error {
 	if err != nil {
 		d.log.Warn().Err(err).Msg("not recovering: units start afresh")
 	}
-	d.recovering = st
+	d.recovering, d.recovered = st, st != nil
 	if st != nil {
 		d.replace = !(st.Reexec && st.Pid == os.Getpid())
 		d.log.Info().Int("units", len(st.Units)).Bool("reexec", !d.replace).Msg("recovering the previous sockd's processes")

@@ -125,6 +125,10 @@ func (u *unit) dropPipes(pid int) {
 	}
 }
 
+// Recovering reports whether Open found a previous sockd's state (its
+// processes taken back, or attempted).
+func (d *Daemon) Recovering() bool { return d.recovered }
+
 // reportStrays logs every process that holds a unit's listening socket
 // but is neither one sockd tracks, nor in the process group of one, nor a
 // descendant of one, nor a keeper: after a crash, a process the previous

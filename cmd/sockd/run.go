@@ -146,7 +146,17 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
 		Keepers: keepers, Held: held, Keep: keep})
+	// A sockd that fails to start leaves no holder behind, unless it
+	// holds what a previous sockd's units still use (a state file).
+	stopHolder := func() {
+		if holder != nil && !d.Recovering() {
+			holder.Shutdown()
+			holder = nil
+		}
+	}
 	if err := d.Open(); err != nil {
+		d.Shutdown(context.Background())
+		stopHolder()
 		return 1, err
 	}
 	defer func() {
@@ -157,6 +167,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	l, err := listenAPI(*apiPath, apiSock.mode, apiSock.gid, heldAPI)
 	if err != nil {
 		d.Shutdown(context.Background())
+		stopHolder()
 		return 1, err
 	}
 	keepAPI(holder, l, log)
