@@ -59,7 +59,7 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request) error {
 		h.Release()
 		return fmt.Errorf("hold %s: %d sockets (%d names): at most %d pass in one message", name, n, len(h.Names), MaxHoldFDs)
 	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		closeFiles(h.Files)
 		h.Release()
@@ -81,7 +81,11 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request) error {
 
 	gone := make(chan struct{})
 	go func() {
-		io.Copy(io.Discard, brw) // nothing more should come: wait for the end
+		// Nothing more should come: wait for the end. (On the conn
+		// itself: a read through net/http's buffer would cancel the
+		// request's context at the end, which means the server's
+		// shutdown here.)
+		io.Copy(io.Discard, uc)
 		close(gone)
 	}()
 	why := "the holder closed the connection"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -27,15 +28,21 @@ Verbs:
   reload-app UNIT           run ExecReload= (or send SIGHUP) to its processes
   reload                    re-read the unit directory and apply changes
   logs UNIT [-n N]          show the last N output lines (default 100)
+  exec UNIT -- CMD [ARGS]   run CMD on the unit's sockets (LISTEN_FDS) in
+                            place of its service, which no connection
+                            starts until CMD exits; exits with CMD's status
   help                      show this help
 
 UNIT is a service name, with or without ".service". Flags may come before
-or after the verb.
+or after the verb; for exec, everything after -- is the command's.
   --api PATH     the API socket (default $SOCKD_API, else ` + api.DefaultPath + `)
   --json         print JSON instead of text
-  --timeout DUR  give up after DUR, e.g. 30s (default: no limit)
+  --timeout DUR  give up after DUR, e.g. 30s (default: no limit; for exec,
+                 the wait for the sockets)
 
-Exit codes: 0 done, 1 the operation failed, 2 usage, 3 cannot reach sockd.
+Exit codes: 0 done, 1 the operation failed, 2 usage, 3 cannot reach sockd;
+exec: CMD's status (128+N when killed by signal N), 127 when CMD cannot
+start, and 1, 2, 3 as above before it starts.
 `
 
 // cli is one run of sockctl with its surroundings, so tests can run it
@@ -43,7 +50,8 @@ Exit codes: 0 done, 1 the operation failed, 2 usage, 3 cannot reach sockd.
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	terminal       bool // stdout is a terminal: show restart phases live
+	terminal       bool     // stdout is a terminal: show restart phases live
+	stdin          *os.File // exec's command reads it; nil: /dev/null
 }
 
 // usageError is wrong use of the command line: exit 2, with the usage.
@@ -115,6 +123,8 @@ type options struct {
 	flags map[string]string // name → value ("true" for booleans given)
 	verb  string
 	args  []string
+	dash  int      // how many positional arguments (the verb too) came before "--"; -1: no "--"
+	cmd   []string // exec's command: what follows "--"
 }
 
 func (o *options) bool(name string) bool {
@@ -125,11 +135,12 @@ func (o *options) bool(name string) bool {
 // parse splits args into flags (anywhere; "-x" and "--x" alike) and
 // positional arguments, the first of which is the verb.
 func parse(args []string) (*options, error) {
-	o := &options{flags: map[string]string{}}
+	o := &options{flags: map[string]string{}, dash: -1}
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
+			o.dash = len(pos)
 			pos = append(pos, args[i+1:]...)
 			break
 		}
@@ -167,21 +178,40 @@ func parse(args []string) (*options, error) {
 	return o, nil
 }
 
+// splitCommand moves what follows "--" into o.cmd; "--" must come
+// right after the verb's n arguments, so that the command's own flags
+// are never taken for sockctl's.
+func (o *options) splitCommand(n int) error {
+	form := fmt.Sprintf("sockctl %s UNIT -- CMD [ARGS...]", o.verb)
+	switch {
+	case o.dash < 0 && len(o.args) <= n:
+		return &usageError{fmt.Sprintf("%s: missing -- CMD: %s", o.verb, form)}
+	case o.dash < 0 || o.dash != 1+n:
+		return &usageError{fmt.Sprintf("%s: the command goes after --: %s", o.verb, form)}
+	case len(o.args) == n:
+		return &usageError{fmt.Sprintf("%s: missing CMD after --: %s", o.verb, form)}
+	}
+	o.args, o.cmd = o.args[:n], o.args[n:]
+	return nil
+}
+
 // verb is one sockctl verb: its positional arguments and what it does.
 type verb struct {
-	args []string // names of the required positional arguments
-	run  func(c *cli, ctx context.Context, cl *api.Client, o *options) error
+	args    []string // names of the required positional arguments
+	run     func(c *cli, ctx context.Context, cl *api.Client, o *options) error
+	command bool // a command follows the arguments, after "--" (options.cmd)
 }
 
 var verbs = map[string]verb{
-	"list":       {nil, (*cli).list},
-	"status":     {[]string{"UNIT"}, (*cli).status},
-	"start":      {[]string{"UNIT"}, (*cli).start},
-	"stop":       {[]string{"UNIT"}, (*cli).stop},
-	"restart":    {[]string{"UNIT"}, (*cli).restart},
-	"reload-app": {[]string{"UNIT"}, (*cli).reloadApp},
-	"reload":     {nil, (*cli).reload},
-	"logs":       {[]string{"UNIT"}, (*cli).logs},
+	"list":       {nil, (*cli).list, false},
+	"status":     {[]string{"UNIT"}, (*cli).status, false},
+	"start":      {[]string{"UNIT"}, (*cli).start, false},
+	"stop":       {[]string{"UNIT"}, (*cli).stop, false},
+	"restart":    {[]string{"UNIT"}, (*cli).restart, false},
+	"reload-app": {[]string{"UNIT"}, (*cli).reloadApp, false},
+	"reload":     {nil, (*cli).reload, false},
+	"logs":       {[]string{"UNIT"}, (*cli).logs, false},
+	"exec":       {[]string{"UNIT"}, (*cli).exec, true}, // exec_linux.go
 }
 
 // run runs sockctl with args (without the program name).
@@ -204,6 +234,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	for name := range o.flags {
 		if s := flagSpecs[name]; s.verb != "" && s.verb != o.verb {
 			return &usageError{fmt.Sprintf("flag --%s is only for %s", name, s.verb)}
+		}
+	}
+	if v.command {
+		if err := o.splitCommand(len(v.args)); err != nil {
+			return err
 		}
 	}
 	if len(o.args) < len(v.args) {
@@ -338,6 +373,9 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 			label = "Listen"
 		}
 		line(label, "%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
+	}
+	if s.HeldBy != 0 {
+		line("Held by", "pid %d, outside sockd (sockctl exec): no connection starts the service", s.HeldBy)
 	}
 	line("Generation", "%d, %d restarts, %d instances", s.Generation, s.Restarts, s.Instances)
 	if len(s.InstancePhases) > 0 {

@@ -60,6 +60,7 @@ var app = api.UnitStatus{
 var exited = map[string]api.UnitStatus{
 	"exit":   {Name: "exit.service", Service: api.ServiceStatus{State: api.StateInactive, LastExit: "exit status 0"}},
 	"result": {Name: "result.service", Service: api.ServiceStatus{State: api.StateFailed, Result: "protocol"}},
+	"held":   {Name: "held.service", Service: api.ServiceStatus{State: api.StateInactive, SubState: "held", HeldBy: 4242}},
 }
 
 func (b *backend) find(unit string) (api.UnitStatus, error) {
@@ -286,6 +287,15 @@ func TestStatus(t *testing.T) {
 	r = sockctl(t, nil, false, "--api", path, "status", "nope")
 	if r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
 		t.Errorf("status nope: exit %d: %q", r.code, r.stderr)
+	}
+}
+
+// A held unit says who holds it.
+func TestStatusHeld(t *testing.T) {
+	path := serve(t, &backend{})
+	r := sockctl(t, nil, false, "--api", path, "status", "held")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "held.service - inactive (held)") || !strings.Contains(r.stdout, "     Held by: pid 4242, outside sockd") {
+		t.Errorf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

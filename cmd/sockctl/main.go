@@ -14,8 +14,9 @@ import (
 )
 
 func main() {
+	maybeRunHelper() // exec's helper: sets LISTEN_PID in the command (exec_linux.go)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdout)}
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdout), stdin: os.Stdin}
 	err := c.run(ctx, os.Args[1:])
 	stop()
 	if msg := errorText(err); msg != "" {
