@@ -20,7 +20,7 @@ _sockctl() {
 	local cur prev verb="" i
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="list status start stop restart reload-app reload logs help"
+	local verbs="list status start stop restart reload-app reload logs exec help"
 	local global="--api --json --timeout --help"
 
 	case $prev in
@@ -44,6 +44,21 @@ _sockctl() {
 		esac
 	done
 
+	# exec UNIT -- CMD [ARGS...]: after --, a command, then its arguments.
+	if [[ $verb == exec ]]; then
+		local j
+		for ((j = i + 1; j < COMP_CWORD; j++)); do
+			if [[ ${COMP_WORDS[j]} == -- ]]; then
+				if ((COMP_CWORD == j + 1)); then
+					COMPREPLY=($(compgen -c -- "$cur"))
+				else
+					COMPREPLY=($(compgen -f -- "$cur"))
+				fi
+				return
+			fi
+		done
+	fi
+
 	if [[ $cur == -* ]]; then
 		local flags=$global
 		case $verb in
@@ -58,7 +73,7 @@ _sockctl() {
 		return
 	fi
 	case $verb in
-	status | start | stop | restart | reload-app | logs)
+	status | start | stop | restart | reload-app | logs | exec)
 		# Complete the unit only as the verb's first argument.
 		local n=0
 		for ((i = i + 1; i < COMP_CWORD; i++)); do
