@@ -1,9 +1,10 @@
 // Command bench is `make bench`: it runs sockd, its peers and a load
 // generator in one go and prints one table of figures, each beside the
 // peer it is compared with, measured in the same run (cold start, data
-// path, restart under load, scale, leaks). It writes the table to -out as
-// well. It expects `make build` to have written bin/ and builds
-// bench/loadgen itself; it bounds its own time with -timeout.
+// path, restart under load, scale, recovery after a re-exec and after a
+// crash, leaks). It writes the table to -out as well. It expects `make
+// build` to have written bin/ and builds bench/loadgen itself; it bounds
+// its own time with -timeout.
 //
 //	go run ./bench [-bin bin] [-out bench/results/latest.md] [-timeout 9m]
 package main
@@ -60,7 +61,7 @@ func main() {
 	binDir := flag.String("bin", "bin", "directory of sockd, sockctl and sockd-demo (make build)")
 	out := flag.String("out", "", "also write the table to this file")
 	timeout := flag.Duration("timeout", 9*time.Minute, "bound of the whole run")
-	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,leaks); default all")
+	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,recovery,leaks); default all")
 	flag.Parse()
 	if err := run(*binDir, *out, *timeout, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -110,6 +111,7 @@ func run(binDir, out string, timeout time.Duration, only string) error {
 		{"datapath", dataPath, 90 * time.Second},
 		{"restart", restartUnderLoad, 180 * time.Second},
 		{"scale", scale, 120 * time.Second},
+		{"recovery", recovery, 90 * time.Second},
 		{"leaks", leaks, 150 * time.Second},
 	}
 	res := &results{}
