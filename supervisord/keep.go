@@ -45,8 +45,13 @@ func outputName(unit string, pid int, stream string) string {
 // keepEscape makes a unit name fit a kept fd's name, in which ':' (which
 // a unit name may hold) is not allowed: '%' and ':' become %25 and %3A.
 func keepEscape(name string) string {
-	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(name)
+	if !strings.ContainsAny(name, "%:") {
+		return name
+	}
+	return keepEscaper.Replace(name)
 }
+
+var keepEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
 
 // keepers is the Daemon's set of FDKeepers and what they gave back.
 type keepers struct {

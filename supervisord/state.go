@@ -93,6 +93,9 @@ func (w *stateWriter) set(unit string, st unitState) {
 		return
 	}
 	if len(st.Procs) == 0 {
+		if _, ok := w.units[unit]; !ok {
+			return // an idle unit that was idle: nothing to write
+		}
 		delete(w.units, unit)
 	} else {
 		w.units[unit] = st
