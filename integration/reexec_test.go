@@ -39,9 +39,11 @@ func socketInodes(t *testing.T, pid int) map[string]bool {
 	return inodes
 }
 
-// 10 re-execs of sockd (SIGUSR2) under continuous load: no request
-// fails, sockd keeps its pid, the child its pid, and sockd holds the very
-// socket the child serves on after each.
+// 10 re-execs of sockd under continuous load, by `sockctl daemon-reexec`
+// and by SIGUSR2 in turn: no request fails, sockd keeps its pid, the
+// child its pid, and sockd holds the very socket the child serves on
+// after each. A binary that fails its self-test is refused: sockctl
+// exits 1 with the reason, and the old sockd serves on.
 func TestReexecUnderLoad(t *testing.T) {
 	port := freePort(t)
 	exe := filepath.Join(t.TempDir(), "sockd")
@@ -65,7 +67,12 @@ func TestReexecUnderLoad(t *testing.T) {
 
 	l := startLoad(t, addr, false, false)
 	for i := range 10 {
-		if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		if i%2 == 0 {
+			out, errs, code := s.ctl("daemon-reexec")
+			if code != 0 || !strings.Contains(out, fmt.Sprintf("pid %d", s.cmd.Process.Pid)) {
+				t.Fatalf("re-exec %d: sockctl daemon-reexec: exit %d\n%s%s", i+1, code, out, errs)
+			}
+		} else if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 			t.Fatal(err)
 		}
 		s.waitReady(t, i+2)
@@ -92,6 +99,10 @@ func TestReexecUnderLoad(t *testing.T) {
 	}
 	if err := os.Rename(exe+".new", exe); err != nil {
 		t.Fatal(err)
+	}
+	out, errs, code := s.ctl("daemon-reexec")
+	if code != 1 || !strings.Contains(errs, "self-test") {
+		t.Fatalf("daemon-reexec into a broken binary: exit %d, want 1 naming the self-test\n%s%s", code, out, errs)
 	}
 	s.cmd.Process.Signal(syscall.SIGUSR2)
 	s.waitLog(30*time.Second, func(l map[string]any) bool {

@@ -31,6 +31,10 @@ Verbs:
   exec UNIT -- CMD [ARGS]   run CMD on the unit's sockets (LISTEN_FDS) in
                             place of its service, which no connection
                             starts until CMD exits; exits with CMD's status
+  daemon-reexec             upgrade sockd in place: it checks the binary it
+                            was started from (which may be new), then execs
+                            it, keeping every socket and process; waits
+                            until the new sockd answers
   help                      show this help
 
 UNIT is a service name, with or without ".service". Flags may come before
@@ -203,15 +207,16 @@ type verb struct {
 }
 
 var verbs = map[string]verb{
-	"list":       {nil, (*cli).list, false},
-	"status":     {[]string{"UNIT"}, (*cli).status, false},
-	"start":      {[]string{"UNIT"}, (*cli).start, false},
-	"stop":       {[]string{"UNIT"}, (*cli).stop, false},
-	"restart":    {[]string{"UNIT"}, (*cli).restart, false},
-	"reload-app": {[]string{"UNIT"}, (*cli).reloadApp, false},
-	"reload":     {nil, (*cli).reload, false},
-	"logs":       {[]string{"UNIT"}, (*cli).logs, false},
-	"exec":       {[]string{"UNIT"}, (*cli).exec, true}, // exec_linux.go
+	"list":          {nil, (*cli).list, false},
+	"status":        {[]string{"UNIT"}, (*cli).status, false},
+	"start":         {[]string{"UNIT"}, (*cli).start, false},
+	"stop":          {[]string{"UNIT"}, (*cli).stop, false},
+	"restart":       {[]string{"UNIT"}, (*cli).restart, false},
+	"reload-app":    {[]string{"UNIT"}, (*cli).reloadApp, false},
+	"reload":        {nil, (*cli).reload, false},
+	"logs":          {[]string{"UNIT"}, (*cli).logs, false},
+	"exec":          {[]string{"UNIT"}, (*cli).exec, true}, // exec_linux.go
+	"daemon-reexec": {nil, (*cli).daemonReexec, false},
 }
 
 // run runs sockctl with args (without the program name).
@@ -533,6 +538,41 @@ func (p *progress) clear() {
 
 // end is called when the stream ends.
 func (p *progress) end() { p.clear() }
+
+// daemonReexec asks sockd to re-execute itself and waits until the new
+// image answers (the same pid, a later start). A refusal (a binary that
+// fails its self-test, say) is an error: exit 1, the old sockd serving.
+func (c *cli) daemonReexec(ctx context.Context, cl *api.Client, o *options) error {
+	before, err := cl.Version(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := cl.DaemonReexec(ctx)
+	if err != nil {
+		return err
+	}
+	// Until the exec, the old image may still answer: ask until the new
+	// one does (a connection made meanwhile waits in the API socket).
+	wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		v, err := cl.Version(wait)
+		if err == nil && v.Pid == res.Pid && v.Started.After(before.Started) {
+			if o.bool("json") {
+				return c.printJSON(v)
+			}
+			fmt.Fprintf(c.stdout, "sockd re-executed: pid %d, version %s\n", v.Pid, v.Version)
+			return nil
+		}
+		if wait.Err() != nil {
+			return fmt.Errorf("sockd did not come back within 2 minutes of its re-exec: %v", err)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-wait.Done():
+		}
+	}
+}
 
 func (c *cli) reload(ctx context.Context, cl *api.Client, o *options) error {
 	res, err := cl.Reload(ctx)
