@@ -1,6 +1,11 @@
 package children
 
-import "testing"
+import (
+	"os"
+	"testing"
+
+	"github.com/sockd/sockd/internal/sandbox"
+)
 
 // benchStart starts /bin/true from spec b.N times, one after the other,
 // and waits for each to be reaped.
@@ -28,4 +33,22 @@ func BenchmarkStartDirect(b *testing.B) {
 // (PIDEnv set); the difference to BenchmarkStartDirect is the helper's.
 func BenchmarkStartHelper(b *testing.B) {
 	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID"})
+}
+
+// BenchmarkStartSandboxNNP is a spawn with the smallest sandbox
+// (NoNewPrivileges=): the C helper hands it to the Go helper, so the
+// difference to BenchmarkStartHelper is a Go runtime's start.
+func BenchmarkStartSandboxNNP(b *testing.B) {
+	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID", Sandbox: &sandbox.Setup{Options: sandbox.Options{NoNewPrivileges: true}}})
+}
+
+// BenchmarkStartSandboxStrict adds a mount namespace
+// (ProtectSystem=strict, PrivateDevices=): the cost of building it.
+func BenchmarkStartSandboxStrict(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("mount namespaces need root")
+	}
+	staging := b.TempDir()
+	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID", Sandbox: &sandbox.Setup{Staging: staging,
+		Options: sandbox.Options{NoNewPrivileges: true, ProtectSystem: "strict", PrivateDevices: true}}})
 }
