@@ -1,10 +1,14 @@
 package supervisord
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +88,179 @@ func TestWatch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "b.sock")); !os.IsNotExist(err) {
 		t.Fatalf("b's socket file left: %v", err)
 	}
+}
+
+// logSpy passes a log on to the test's log and tells of each line
+// that has a given message.
+type logSpy struct {
+	w    io.Writer
+	msg  string
+	seen chan struct{}
+}
+
+func (l *logSpy) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(l.msg)) {
+		select {
+		case l.seen <- struct{}{}:
+		default:
+		}
+	}
+	return l.w.Write(p)
+}
+
+// The unit directory removed under a serving unit: the unit keeps its
+// process and nothing is reloaded; the directory's return is reloaded,
+// and later edits in it (a new drop-in, a new unit, a removed drop-in
+// directory) are picked up.
+func TestWatchUnitDirGoneAndBack(t *testing.T) {
+	base := testutil.ShortDir(t)
+	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
+	files := map[string]string{
+		"app.socket":  "[Socket]\nListenStream=" + e.sock + "\n",
+		"app.service": e.service(notifyService),
+	}
+	writeAll := func() {
+		os.MkdirAll(e.dir, 0o755)
+		for name, content := range files {
+			e.write(name, content)
+		}
+	}
+	writeAll()
+	gone := &logSpy{w: zerolog.NewTestWriter(t), msg: "the unit directory is gone", seen: make(chan struct{}, 4)}
+	reloads := make(chan api.ReloadResult, 16)
+	e.obs = make(chan api.ServiceStatus, 1024)
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(gone),
+		Reloaded: func(r api.ReloadResult) { reloads <- r },
+		Observe: func(unit string, st api.ServiceStatus) {
+			select {
+			case e.obs <- st:
+			default:
+			}
+		}})
+	e.d.roots = testRoots(t)
+	if err := e.d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		e.d.Shutdown(ctx)
+	})
+	pid, _ := e.mustGet()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	watched, err := e.d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	start := time.Now()
+	if err := os.RemoveAll(e.dir); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the directory's removal was not noticed")
+	}
+	t.Logf("removal noticed after %v", time.Since(start))
+	// Long enough for a reload the removed files had scheduled to run.
+	time.Sleep(2 * watchSettle)
+	select {
+	case r := <-reloads:
+		t.Fatalf("reloaded while the directory was gone: %+v", r)
+	default:
+	}
+	if p, _ := e.mustGet(); p != pid {
+		t.Fatalf("pid %d while the directory was gone, was %d", p, pid)
+	}
+
+	// Back with the same files: reloaded, nothing changes.
+	start = time.Now()
+	writeAll()
+	select {
+	case r := <-reloads:
+		if len(r.Added)+len(r.Removed)+len(r.Changed) != 0 {
+			t.Fatalf("reload %+v after the same files came back, want no change", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload after the directory came back")
+	}
+	t.Logf("return reloaded after %v", time.Since(start))
+
+	// Then edited: the new directory is watched, and so is a new
+	// drop-in directory in it.
+	start = time.Now()
+	os.MkdirAll(filepath.Join(e.dir, "app.service.d"), 0o755)
+	e.write("app.service.d/tag.conf", "[Service]\nEnvironment=CHILD_TAG=back\n")
+	e.write("extra.socket", "[Socket]\nListenStream="+filepath.Join(base, "extra.sock")+"\n")
+	e.write("extra.service", e.service(notifyService))
+	var changed, added bool
+	deadline := time.After(10 * time.Second)
+	for !changed || !added {
+		select {
+		case r := <-reloads:
+			if slices.Contains(r.Removed, "app.service") {
+				t.Fatalf("reload %+v removed app", r)
+			}
+			changed = changed || slices.Contains(r.Changed, "app.service")
+			added = added || slices.Contains(r.Added, "extra.service")
+		case <-deadline:
+			t.Fatalf("edits after the return: changed %v, added %v", changed, added)
+		}
+	}
+	t.Logf("edits applied after %v", time.Since(start))
+	if _, err := e.d.Status(ctx, "extra"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The drop-in directory is watched again: removing it is seen.
+	start = time.Now()
+	os.RemoveAll(filepath.Join(e.dir, "app.service.d"))
+	select {
+	case r := <-reloads:
+		if !slices.Contains(r.Changed, "app.service") {
+			t.Fatalf("reload %+v, want app.service changed", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload after removing the drop-in directory")
+	}
+	t.Logf("drop-in removal applied after %v", time.Since(start))
+	if p, _ := e.mustGet(); p != pid {
+		t.Fatalf("pid %d after the directory came back, was %d", p, pid)
+	}
+	select {
+	case <-gone.seen:
+		t.Fatal("the removal was logged more than once")
+	default:
+	}
+
+	cancel()
+	if err := <-watched; err != nil {
+		t.Error(err)
+	}
+	if g := watchGoroutines(); g != "" {
+		t.Errorf("the watch's goroutines outlive it:\n%s", g)
+	}
+}
+
+// watchGoroutines returns the stacks of goroutines of a watch (the
+// watcher's, fsnotify's reader) once they had a moment to end.
+func watchGoroutines() string {
+	var found string
+	for range 100 {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		found = ""
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "(*dirWatch).run") || strings.Contains(g, "fsnotify") {
+				found += g + "\n\n"
+			}
+		}
+		if found == "" {
+			return ""
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return found
 }
