@@ -264,3 +264,89 @@ func watchGoroutines() string {
 	}
 	return found
 }
+
+// A unit directory that is a symbolic link: the directory it points to
+// removed and re-created, then the link swapped to another directory,
+// are each followed.
+func TestWatchSymlinkedUnitDir(t *testing.T) {
+	base := testutil.ShortDir(t)
+	link := filepath.Join(base, "units")
+	svc := "[Service]\nExecStart=/bin/true\n"
+	release := func(name string, unitNames ...string) string {
+		t.Helper()
+		dir := filepath.Join(base, name)
+		os.MkdirAll(dir, 0o755)
+		for _, u := range unitNames {
+			os.WriteFile(filepath.Join(dir, u+".socket"), []byte("[Socket]\nListenStream="+filepath.Join(base, u+".sock")+"\n"), 0o644)
+			if err := os.WriteFile(filepath.Join(dir, u+".service"), []byte(svc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	release("v1", "a")
+	if err := os.Symlink("v1", link); err != nil {
+		t.Fatal(err)
+	}
+	gone := &logSpy{w: zerolog.NewTestWriter(t), msg: "the unit directory is gone", seen: make(chan struct{}, 4)}
+	reloads := make(chan api.ReloadResult, 16)
+	d := New(Config{UnitsDir: link, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(gone),
+		Reloaded: func(r api.ReloadResult) { reloads <- r }})
+	d.roots = testRoots(t)
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	watched, err := d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Error(err)
+		}
+		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
+		defer c()
+		d.Shutdown(sctx)
+	})
+	added := func(what, unit string) {
+		t.Helper()
+		start := time.Now()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case r := <-reloads:
+				if slices.Contains(r.Removed, "a.service") {
+					t.Fatalf("%s: reload %+v removed a", what, r)
+				}
+				if slices.Contains(r.Added, unit) {
+					t.Logf("%s: applied after %v", what, time.Since(start))
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: %s not added", what, unit)
+			}
+		}
+	}
+
+	os.RemoveAll(filepath.Join(base, "v1"))
+	select {
+	case <-gone.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the target's removal was not noticed")
+	}
+	release("v1", "a", "b")
+	added("target re-created", "b.service")
+
+	release("v2", "a", "b", "c")
+	if err := os.Symlink("v2", link+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link+".new", link); err != nil {
+		t.Fatal(err)
+	}
+	added("link swapped", "c.service")
+	release("v2", "d")
+	added("edit in the new target", "d.service")
+}
