@@ -158,8 +158,9 @@ func TestHoldQueuedConnectionStartsAfterRelease(t *testing.T) {
 }
 
 // A reload keeps a held unit held when its service changes; when its
-// sockets change, sockd tells the holder (Ended) and waits for it to let
-// go before it opens the new ones.
+// sockets change in a way the open ones cannot take (SocketMode=), sockd
+// tells the holder (Ended) and waits for it to let go before it opens the
+// new ones.
 func TestHoldReload(t *testing.T) {
 	e := newEnv(t, notifyService)
 	h := e.hold(4242)
@@ -169,7 +170,7 @@ func TestHoldReload(t *testing.T) {
 	}
 	h.Files[0].Close()
 
-	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=17\n")
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nSocketMode=0600\n")
 	reloaded := make(chan error, 1)
 	go func() {
 		_, err := e.d.Reload(e.ctx())

@@ -20,7 +20,9 @@ import (
 
 // reload reads the unit directory and brings the running units in line:
 // new units start, removed ones stop, changed services apply at their
-// next start, changed sockets re-open. A unit whose files now have errors
+// next start, socket options the kernel can change on an open socket
+// change in place (updateSockets) while the unit runs, and other changed
+// sockets re-open. A unit whose files now have errors
 // (or are refused as writable by a user other than root) keeps running
 // as it was. Units to remove (and those whose sockets
 // change, which must close before they re-open) stop concurrently,
@@ -72,17 +74,27 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		d.mu.Lock()
 		old := d.units[name]
 		d.mu.Unlock()
-		switch {
-		case old == nil:
+		if old == nil {
 			added = append(added, svc)
-		case !sameSockets(old.socks, socks):
-			reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
-		case !reflect.DeepEqual(old.svcSnapshot, svc):
+			continue
+		}
+		changed := false
+		if !sameSockets(old.socks, socks) {
+			if !d.updateSockets(old, socks) {
+				reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
+				continue
+			}
+			changed = true
+		}
+		if !reflect.DeepEqual(old.svcSnapshot, svc) {
 			old.svcSnapshot = svc
 			old.logs.setBudget(logBudget(svc)) // X-LogBufferBytes=
 			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
-				res.Changed = append(res.Changed, name)
+				changed = true
 			}
+		}
+		if changed {
+			res.Changed = append(res.Changed, name)
 		}
 	}
 	d.mu.Lock()
@@ -244,6 +256,45 @@ func brokenSocket(u *handle, broken map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// updateSockets applies to h's open sockets the options of socks that
+// changed from h.socks, if every change is one activation.InPlace allows,
+// and makes socks h's definitions: the unit, its processes and its
+// sockets stay as they are. It reports false when a change needs new
+// sockets, or when one could not be applied (then some options may be
+// applied and others not, and the re-open that follows sets them all).
+func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
+	if len(h.socks) != len(socks) {
+		return false
+	}
+	for i, s := range socks {
+		if !activation.InPlace(h.socks[i], s) {
+			return false
+		}
+	}
+	byName := make(map[string]*activation.Listener, len(h.ls))
+	for i, n := range h.lsNames {
+		byName[n] = h.ls[i]
+	}
+	for _, s := range socks {
+		for i := range s.Listens {
+			l := byName[listenName(s.Name, i)]
+			if l == nil {
+				continue // Sockets= of an Accept=yes template: never opened
+			}
+			if err := l.Update(s); err != nil {
+				d.log.Warn().Err(err).Str("unit", h.name).Str("socket", s.Name).
+					Msg("socket options not applied in place: re-opening the sockets")
+				return false
+			}
+		}
+	}
+	d.mu.Lock()
+	h.socks = socks
+	d.mu.Unlock()
+	d.log.Info().Str("unit", h.name).Msg("socket options applied in place")
+	return true
 }
 
 // sameSockets compares socket units, ignoring line numbers.

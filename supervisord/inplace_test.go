@@ -1,0 +1,144 @@
+package supervisord
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/activation"
+)
+
+// listener is the first open socket of the unit app, and its inode.
+func (e *env) listener() (*activation.Listener, uint64) {
+	e.t.Helper()
+	e.d.mu.Lock()
+	h := e.d.units["app.service"]
+	e.d.mu.Unlock()
+	if h == nil || len(h.ls) == 0 {
+		e.t.Fatal("app.service has no open socket")
+	}
+	rc, err := h.ls[0].File().SyscallConn()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var st unix.Stat_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		e.t.Fatalf("fstat: %v %v", err, serr)
+	}
+	return h.ls[0], st.Ino
+}
+
+// inode is the inode of the file at path.
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// A reload that changes only Backlog= and ReceiveBuffer= of the running
+// unit's socket applies them to the same socket: under a stream of new
+// connections none fails, the process keeps serving, and the socket is
+// the one it had.
+func TestReloadSocketOptionsInPlace(t *testing.T) {
+	e := newEnv(t, notifyService)
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=16\n")
+	if res := e.mustReload(); len(res.Changed) != 1 {
+		t.Fatalf("first reload: %+v", res)
+	}
+	pid, _ := e.mustGet()
+	l, ino := e.listener()
+	fileIno := inode(t, e.sock)
+
+	const n = 300
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		failed, otherPd int
+		firstErr        error
+	)
+	half := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			if i == n/3 {
+				close(half)
+			}
+			p, _, err := e.get() // a new connection each, 10 s timeout
+			mu.Lock()
+			switch {
+			case err != nil:
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+			case p != pid:
+				otherPd++
+			}
+			mu.Unlock()
+		}
+	}()
+	<-half
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=1024\nReceiveBuffer=262144\n")
+	res := e.mustReload()
+	wg.Wait()
+
+	if failed != 0 || otherPd != 0 {
+		t.Errorf("%d of %d requests failed (first: %v), %d answered by another process than %d", failed, n, firstErr, otherPd, pid)
+	}
+	if !slices.Equal(res.Changed, []string{"app.service"}) {
+		t.Errorf("reload: Changed = %v, want [app.service]", res.Changed)
+	}
+	l2, ino2 := e.listener()
+	if l2 != l || ino2 != ino {
+		t.Errorf("the socket was re-opened: inode %d, was %d", ino2, ino)
+	}
+	if got := inode(t, e.sock); got != fileIno {
+		t.Errorf("the socket file was made again: inode %d, was %d", got, fileIno)
+	}
+	if got, _ := e.mustGet(); got != pid || !alive(pid) {
+		t.Errorf("served by %d after the reload, want %d", got, pid)
+	}
+	rc, _ := l2.File().SyscallConn()
+	rc.Control(func(fd uintptr) {
+		got, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		if err != nil || (os.Geteuid() == 0 && got != 2*262144) {
+			t.Errorf("SO_RCVBUF = %d, %v; want %d", got, err, 2*262144)
+		}
+	})
+	e.d.mu.Lock()
+	backlog := e.d.units["app.service"].socks[0].Backlog
+	e.d.mu.Unlock()
+	if backlog != 1024 {
+		t.Errorf("the handle keeps Backlog=%d, want the new definition's 1024", backlog)
+	}
+	t.Logf("%d requests over the reload, %d failed", n, failed)
+}
+
+// A change the kernel cannot make on an open socket (the address) still
+// stops the unit and opens a new socket, which serves.
+func TestReloadSocketAddressReopens(t *testing.T) {
+	e := newEnv(t, notifyService)
+	pid, _ := e.mustGet()
+	_, ino := e.listener()
+	e.sock = filepath.Join(filepath.Dir(e.sock), "app2.sock")
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=64\n")
+	res := e.mustReload()
+	if !slices.Equal(res.Changed, []string{"app.service"}) {
+		t.Errorf("reload: Changed = %v, want [app.service]", res.Changed)
+	}
+	if _, ino2 := e.listener(); ino2 == ino {
+		t.Errorf("same socket (inode %d) after an address change", ino)
+	}
+	if got, _ := e.mustGet(); got == pid {
+		t.Errorf("the new address is served by the old process %d", pid)
+	}
+}
