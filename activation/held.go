@@ -31,7 +31,9 @@ import (
 // socket file of a reused Unix socket (or a reused FIFO) is removed by
 // Close as if Open had made it, if it is still there. Symlinks= are not
 // made again.
-func Reuse(s *units.Socket, held []*os.File) (_ []*Listener, reused int, err error) {
+//
+// reused[i] tells whether line i's socket is the held one.
+func Reuse(s *units.Socket, held []*os.File) (_ []*Listener, reused []bool, err error) {
 	defer func() {
 		for _, f := range held {
 			if f != nil {
@@ -44,16 +46,15 @@ func Reuse(s *units.Socket, held []*os.File) (_ []*Listener, reused int, err err
 		name = strings.TrimSuffix(s.Name, ".socket")
 	}
 	if err := checkFDName(name); err != nil {
-		return nil, 0, fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
+		return nil, nil, fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
 	}
 	ls := make([]*Listener, 0, len(s.Listens))
+	reused = make([]bool, len(s.Listens))
 	for i, spec := range s.Listens {
 		var l *Listener
 		if i < len(held) && held[i] != nil {
 			l, err = adopt(s, name, spec, held[i])
-			if l != nil {
-				reused++
-			}
+			reused[i] = l != nil
 			// Closed before a fresh bind, which it might stand in the
 			// way of (the same port with another address, say).
 			held[i].Close()
@@ -64,7 +65,7 @@ func Reuse(s *units.Socket, held []*os.File) (_ []*Listener, reused int, err err
 		}
 		if err != nil {
 			CloseAll(ls)
-			return nil, 0, fmt.Errorf("open %s: %w", s.Name, err)
+			return nil, nil, fmt.Errorf("open %s: %w", s.Name, err)
 		}
 		ls = append(ls, l)
 	}

@@ -61,8 +61,8 @@ func TestReuseHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer CloseAll(ls)
-	if reused != 2 {
-		t.Fatalf("reused %d of 2", reused)
+	if !reused[0] || !reused[1] {
+		t.Fatalf("reused %v, want both", reused)
 	}
 	for i, l := range ls {
 		if got := inode(t, l.File()); got != inodes[i] {
@@ -110,8 +110,8 @@ func TestReuseMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer CloseAll(ls)
-	if reused != 0 || inode(t, ls[0].File()) == old {
-		t.Fatalf("reused %d; a TCP socket taken for a UDP line", reused)
+	if reused[0] || inode(t, ls[0].File()) == old {
+		t.Fatalf("reused %v; a TCP socket taken for a UDP line", reused)
 	}
 	if err := held.Close(); err == nil {
 		t.Error("the held file was not closed")

@@ -126,13 +126,17 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	if sock == nil {
 		return fmt.Errorf("%s: a template is started only by an Accept=yes socket", svc.Name)
 	}
-	ls, _, err := activation.Reuse(sock, d.keep.takeSocket(sock.Name, len(sock.Listens)))
+	ls, reused, err := activation.Reuse(sock, d.keep.takeSocket(sock.Name, len(sock.Listens)))
 	if err != nil {
 		return err
 	}
 	var lsNames []string
 	for i, l := range ls {
-		d.keep.put(listenName(sock.Name, i), l.File())
+		if reused[i] {
+			d.keep.putReused(listenName(sock.Name, i), l.File())
+		} else {
+			d.keep.put(listenName(sock.Name, i), l.File())
+		}
 		lsNames = append(lsNames, listenName(sock.Name, i))
 	}
 	var sockSt []api.SocketStatus

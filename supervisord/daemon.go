@@ -114,15 +114,26 @@ func (d *Daemon) Open() error {
 	d.waiter = w
 	logErr := func(err error) { d.log.Warn().Err(err).Msg("keeping state") }
 	keepList, held := d.cfg.Keepers, d.cfg.Held
+	gave := map[string][]FDKeeper{} // which keepers hold each name already
+	note := func(ks []FDKeeper, h *Held) {
+		if h != nil {
+			for n := range h.Files {
+				gave[n] = append(gave[n], ks...)
+			}
+		}
+	}
+	note(keepList, held)
 	if d.cfg.Keep != nil {
 		more, h, err := d.cfg.Keep(d.runDir)
 		if err != nil {
 			d.log.Error().Err(err).Msg("no fd holder: sockets and output pipes do not outlive sockd")
 		}
+		note(more, h)
 		keepList = append(append([]FDKeeper(nil), keepList...), more...)
 		held = mergeHeld(held, h)
 	}
 	d.keep = newKeepers(keepList, held, logErr)
+	d.keep.gave = gave
 	if err := d.listenNotify(); err != nil {
 		return fmt.Errorf("notify socket: %w", err)
 	}
@@ -282,12 +293,20 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 			activation.CloseAll(ls)
 			return err
 		}
-		if reused > 0 {
-			d.log.Info().Str("socket", s.Name).Int("reused", reused).Msg("took back the previous sockd's sockets")
-		}
+		n := 0
 		for i, l := range opened {
-			d.keep.put(listenName(s.Name, i), l.File())
+			// A socket taken back is the very one the keepers hold
+			// under that name: no need to hand it to them again.
+			if reused[i] {
+				n++
+				d.keep.putReused(listenName(s.Name, i), l.File())
+			} else {
+				d.keep.put(listenName(s.Name, i), l.File())
+			}
 			lsNames = append(lsNames, listenName(s.Name, i))
+		}
+		if n > 0 {
+			d.log.Debug().Str("socket", s.Name).Int("reused", n).Msg("took back the previous sockd's sockets")
 		}
 		for _, l := range opened {
 			sockSt = append(sockSt, api.SocketStatus{Unit: s.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: l.Name()})

@@ -10,6 +10,7 @@ package supervisord
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type keepers struct {
 	mu     sync.Mutex
 	held   map[string]*os.File
 	output map[string][]byte
+	// gave lists, by name, the keepers that gave that fd back at start
+	// and so still hold it (putReused skips them).
+	gave map[string][]FDKeeper
 }
 
 func newKeepers(list []FDKeeper, held *Held, log func(error)) *keepers {
@@ -83,6 +87,27 @@ func (k *keepers) put(name string, f *os.File) {
 		return
 	}
 	for _, kp := range k.list {
+		if err := kp.Put(name, f); err != nil {
+			k.log(fmt.Errorf("keep %s: %w", name, err))
+		}
+	}
+}
+
+// putReused is put for a socket taken back from the keepers: those
+// that gave it back hold that very socket under name already (a re-exec
+// or recovery with 1,000 units would otherwise send 1,000 copies again).
+func (k *keepers) putReused(name string, f *os.File) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	had := k.gave[name]
+	delete(k.gave, name)
+	k.mu.Unlock()
+	for _, kp := range k.list {
+		if slices.Contains(had, kp) {
+			continue
+		}
 		if err := kp.Put(name, f); err != nil {
 			k.log(fmt.Errorf("keep %s: %w", name, err))
 		}
