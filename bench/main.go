@@ -60,7 +60,7 @@ func yesNo(ok bool) string {
 func main() {
 	binDir := flag.String("bin", "bin", "directory of sockd, sockctl and sockd-demo (make build)")
 	out := flag.String("out", "", "also write the table to this file")
-	timeout := flag.Duration("timeout", 9*time.Minute, "bound of the whole run")
+	timeout := flag.Duration("timeout", 12*time.Minute, "bound of the whole run")
 	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,recovery,leaks); default all")
 	flag.Parse()
 	if err := run(*binDir, *out, *timeout, *only); err != nil {
@@ -109,7 +109,7 @@ func run(binDir, out string, timeout time.Duration, only string) error {
 	}{
 		{"cold", coldStart, 90 * time.Second},
 		{"datapath", dataPath, 90 * time.Second},
-		{"restart", restartUnderLoad, 180 * time.Second},
+		{"restart", restartUnderLoad, 240 * time.Second},
 		{"scale", scale, 120 * time.Second},
 		{"recovery", recovery, 90 * time.Second},
 		{"leaks", leaks, 150 * time.Second},
