@@ -6,7 +6,7 @@
 // build` to have written bin/ and builds bench/loadgen itself; it bounds
 // its own time with -timeout.
 //
-//	go run ./bench [-bin bin] [-out bench/results/latest.md] [-timeout 9m]
+//	go run ./bench [-bin bin] [-out bench/results/latest.md] [-timeout 12m]
 package main
 
 import (
