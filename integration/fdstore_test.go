@@ -46,6 +46,11 @@ func TestFDStoreRestart(t *testing.T) {
 		t.Fatalf("stored: %v, want listen/idle.socket/0", stored)
 	}
 	want := inodeOf(t, fs[0])
+	api := stored["sockd/api"]
+	if len(api) != 1 {
+		t.Fatalf("stored: %v, want the API socket too (sockd/api)", stored)
+	}
+	wantAPI := inodeOf(t, api[0])
 	for _, l := range stored {
 		for _, f := range l {
 			f.Close()
@@ -89,7 +94,7 @@ func TestFDStoreRestart(t *testing.T) {
 	go n.readLog(stderr)
 	t.Cleanup(n.cleanup)
 	n.waitLog(20*time.Second, func(l map[string]any) bool { return l["message"] == "sockd ready" })
-	n.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "took sockets back from systemd's fd store" })
+	n.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "took sockets back from systemd (fd store, socket units)" })
 
 	select {
 	case body := <-answered:
@@ -99,8 +104,12 @@ func TestFDStoreRestart(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the connection made while sockd was down was not answered")
 	}
-	if !socketInodes(t, n.cmd.Process.Pid)[fmt.Sprintf("socket:[%d]", want)] {
+	held := socketInodes(t, n.cmd.Process.Pid)
+	if !held[fmt.Sprintf("socket:[%d]", want)] {
 		t.Errorf("the new sockd does not hold the stored socket %d", want)
+	}
+	if !held[fmt.Sprintf("socket:[%d]", wantAPI)] {
+		t.Errorf("the new sockd does not serve the API on the stored socket %d", wantAPI)
 	}
 }
 

@@ -117,10 +117,11 @@ func heldAt(f *os.File, path string) bool {
 	return ok && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
 }
 
-// keepAPI gives the fd holder a copy of the API socket.
-func keepAPI(holder *fdholder.Client, l net.Listener, log zerolog.Logger) {
+// keepAPI gives the keepers (the fd holder, systemd's fd store) a copy
+// of the API socket.
+func keepAPI(l net.Listener, log zerolog.Logger, keepers ...supervisord.FDKeeper) {
 	ul, ok := l.(*net.UnixListener)
-	if holder == nil || !ok {
+	if len(keepers) == 0 || !ok {
 		return
 	}
 	f, err := ul.File()
@@ -129,7 +130,17 @@ func keepAPI(holder *fdholder.Client, l net.Listener, log zerolog.Logger) {
 		return
 	}
 	defer f.Close()
-	if err := holder.Put(apiName, f); err != nil {
-		log.Warn().Err(err).Msg("API socket not kept")
+	for _, k := range keepers {
+		if err := k.Put(apiName, f); err != nil {
+			log.Warn().Err(err).Msg("API socket not kept")
+		}
 	}
+}
+
+// holderKeeper is the holder as a keeper list (none if nil).
+func holderKeeper(h *fdholder.Client) []supervisord.FDKeeper {
+	if h == nil {
+		return nil
+	}
+	return []supervisord.FDKeeper{h}
 }

@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	// when it starts sockd again.
 	var keepers []supervisord.FDKeeper
 	var held *supervisord.Held
+	var heldAPI *os.File // the API socket given back (fd store, holder, or a systemd socket unit)
 	if store := fdstore.Open(); store != nil {
 		keepers = append(keepers, store)
 	}
@@ -115,17 +116,25 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	} else if len(fds) > 0 {
 		held = &supervisord.Held{Files: map[string]*os.File{}}
 		for name, fs := range fds {
-			held.Files[name] = fs[0]
 			for _, extra := range fs[1:] {
 				extra.Close() // an older copy under the same name
 			}
+			// The API socket: sockd's own name in the fd store, or
+			// FileDescriptorName=sockd-api of a systemd socket unit.
+			if name == apiName || name == "sockd-api" {
+				if heldAPI != nil {
+					heldAPI.Close()
+				}
+				heldAPI = fs[0]
+				continue
+			}
+			held.Files[name] = fs[0]
 		}
-		log.Info().Int("fds", len(fds)).Msg("took sockets back from systemd's fd store")
+		log.Info().Int("fds", len(fds)).Msg("took sockets back from systemd (fd store, socket units)")
 	}
 	// The fd holder keeps a copy of every socket and output pipe, so a
 	// sockd started after this one crashed takes them back.
 	var holder *fdholder.Client
-	var heldAPI *os.File
 	keep := func(dir string) ([]supervisord.FDKeeper, *supervisord.Held, error) {
 		if !*useHolder {
 			return nil, nil, nil
@@ -140,8 +149,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			return nil, nil, err
 		}
 		holder = c
-		heldAPI = h.Files[apiName]
-		delete(h.Files, apiName)
+		if f := h.Files[apiName]; f != nil {
+			if heldAPI == nil {
+				heldAPI = f
+			} else {
+				f.Close() // systemd's copy is the same socket
+			}
+			delete(h.Files, apiName)
+		}
 		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
@@ -170,7 +185,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		stopHolder()
 		return 1, err
 	}
-	keepAPI(holder, l, log)
+	keepAPI(l, log, append(append([]supervisord.FDKeeper(nil), keepers...), holderKeeper(holder)...)...)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if *watch {
