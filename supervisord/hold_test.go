@@ -117,8 +117,9 @@ func TestHoldRealSockets(t *testing.T) {
 		t.Error("Ended still open after the release")
 	}
 	pid, _ := e.mustGet() // a new connection starts the service
-	st = e.status()
-	if st.SubState != "running" || !slices.Contains(st.Pids, pid) {
+	// The app may answer before sockd has read its READY=1: wait for it.
+	st = e.await(func(st api.ServiceStatus) bool { return st.SubState == "running" })
+	if !slices.Contains(st.Pids, pid) {
 		t.Fatalf("after release and a connection: status %+v (answered by %d)", st, pid)
 	}
 
