@@ -94,7 +94,9 @@ func TestFDStoreRestart(t *testing.T) {
 	go n.readLog(stderr)
 	t.Cleanup(n.cleanup)
 	n.waitLog(20*time.Second, func(l map[string]any) bool { return l["message"] == "sockd ready" })
-	n.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "took sockets back from systemd (fd store, socket units)" })
+	n.waitLog(time.Second, func(l map[string]any) bool {
+		return l["message"] == "took sockets back from systemd (fd store, socket units)"
+	})
 
 	select {
 	case body := <-answered:
