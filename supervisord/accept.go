@@ -149,6 +149,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	a.staging = filepath.Join(d.runDir, "sandbox")
+	d.bound(svc.Name)
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	d.sockets[sock.Name] = svc.Name

@@ -333,6 +333,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	if st, ok := d.recovering.unit(svc.Name); ok {
 		u.recoverProcs(st, d.replace)
 	}
+	d.bound(svc.Name) // no longer waiting for an address, before anyone sees it run
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	for _, s := range socks {

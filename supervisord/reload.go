@@ -132,7 +132,6 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 				Message: err.Error(), Text: err.Error()})
 			continue
 		}
-		d.bound(svc.Name)
 		res.Added = append(res.Added, svc.Name)
 	}
 	for _, svc := range reopen {
