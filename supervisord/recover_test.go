@@ -94,6 +94,11 @@ func recoverSetup(t *testing.T, sockdPid int, reexec bool) (*env, int, *os.File)
 // with no request failing.
 func TestRecoverAfterCrash(t *testing.T) {
 	e, old, _ := recoverSetup(t, 1, false)
+	pidfd, err := unix.PidfdOpen(old, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
 	if err := e.d.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +108,14 @@ func TestRecoverAfterCrash(t *testing.T) {
 	if pid, _ := e.mustGet(); pid != st.Pids[0] {
 		t.Fatalf("served by %d, status says %v", pid, st.Pids)
 	}
-	// Pids lists draining processes too: the adopted one is gone.
-	if alive(old) {
+	// The adopted child drains once the new one is ready: its pidfd
+	// becomes readable when it exits.
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 20000)
+	for err == unix.EINTR {
+		n, err = unix.Poll(fds, 20000)
+	}
+	if err != nil || n != 1 {
 		t.Fatalf("the adopted child %d was not replaced", old)
 	}
 }
