@@ -108,20 +108,8 @@ func (l *Listener) update(fd int, s *units.Socket) error {
 		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(s.KeepAlive), "SO_KEEPALIVE"); err != nil {
 			return err
 		}
-		for _, o := range []struct {
-			v    int
-			opt  int
-			name string
-		}{
-			{seconds(s.KeepAliveTime), unix.TCP_KEEPIDLE, "TCP_KEEPIDLE"},
-			{seconds(s.KeepAliveInterval), unix.TCP_KEEPINTVL, "TCP_KEEPINTVL"},
-			{s.KeepAliveProbes, unix.TCP_KEEPCNT, "TCP_KEEPCNT"},
-		} {
-			if o.v > 0 {
-				if err := setInt(fd, unix.IPPROTO_TCP, o.opt, o.v, o.name); err != nil {
-					return err
-				}
-			}
+		if err := setKeepAliveTimes(fd, s); err != nil {
+			return err
 		}
 	}
 	if l.sockType != unix.SOCK_DGRAM {

@@ -192,6 +192,13 @@ func setIPOptions(fd, family int, stream bool, s *units.Socket) error {
 			return err
 		}
 	}
+	return setKeepAliveTimes(fd, s)
+}
+
+// setKeepAliveTimes sets KeepAliveTimeSec=, KeepAliveIntervalSec= and
+// KeepAliveProbes= on a TCP socket, each only if the unit sets it (the
+// kernel refuses 0).
+func setKeepAliveTimes(fd int, s *units.Socket) error {
 	for _, o := range []struct {
 		v    int
 		opt  int
