@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -144,19 +145,47 @@ func addressOwner(err error) string {
 	if len(inodes) == 0 {
 		return ""
 	}
-	want := map[string]bool{}
+	want := map[uint64]bool{}
 	for _, ino := range inodes {
-		want["socket:["+ino+"]"] = true
-	}
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range fds {
-		if link, err := os.Readlink(fd); err == nil && want[link] {
-			pid := strings.Split(fd, "/")[2]
-			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
-			return "pid " + pid + " (" + strings.TrimSpace(string(comm)) + ")"
+		if n, err := strconv.ParseUint(ino, 10, 64); err == nil {
+			want[n] = true
 		}
 	}
-	return ""
+	who := ""
+	socketHolders(func(pid int, ino uint64) bool {
+		if !want[ino] {
+			return true
+		}
+		who = fmt.Sprintf("pid %d (%s)", pid, commOf(pid))
+		return false
+	})
+	return who
+}
+
+// socketHolders calls fn with each process and the inode of each socket
+// it holds (from /proc/*/fd), until fn returns false.
+func socketHolders(fn func(pid int, ino uint64) bool) {
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		link, err := os.Readlink(fd)
+		if err != nil || !strings.HasPrefix(link, "socket:[") {
+			continue
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
+		pid, perr := strconv.Atoi(strings.Split(fd, "/")[2])
+		if err != nil || perr != nil {
+			continue
+		}
+		if !fn(pid, ino) {
+			return
+		}
+	}
+}
+
+// commOf is pid's command name, "" if it is gone.
+func commOf(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(b))
 }
 
 // socketInodes returns the inodes of the listening sockets in a

@@ -6,8 +6,6 @@ package supervisord
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -155,30 +153,19 @@ func (d *Daemon) reportStrays(keeperPids []int) {
 	for _, p := range keeperPids {
 		skip[p] = true
 	}
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
 	seen := map[int]bool{}
-	for _, fd := range fds {
-		pid, err := strconv.Atoi(strings.Split(fd, "/")[2])
-		if err != nil || skip[pid] || seen[pid] {
-			continue
-		}
-		link, err := os.Readlink(fd)
-		if err != nil || !strings.HasPrefix(link, "socket:[") {
-			continue
-		}
-		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
+	socketHolders(func(pid int, ino uint64) bool {
 		unit, ours := inodes[ino]
-		if err != nil || !ours {
-			continue
+		if !ours || skip[pid] || seen[pid] {
+			return true
 		}
 		seen[pid] = true
-		if d.tracked(pid) {
-			continue
+		if !d.tracked(pid) {
+			d.log.Warn().Str("unit", unit).Int("pid", pid).Str("comm", commOf(pid)).
+				Msg("recovery: a process sockd does not know holds the unit's socket; not signalled")
 		}
-		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		d.log.Warn().Str("unit", unit).Int("pid", pid).Str("comm", strings.TrimSpace(string(comm))).
-			Msg("recovery: a process sockd does not know holds the unit's socket; not signalled")
-	}
+		return true
+	})
 }
 
 // tracked reports whether pid is a process of a unit, in the process
