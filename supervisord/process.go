@@ -264,21 +264,31 @@ func ourDescendant(pid int) bool {
 
 // parentOf reads pid's parent from /proc/PID/stat.
 func parentOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := statFields(pid, 2)
 	if err != nil {
 		return 0, err
 	}
-	// The command may contain spaces and parentheses: the fields after
-	// the last ')' are "state ppid …".
+	return strconv.Atoi(f[1])
+}
+
+// statFields returns the fields of /proc/PID/stat after the command
+// ("state ppid …": field 3 of proc(5) is f[0]), at least n of them. The
+// command may contain spaces and parentheses: the fields start after the
+// last ')'.
+func statFields(pid, n int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	if len(f) < n {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	return strconv.Atoi(f[1])
+	return f, nil
 }
 
 // reportExit sends evExit once p (pr's process) has exited and the
