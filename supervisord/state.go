@@ -113,10 +113,7 @@ func (w *stateWriter) run() {
 			w.mu.Unlock()
 			return
 		}
-		f := stateFile{Version: stateVersion, Pid: os.Getpid(), Units: make(map[string]unitState, len(w.units))}
-		for n, u := range w.units {
-			f.Units[n] = u
-		}
+		f := w.snapshotLocked()
 		w.mu.Unlock()
 		if err := writeState(w.path, &f); err != nil {
 			w.log(err)
@@ -146,6 +143,10 @@ func (w *stateWriter) close(remove bool) {
 func (w *stateWriter) snapshot() stateFile {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.snapshotLocked()
+}
+
+func (w *stateWriter) snapshotLocked() stateFile {
 	f := stateFile{Version: stateVersion, Pid: os.Getpid(), Units: make(map[string]unitState, len(w.units))}
 	for n, u := range w.units {
 		f.Units[n] = u
