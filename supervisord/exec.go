@@ -124,15 +124,9 @@ func runHelpers(ctx context.Context, start startFunc, svc *units.Service, env []
 			spec.Stdout = children.Output{Lines: func(l string) { logLine("stdout", l) }}
 			spec.Stderr = children.Output{Lines: func(l string) { logLine("stderr", l) }}
 		}
-		if !c.FullPrivileges {
-			spec.Sandbox = box
-			if svc.User != "" || svc.Group != "" {
-				cred, err := credential(svc)
-				if err != nil {
-					return fmt.Errorf("%s: %w", what, err)
-				}
-				spec.Credential = cred
-			}
+		if err := setIdentity(&spec, svc, c, box); err != nil {
+			closeAll(closers)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		p, err := start(spec)
 		closeAll(closers) // the child has its own

@@ -54,15 +54,8 @@ func processSpec(svc *units.Service, env []string, sink func(stream, line string
 	for _, l := range svc.Limits {
 		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
 	}
-	if !cmd.FullPrivileges {
-		spec.Sandbox = box
-		if svc.User != "" || svc.Group != "" {
-			cred, err := credential(svc)
-			if err != nil {
-				return children.Spec{}, nil, err
-			}
-			spec.Credential = cred
-		}
+	if err := setIdentity(&spec, svc, cmd, box); err != nil {
+		return children.Spec{}, nil, err
 	}
 	closers, err := stdin(svc, &spec, socks)
 	if err != nil {
@@ -70,6 +63,23 @@ func processSpec(svc *units.Service, env []string, sink func(stream, line string
 	}
 	outs, err := outputs(svc, &spec, sink, socks)
 	return spec, append(closers, outs...), err
+}
+
+// setIdentity gives spec the service's user, group and sandbox box,
+// unless cmd has the "+" prefix: that one runs as root outside them.
+func setIdentity(spec *children.Spec, svc *units.Service, cmd units.Command, box *sandbox.Setup) error {
+	if cmd.FullPrivileges {
+		return nil
+	}
+	spec.Sandbox = box
+	if svc.User != "" || svc.Group != "" {
+		cred, err := credential(svc)
+		if err != nil {
+			return err
+		}
+		spec.Credential = cred
+	}
+	return nil
 }
 
 // workingDir resolves WorkingDirectory=: "~" is the home directory of
