@@ -20,6 +20,10 @@ type handle struct {
 	reqs  chan *request
 	quit  chan struct{} // closed when the actor returns
 	logs  *logRing
+	// mu guards socks, ls and lsNames for readers outside the actor (a
+	// reload); the actor, which replaces a dead socket, writes them under
+	// it and reads them without.
+	mu    sync.Mutex
 	socks []*units.Socket
 	ls    []*activation.Listener
 	// lsNames name ls in the fd keepers ("listen/SOCKET/N").
@@ -177,4 +181,19 @@ func (j *job) emit(phase string, pid int, msg string) {
 		default: // a slow reader loses progress, never the result
 		}
 	}
+}
+
+// listeners returns the unit's sockets and their names in the keepers,
+// for a goroutine other than the actor.
+func (h *handle) listeners() ([]*activation.Listener, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ls, h.lsNames
+}
+
+// socketDefs returns the unit's socket units as the last reload saw them.
+func (h *handle) socketDefs() []*units.Socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.socks
 }

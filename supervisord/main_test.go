@@ -63,6 +63,13 @@ func childMain(mode string) {
 	}
 	tag := os.Getenv("CHILD_TAG")
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/shutdown" {
+			// A hostile or broken app: shutdown(2) on the listening
+			// socket it inherited, which then refuses every connection.
+			fmt.Fprintf(w, "%d shut down", os.Getpid())
+			shutdownListener(ls[0])
+			return
+		}
 		fmt.Fprintf(w, "%d %s", os.Getpid(), tag)
 	})}
 	for _, l := range ls {
@@ -253,3 +260,16 @@ func (e *env) await(match func(api.ServiceStatus) bool) api.ServiceStatus {
 }
 
 func init() { zerolog.TimeFieldFormat = "15:04:05.000000" }
+
+// shutdownListener calls shutdown(SHUT_RDWR) on l's socket.
+func shutdownListener(l net.Listener) {
+	f, err := l.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: shutdown:", err)
+		return
+	}
+	defer f.Close()
+	if err := syscall.Shutdown(int(f.Fd()), syscall.SHUT_RDWR); err != nil {
+		fmt.Fprintln(os.Stderr, "child: shutdown:", err)
+	}
+}

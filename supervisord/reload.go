@@ -272,9 +272,10 @@ func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
 			return false
 		}
 	}
-	byName := make(map[string]*activation.Listener, len(h.ls))
-	for i, n := range h.lsNames {
-		byName[n] = h.ls[i]
+	ls, names := h.listeners()
+	byName := make(map[string]*activation.Listener, len(ls))
+	for i, n := range names {
+		byName[n] = ls[i]
 	}
 	for _, s := range socks {
 		for i := range s.Listens {
@@ -289,9 +290,9 @@ func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
 			}
 		}
 	}
-	d.mu.Lock()
+	h.mu.Lock()
 	h.socks = socks
-	d.mu.Unlock()
+	h.mu.Unlock()
 	d.log.Info().Str("unit", h.name).Msg("socket options applied in place")
 	return true
 }
