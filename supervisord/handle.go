@@ -16,10 +16,10 @@ import (
 // what the Daemon itself owns of it (its sockets, its log ring, the
 // definition the last reload saw).
 type handle struct {
-	name  string // "app.service", "echo@.service"
-	reqs  chan *request
-	quit  chan struct{} // closed when the actor returns
-	logs  *logRing
+	name string // "app.service", "echo@.service"
+	reqs chan *request
+	quit chan struct{} // closed when the actor returns
+	logs *logRing
 	// mu guards socks, ls and lsNames for readers outside the actor (a
 	// reload); the actor, which replaces a dead socket, writes them under
 	// it and reads them without.

@@ -61,14 +61,14 @@ type unit struct {
 	armed       bool              // the watch is armed: waiting for a connection
 	waitTok     token             // of the arming: a trigger with another is stale
 	socksClosed bool              // closed past the start limit (or lost): connections are refused
-	rstTok      token       // the RestartSec= timer, 0 when none
-	runtimeTok  token       // the RuntimeMaxSec= timer, 0 when none
-	why         string      // why the start under way began, for the log
-	postNext    afterPost   // what follows ExecStopPost= (stop-post)
-	execEnv     []string    // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
-	execRelease func()      // frees what setUpExec holds; nil when nothing is set up
-	privTmp     *privateTmp // PrivateTmp='s directories while a process may use them
-	keep        *keepers    // the fd keepers (keep.go); nil in tests without
+	rstTok      token             // the RestartSec= timer, 0 when none
+	runtimeTok  token             // the RuntimeMaxSec= timer, 0 when none
+	why         string            // why the start under way began, for the log
+	postNext    afterPost         // what follows ExecStopPost= (stop-post)
+	execEnv     []string          // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
+	execRelease func()            // frees what setUpExec holds; nil when nothing is set up
+	privTmp     *privateTmp       // PrivateTmp='s directories while a process may use them
+	keep        *keepers          // the fd keepers (keep.go); nil in tests without
 	state       *stateWriter
 	stateKey    string     // of the processes last written to state
 	recovered   bool       // recoverProcs took processes back: start as running
