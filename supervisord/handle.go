@@ -53,10 +53,11 @@ const (
 	reqHold    // hold.go
 	reqRelease // hold.go
 	reqFreeze  // reexec.go
+	reqSockets // sockets.go: a reload changed the unit's socket units
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "sockets"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -65,9 +66,10 @@ type request struct {
 	kind   reqKind
 	acked  bool // answered when queued (restart without wait); actor-only
 	opts   api.RestartOptions
-	svc    *units.Service // reqUpdate
-	hold   holdArgs       // reqHold, reqRelease
-	thaw   chan struct{}  // reqFreeze: closed to let the actor go on
+	svc    *units.Service  // reqUpdate
+	socks  []*units.Socket // reqSockets
+	hold   holdArgs        // reqHold, reqRelease
+	thaw   chan struct{}   // reqFreeze: closed to let the actor go on
 	reply  chan reply
 	events chan api.Event
 }

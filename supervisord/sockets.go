@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/units"
 )
 
@@ -244,4 +245,145 @@ func (u *unit) reopenSockets() error {
 	u.watchSockets()
 	u.log.Info().Int("sockets", len(ls)).Msg("sockets bound again")
 	return nil
+}
+
+// errReopen says that a socket change cannot be handed over with the
+// unit running: the reload stops the unit and opens its sockets anew.
+var errReopen = errors.New("the change needs the old socket closed first")
+
+// listenKey identifies an address across a reload.
+func listenKey(l units.Listen) string { return l.Network + "\x00" + l.Address }
+
+// oneLine is s with only its k-th Listen line, to compare one socket's
+// options across a reload.
+func oneLine(s *units.Socket, k int) *units.Socket {
+	c := *s
+	c.Listens = []units.Listen{s.Listens[k]}
+	return &c
+}
+
+// changeSockets makes socks the unit's socket units while it runs. An
+// address kept keeps its open socket, with the options the kernel
+// changes in place (activation.InPlace) applied to it: not one
+// connection to it is refused. A new address is bound next to the
+// others. A service that serves moves onto the new set with an
+// overlapping restart; the sockets of the addresses gone are closed
+// once no process started before the change runs. It returns errReopen
+// for a change to a kept address that needs a new socket at that same
+// address (which the kernel does not let two sockets share), and the
+// bind error of a new address, the unit being left as it was.
+func (u *unit) changeSockets(socks []*units.Socket) error {
+	if u.socksClosed || u.hold != nil {
+		return errReopen
+	}
+	old := map[string]int{}
+	for i, l := range u.ls {
+		old[listenKey(l.Spec())] = i
+	}
+	var (
+		ls      []*activation.Listener
+		lsSock  []*units.Socket
+		names   []string
+		st      []api.SocketStatus
+		opened  []*activation.Listener
+		updates []func() error
+		kept    = map[int]bool{}
+	)
+	fail := func(err error) error {
+		activation.CloseAll(opened)
+		return err
+	}
+	for _, s := range socks {
+		if s.Accept {
+			return fail(errReopen)
+		}
+		for k, spec := range s.Listens {
+			var l *activation.Listener
+			var sst api.SocketStatus
+			if i, ok := old[listenKey(spec)]; ok && !kept[i] {
+				oldLine := u.lineOf(i)
+				prev := u.socketDef(u.lsSock[i].Name)
+				if prev == nil || !activation.InPlace(oneLine(prev, oldLine), oneLine(s, k)) {
+					return fail(errReopen)
+				}
+				l, sst, kept[i] = u.ls[i], u.sockSt[i], true
+				sst.Unit = s.Name
+				s := s
+				updates = append(updates, func() error { return l.Update(s) })
+			} else {
+				var err error
+				if l, err = activation.OpenOne(s, k); err != nil {
+					return fail(err)
+				}
+				opened = append(opened, l)
+				sst = api.SocketStatus{Unit: s.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: l.Name()}
+			}
+			ls, lsSock, st = append(ls, l), append(lsSock, s), append(st, sst)
+			names = append(names, listenName(s.Name, k))
+		}
+	}
+	for _, up := range updates {
+		if err := up(); err != nil {
+			return fail(fmt.Errorf("%w: %v", errReopen, err))
+		}
+	}
+	var retired []*activation.Listener
+	for i, l := range u.ls {
+		if !kept[i] {
+			retired = append(retired, l)
+		}
+	}
+	for i, l := range ls {
+		u.keep.put(names[i], l.File())
+	}
+	var gone []string
+	for _, n := range u.lsNames {
+		if !slices.Contains(names, n) {
+			gone = append(gone, n)
+		}
+	}
+	u.keep.remove(gone...)
+	u.unwatchSockets()
+	u.handle.mu.Lock()
+	u.ls, u.lsNames, u.socks = ls, names, socks
+	u.handle.mu.Unlock()
+	u.lsSock, u.sockSt = lsSock, st
+	u.watchSockets()
+	u.log.Info().Int("kept", len(kept)).Int("new", len(opened)).Int("retired", len(retired)).Msg("sockets changed in place")
+	if len(opened) == 0 && len(retired) == 0 {
+		return nil // the same sockets: options changed in place only
+	}
+	u.retire(retired)
+	if u.serving() {
+		u.log.Info().Msg("moving the service onto the new sockets: overlapping restart")
+		u.enqueue(&request{kind: reqRestart, reply: make(chan reply, 1)})
+	}
+	return nil
+}
+
+// retire closes sockets no longer the unit's once no process started
+// before now runs (one may still be serving a connection it queued).
+func (u *unit) retire(ls []*activation.Listener) {
+	if len(ls) == 0 {
+		return
+	}
+	u.retired = append(u.retired, ls...)
+	u.retiredGen = u.gen
+	u.closeRetired()
+}
+
+// closeRetired closes the retired sockets when no process of their
+// generations runs; settle calls it after every event.
+func (u *unit) closeRetired() {
+	if len(u.retired) == 0 {
+		return
+	}
+	for _, p := range u.processes() {
+		if p != nil && p.gen <= u.retiredGen {
+			return
+		}
+	}
+	u.log.Info().Int("sockets", len(u.retired)).Msg("sockets of the addresses gone closed: no process that held them runs")
+	activation.CloseAll(u.retired)
+	u.retired = nil
 }

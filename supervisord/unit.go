@@ -57,18 +57,20 @@ type unit struct {
 	trigLim     map[*units.Socket]*rateLimit
 	restarts    int
 	lastRst     *api.RestartResult
-	watch       *activation.Watch // the unit's sockets in the daemon's Waiter (sockets.go)
-	armed       bool              // the watch is armed: waiting for a connection
-	waitTok     token             // of the arming: a trigger with another is stale
-	socksClosed bool              // closed past the start limit (or lost): connections are refused
-	rstTok      token             // the RestartSec= timer, 0 when none
-	runtimeTok  token             // the RuntimeMaxSec= timer, 0 when none
-	why         string            // why the start under way began, for the log
-	postNext    afterPost         // what follows ExecStopPost= (stop-post)
-	execEnv     []string          // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
-	execRelease func()            // frees what setUpExec holds; nil when nothing is set up
-	privTmp     *privateTmp       // PrivateTmp='s directories while a process may use them
-	keep        *keepers          // the fd keepers (keep.go); nil in tests without
+	watch       *activation.Watch      // the unit's sockets in the daemon's Waiter (sockets.go)
+	armed       bool                   // the watch is armed: waiting for a connection
+	waitTok     token                  // of the arming: a trigger with another is stale
+	socksClosed bool                   // closed past the start limit (or lost): connections are refused
+	retired     []*activation.Listener // sockets of addresses a reload removed, open while old processes run
+	retiredGen  int                    // the generation up to which processes may hold them
+	rstTok      token                  // the RestartSec= timer, 0 when none
+	runtimeTok  token                  // the RuntimeMaxSec= timer, 0 when none
+	why         string                 // why the start under way began, for the log
+	postNext    afterPost              // what follows ExecStopPost= (stop-post)
+	execEnv     []string               // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
+	execRelease func()                 // frees what setUpExec holds; nil when nothing is set up
+	privTmp     *privateTmp            // PrivateTmp='s directories while a process may use them
+	keep        *keepers               // the fd keepers (keep.go); nil in tests without
 	state       *stateWriter
 	stateKey    string     // of the processes last written to state
 	recovered   bool       // recoverProcs took processes back: start as running
@@ -153,6 +155,7 @@ func (u *unit) run() {
 		u.settle()
 	}
 	u.unwatchSockets()
+	activation.CloseAll(u.retired)
 	u.cancelHelper()
 	u.endLife()
 	// Nothing may wait for an answer from an actor that is gone.
@@ -245,6 +248,7 @@ func (u *unit) settle() {
 	} else if !want && u.armed {
 		u.disarmWaiter()
 	}
+	u.closeRetired()
 	u.saveState()
 	if len(u.freezing) > 0 && u.job == nil && len(u.queue) == 0 {
 		u.freeze()
@@ -277,6 +281,8 @@ func (u *unit) request(r *request) {
 	switch r.kind {
 	case reqStatus:
 		r.reply <- reply{status: u.status()}
+	case reqSockets:
+		r.reply <- reply{err: u.changeSockets(r.socks)}
 	case reqUpdate:
 		// The new definition applies from the next start or restart.
 		u.svc = r.svc
