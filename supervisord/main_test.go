@@ -18,6 +18,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
@@ -56,6 +57,12 @@ func childMain(mode string) {
 	// as the first request is answered.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	if os.Getenv("CHILD_FD3_MODE") != "" {
+		// The mode the child got, before Go's net.FileListener makes
+		// the socket non-blocking.
+		fl, err := unix.FcntlInt(3, unix.F_GETFL, 0)
+		fmt.Printf("fd3 pid=%d nonblock=%t err=%v\n", os.Getpid(), fl&unix.O_NONBLOCK != 0, err)
+	}
 	ls, err := activation.Listeners()
 	if err != nil || len(ls) == 0 {
 		fmt.Fprintln(os.Stderr, "child: no sockets:", err, os.Getenv("LISTEN_PID"), os.Getpid())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"golang.org/x/sys/unix"
 )
 
 // A child that shuts its inherited listening socket down leaves it
@@ -147,4 +148,48 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// With NonBlocking=yes, every new process gets its socket non-blocking,
+// even when an old one, still serving during an overlapping restart,
+// made the shared open file description blocking.
+func TestNonBlockingEveryProcess(t *testing.T) {
+	e := newEnv(t, notifyService+"Environment=CHILD_FD3_MODE=1\n")
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nNonBlocking=yes\n")
+	e.mustReload()
+	first, _ := e.mustGet()
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
+	// The serving process makes the socket blocking (here: through
+	// sockd's copy, the same open file description it holds).
+	h, _ := e.d.lookup("app")
+	ls, _ := h.listeners()
+	rc, err := ls[0].File().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.SetNonblock(int(fd), false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.restart(api.RestartOptions{})
+	if !res.OK || len(res.NewPids) != 1 {
+		t.Fatalf("restart: %+v", res)
+	}
+	logs, err := e.d.Logs(e.ctx(), "app", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{first: "", res.NewPids[0]: ""}
+	for _, l := range logs {
+		var pid int
+		var nb bool
+		if _, err := fmt.Sscanf(l.Line, "fd3 pid=%d nonblock=%t", &pid, &nb); err == nil {
+			if _, ok := want[pid]; ok {
+				want[pid] = fmt.Sprint(nb)
+			}
+		}
+	}
+	if want[first] != "true" || want[res.NewPids[0]] != "true" {
+		t.Fatalf("fd 3 non-blocking at start: %v (first %d, new %d), want true for both", want, first, res.NewPids[0])
+	}
 }
