@@ -94,6 +94,7 @@ func (l *Listener) openIP(s *units.Socket) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
+	l.warnings = setSoftOptions(fd, family, typ, s)
 	if family == unix.AF_INET6 {
 		switch {
 		case v6only:
@@ -299,6 +300,7 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 	if err := setCommonOptions(fd, s); err != nil {
 		return fail(err)
 	}
+	l.warnings = setSoftOptions(fd, unix.AF_UNIX, typ, s)
 	if s.PassCredentials {
 		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1, "SO_PASSCRED"); err != nil {
 			return fail(err)
@@ -548,6 +550,7 @@ func (l *Listener) openFIFO(s *units.Socket) (int, error) {
 			return fail(&os.PathError{Op: "chown", Path: path, Err: err})
 		}
 	}
+	l.warnings = setSoftOptions(fd, 0, 0, s)
 	return fd, nil
 }
 
