@@ -235,3 +235,16 @@ func TestUpdateUnixAndFIFO(t *testing.T) {
 		t.Errorf("FIFO: %v", err)
 	}
 }
+
+// seconds never overflows: infinity is the largest int32, which the
+// kernel refuses by name, not a negative value taken for "unset".
+func TestSecondsSaturates(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{{0, 0}, {time.Millisecond, 1}, {time.Second, 1}, {1500 * time.Millisecond, 2}, {units.Infinity, 1<<31 - 1}} {
+		if got := seconds(c.d); got != c.want {
+			t.Errorf("seconds(%v) = %d, want %d", c.d, got, c.want)
+		}
+	}
+}

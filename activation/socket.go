@@ -218,10 +218,17 @@ func setKeepAliveTimes(fd int, s *units.Socket) error {
 	return nil
 }
 
-// seconds rounds d up to whole seconds, as the TCP_KEEP* options take.
+// seconds rounds d up to whole seconds, as the TCP_KEEP* options take;
+// a span too long for them (infinity) gives the largest int32, which the
+// kernel refuses with an error naming the option rather than a value
+// that overflowed to "unset".
 func seconds(d time.Duration) int {
+	const most = 1<<31 - 1
 	if d <= 0 {
 		return 0
+	}
+	if d > most*time.Second {
+		return most
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
