@@ -249,12 +249,13 @@ type Service struct {
 	TimeoutStopSec     time.Duration // default 90s in systemd; sockd's default is 10s (documented)
 	KillSignal         syscall.Signal
 	KillMode           KillMode // default KillControlGroup
+	SendSIGKILL        bool     // default true
+	SuccessExitStatus  []int
+	SuccessSignals     []syscall.Signal
+
 	// Resources are the systemd.resource-control(5) options, in the
 	// order set, one per option (resources.go).
-	Resources         []Resource
-	SendSIGKILL       bool // default true
-	SuccessExitStatus []int
-	SuccessSignals    []syscall.Signal
+	Resources []Resource
 
 	Environment      []string // "KEY=value", in order
 	EnvironmentFiles []EnvironmentFile
