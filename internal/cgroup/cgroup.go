@@ -220,3 +220,18 @@ func Escape(name string) (string, error) {
 	}
 	return name, nil
 }
+
+// Mount returns the mount point of the cgroup2 hierarchy
+// (/sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid
+// one).
+func Mount() (string, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("find cgroup v2: %w", err)
+	}
+	point, _, ok := findMount(mi)
+	if !ok {
+		return "", errors.New("find cgroup v2: no cgroup2 mount")
+	}
+	return point, nil
+}

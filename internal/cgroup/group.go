@@ -105,6 +105,9 @@ func relPath(dir string) (string, error) {
 	return filepath.Join(bestRoot, rest), nil
 }
 
+// Base returns the base cgroup itself (its descriptor is h's).
+func (h *Hierarchy) Base() (*Group, error) { return h.base, nil }
+
 // Dir is the base cgroup's directory.
 func (h *Hierarchy) Dir() string { return h.base.dir }
 
@@ -127,6 +130,10 @@ func (h *Hierarchy) Remove() error {
 	h.Close()
 	return err
 }
+
+// RemoveEmptyUnits removes every empty cgroup below the base (units and
+// leaves); populated ones stay, for the next sockd to find.
+func (h *Hierarchy) RemoveEmptyUnits() { h.base.RemoveEmpty() }
 
 // Unit opens the cgroup of the unit name, BASE/ESCAPED-NAME, making it
 // if it is missing: a cgroup left by a previous sockd (a re-exec, a
@@ -222,6 +229,23 @@ func (g *Group) child(name string, exclusive bool) (*Group, error) {
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(g.dir, name), Err: err}
 	}
 	return &Group{fd: fd, dir: filepath.Join(g.dir, name), rel: filepath.Join(g.rel, name), name: name, parent: g}, nil
+}
+
+// Leaf opens the existing child cgroup name of g.
+func (g *Group) Leaf(name string) (*Group, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("cgroup leaf %q: %w", name, unix.EINVAL)
+	}
+	return g.openChild(name)
+}
+
+// Exists reports whether g has the interface file name (memory.max is
+// there when the memory controller is enabled for g).
+func (g *Group) Exists(name string) bool {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return false
+	}
+	return unix.Faccessat(g.fd, name, unix.F_OK, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
 // NewLeaf makes a new child cgroup named prefix followed by a number not
