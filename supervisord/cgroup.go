@@ -17,7 +17,10 @@ package supervisord
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +56,11 @@ func (d *Daemon) openCgroup() error {
 			d.log.Info().Err(err).Msg("no cgroup v2 for the units: process groups are their control groups")
 			return nil
 		}
+		if !place.Own && d.runDir != DefaultRuntimeDir {
+			// Another sockd (its own runtime directory, its own state)
+			// gets a base of its own, the same at each of its starts.
+			place.Dir = filepath.Join(filepath.Dir(place.Dir), baseName(d.runDir))
+		}
 		h, err := cgroup.Setup(place)
 		if err != nil {
 			d.log.Warn().Err(err).Msg("no cgroup v2 for the units: process groups are their control groups")
@@ -69,6 +77,17 @@ func (d *Daemon) openCgroup() error {
 	d.pids.cgBase = d.cg.Path()
 	d.log.Info().Str("cgroup", d.cg.Dir()).Strs("controllers", d.cg.Available()).Msg("units run in cgroups")
 	return nil
+}
+
+// baseName is the name of the base cgroup, below the hierarchy's root,
+// of the sockd whose runtime directory is runDir: "sockd" for
+// /run/sockd, "sockd-HASH" for another.
+func baseName(runDir string) string {
+	if runDir == DefaultRuntimeDir {
+		return cgroup.RootSubtree
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(runDir)))
+	return cgroup.RootSubtree + "-" + hex.EncodeToString(sum[:6])
 }
 
 // closeCgroup removes, at a clean shutdown, the cgroups left empty (the
@@ -109,6 +128,13 @@ func (u *unit) closeCgroup() {
 	}
 	u.pids.removeCgroup(u.cg.g.Path(), u)
 	u.cg.release()
+}
+
+// close ends an acceptor's hold of its cgroup (none: nothing).
+func (c *unitCG) close() {
+	if c != nil {
+		c.release()
+	}
 }
 
 // resourceDiagnostics warns, once per load or reload, of each resource
@@ -213,12 +239,16 @@ func (c *unitCG) has(file string) bool { return c.g.Exists(file) }
 // unit's cgroup, and its Done closed only once what KillMode= kills of
 // the leaf is gone.
 func (u *unit) starter() startFunc {
-	c := u.cg
+	return cgStarter(u.cg, killGroupOnExit(u.svc), u.start)
+}
+
+// cgStarter is start with every process born in a new leaf of c (start
+// itself when c is nil); killRest: what is left of the leaf is killed
+// when the process exits.
+func cgStarter(c *unitCG, killRest bool, start startFunc) startFunc {
 	if c == nil {
-		return u.start
+		return start
 	}
-	killRest := killGroupOnExit(u.svc)
-	start := u.start
 	return func(spec children.Spec) (process, error) {
 		if !c.acquire() {
 			return start(spec) // the actor is gone: no leaf to put it in
@@ -339,12 +369,12 @@ func cgroupPath(p process) string {
 
 // controlGroup is the status line of the unit's control group and the
 // processes in it.
-func (u *unit) controlGroup() (string, []int) {
-	if u.cg == nil {
+func (c *unitCG) describe() (string, []int) {
+	if c == nil {
 		return "process group", nil
 	}
-	pids, _ := u.cg.g.AllProcs()
-	return "cgroup " + u.cg.g.Dir(), pids
+	pids, _ := c.g.AllProcs()
+	return "cgroup " + c.g.Dir(), pids
 }
 
 // procByCgroup is the unit's process whose leaf pid is in, or nil.

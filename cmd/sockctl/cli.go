@@ -379,6 +379,16 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		}
 		line(label, "%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
 	}
+	if s.ControlGroup != "" {
+		line("CGroup", "%s", s.ControlGroup)
+		if len(s.CgroupPids) > 0 {
+			pids := make([]string, len(s.CgroupPids))
+			for i, p := range s.CgroupPids {
+				pids[i] = strconv.Itoa(p)
+			}
+			line("", "%s", strings.Join(pids, ", "))
+		}
+	}
 	if s.HeldBy != 0 {
 		line("Held by", "pid %d, outside sockd (sockctl exec): no connection starts the service", s.HeldBy)
 	}
