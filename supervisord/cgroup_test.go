@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -156,8 +157,6 @@ func TestCgroupRestartKeepsNewGeneration(t *testing.T) {
 	e := newEnvCgroup(t, notifyService, testCgroup(t))
 	old, _ := e.mustGet()
 	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
-	u, _ := e.d.lookup("app")
-	_ = u
 	oldPath, err := cgroup.PathOf(old)
 	if err != nil {
 		t.Fatal(err)
@@ -229,5 +228,41 @@ func TestCgroupResourceWarnings(t *testing.T) {
 	pid, _ := e.mustGet()
 	if p, err := cgroup.PathOf(pid); err != nil || !strings.Contains(p, "/app.service/") {
 		t.Fatalf("cgroup of the service %q, %v", p, err)
+	}
+}
+
+// Restarts with cgroups leave no goroutine (a leaf's watcher), no fd (a
+// leaf's, an inotify's), no cgroup and no zombie behind.
+func TestCgroupRestartNoLeaks(t *testing.T) {
+	e := newEnvCgroup(t, notifyService, testCgroup(t))
+	e.mustGet()
+	e.restart(api.RestartOptions{})
+	g0, f0 := runtime.NumGoroutine(), countFDs(t)
+	const n = 50
+	for range n {
+		if res, _ := e.restart(api.RestartOptions{}); !res.OK {
+			t.Fatalf("restart: %+v", res)
+		}
+	}
+	e.mustGet()
+	g1, f1 := settleGoroutines(g0), countFDs(t)
+	if g1 > g0 || f1 > f0 {
+		t.Fatalf("after %d restarts: goroutines %d→%d, fds %d→%d", n, g0, g1, f0, f1)
+	}
+	if z := zombies(t); len(z) > 0 {
+		t.Fatalf("zombies: %v", z)
+	}
+	ents, err := os.ReadDir(filepath.Join(e.d.cg.Dir(), "app.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	for _, de := range ents {
+		if de.IsDir() {
+			leaves = append(leaves, de.Name())
+		}
+	}
+	if len(leaves) != 1 {
+		t.Fatalf("leaves %v: want the serving process's only", leaves)
 	}
 }
