@@ -344,13 +344,14 @@ func (c *cgProc) watch(killRest bool) {
 		c.SignalGroup(syscall.SIGKILL)
 	}
 	<-c.process.Done()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if killRest {
+		// Not under mu: the actor's SignalGroup must never wait for this.
 		ctx, cancel := context.WithTimeout(context.Background(), emptyWait)
 		c.leaf.WaitEmpty(ctx)
 		cancel()
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if pop, err := c.leaf.Populated(); err == nil && !pop {
 		c.leaf.Remove()
 	} else {

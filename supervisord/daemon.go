@@ -114,6 +114,11 @@ func (d *Daemon) Open() error {
 	if err := d.openRunDir(); err != nil {
 		return err
 	}
+	// Before the fd holder starts: in sockd's own delegated cgroup, sockd
+	// moves into its leaf first, and the holder is born there with it.
+	if err := d.openCgroup(); err != nil {
+		return err
+	}
 	w, err := activation.NewWaiter()
 	if err != nil {
 		return err
@@ -141,9 +146,6 @@ func (d *Daemon) Open() error {
 	}
 	d.keep = newKeepers(keepList, held, logErr)
 	d.keep.gave = gave
-	if err := d.openCgroup(); err != nil {
-		return err
-	}
 	if err := d.listenNotify(); err != nil {
 		return fmt.Errorf("notify socket: %w", err)
 	}
