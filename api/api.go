@@ -109,6 +109,13 @@ type ServiceStatus struct {
 	// unit's sockets (sub_state "held"): the API client that asked for
 	// them, as SO_PEERCRED named it (sockctl exec).
 	HeldBy int `json:"held_by,omitempty"`
+	// ControlGroup is what the unit's processes are kept in: "cgroup
+	// DIR" (a cgroup v2 directory) or "process group" (without cgroup
+	// v2, each process's own process group).
+	ControlGroup string `json:"control_group,omitempty"`
+	// CgroupPids lists every process in the unit's cgroup: those in Pids,
+	// Exec*= commands, and what they forked, daemonized (setsid) or not.
+	CgroupPids []int `json:"cgroup_pids,omitempty"`
 }
 
 // SocketStatus is one listening address of one of the unit's sockets.

@@ -107,6 +107,14 @@ type Spec struct {
 	// been reused): systemd's KillMode=control-group leaves nothing behind.
 	KillGroupOnExit bool
 
+	// CgroupFD, with UseCgroup, is an open cgroup v2 directory the
+	// process is born in (clone3's CLONE_INTO_CGROUP): there is no moment
+	// in which it could fork outside it. The exec helper, if any, is the
+	// process born there. The caller keeps the descriptor open until
+	// Start returns.
+	UseCgroup bool
+	CgroupFD  int
+
 	// Sandbox, if set, is applied by the exec helper before the program
 	// runs (see package sandbox): mounts, capabilities, seccomp filters.
 	// It takes the Go helper (the C one hands over to it), so a sandboxed
@@ -251,7 +259,7 @@ func Start(spec Spec) (*Process, error) {
 		Dir:   spec.Dir,
 		Env:   spec.Env,
 		Files: fds,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: spec.UseCgroup, CgroupFD: spec.CgroupFD},
 	}
 	execPath, execArgv := path, argv
 	if needsHelper(&spec) {

@@ -59,6 +59,8 @@ func viaGoHelper(t *testing.T, spec Spec) Spec {
 		Dir:        spec.Dir,
 		ExtraFiles: spec.ExtraFiles,
 		Umask:      -1,
+		UseCgroup:  spec.UseCgroup,
+		CgroupFD:   spec.CgroupFD,
 		Stdout:     spec.Stdout,
 		Stderr:     spec.Stderr,
 	}

@@ -47,6 +47,7 @@ type acceptor struct {
 	log       zerolog.Logger
 	evs       chan any
 	start     startFunc
+	cg        *unitCG // the socket's cgroup, a leaf per instance; nil: process groups (cgroup.go)
 	roots     execRoots
 	lockDir   string
 	staging   string // the exec helper's staging directory (sandboxSetup)
@@ -148,6 +149,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	h.ls, h.lsNames = ls, lsNames
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
+	a.cg = d.unitCgroup(svc.Name)
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	a.staging = filepath.Join(d.runDir, "sandbox")
 	d.bound(svc.Name)
@@ -193,6 +195,7 @@ func (a *acceptor) run() {
 		a.settle()
 	}
 	a.stopAccepting()
+	a.cg.close()
 }
 
 // settle runs after every event: it keeps one accept goroutine running
@@ -492,6 +495,7 @@ func (a *acceptor) status() api.UnitStatus {
 		st.Pids = append(st.Pids, in.pr.Pid())
 		names = append(names, in.name)
 	}
+	st.ControlGroup, st.CgroupPids = a.cg.describe()
 	st.Status = fmt.Sprintf("%d connections (max %d), %d accepted", len(a.insts), a.maxConns, a.accepted)
 	if len(names) > 0 {
 		st.Status += ": " + strings.Join(names, " ")

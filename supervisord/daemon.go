@@ -20,6 +20,7 @@ import (
 	"github.com/sockd/sockd/activation"
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
+	"github.com/sockd/sockd/internal/cgroup"
 	"github.com/sockd/sockd/units"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	// known, and its keepers and held fds are added to the above (the fd
 	// holder lives in the runtime directory).
 	Keep func(runDir string) ([]FDKeeper, *Held, error)
+	// Cgroup is where the units' cgroups are made (cgroup.go): "" or
+	// "off" for none (process groups), "auto" for the hierarchy sockd
+	// finds, or a cgroup v2 directory.
+	Cgroup string
 }
 
 // Daemon supervises the units of one directory.
@@ -79,8 +84,10 @@ type Daemon struct {
 	// crash; not after a re-exec, whose processes are sockd's children).
 	recovering *stateFile
 	replace    bool
-	recovered  bool      // Open found a state file
-	busy       busyUnits // units whose address another process holds (busy.go)
+	recovered  bool              // Open found a state file
+	busy       busyUnits         // units whose address another process holds (busy.go)
+	cg         *cgroup.Hierarchy // the units' cgroups; nil: process groups (cgroup.go)
+	cgOwn      bool              // cg is sockd's own delegated cgroup
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
 	// and cleared if it does not.
 	reexec chan struct{}
@@ -105,6 +112,11 @@ func New(cfg Config) *Daemon {
 // units out; the error is for a directory that cannot be read at all.
 func (d *Daemon) Open() error {
 	if err := d.openRunDir(); err != nil {
+		return err
+	}
+	// Before the fd holder starts: in sockd's own delegated cgroup, sockd
+	// moves into its leaf first, and the holder is born there with it.
+	if err := d.openCgroup(); err != nil {
 		return err
 	}
 	w, err := activation.NewWaiter()
@@ -268,6 +280,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		<-d.notifyDone
 	}
 	d.state.close(len(errs) == 0) // a clean stop leaves nothing to take back
+	d.closeCgroup(len(errs) == 0)
 	if d.ownRun {
 		os.RemoveAll(d.runDir)
 	}
@@ -326,6 +339,9 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 	u.pids = d.pids
 	u.waiter = d.waiter
 	u.start = d.start
+	if u.cg = d.unitCgroup(svc.Name); u.cg != nil {
+		d.pids.addCgroup(u.cg.g.Path(), u)
+	}
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	u.staging = filepath.Join(d.runDir, "sandbox")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {

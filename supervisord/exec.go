@@ -73,7 +73,7 @@ type helperFunc func(ctx context.Context, cmds []units.Command, mainPid int, tim
 // that it can run in its own goroutine. An environment that cannot be
 // built (an unreadable EnvironmentFile=) fails the list.
 func (u *unit) helperRunner(what string) helperFunc {
-	svc, start, logLine := u.svc, u.start, u.helperLog(what)
+	svc, start, logLine := u.svc, u.starter(), u.helperLog(what)
 	env, envErr := environment(svc)
 	env = addEnvDefaults(env, u.currentExecEnv()...)
 	box, boxErr := sandboxSetup(svc, u.roots, u.privTmp, u.staging)

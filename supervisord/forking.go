@@ -47,6 +47,7 @@ func (u *unit) forked(p *proc) {
 	var ap process
 	if err == nil {
 		ap, err = u.adopt(pid)
+		ap = u.adoptInto(ap, killsCgroup(u.svc))
 	}
 	if err != nil {
 		u.forkFailed(p, err)

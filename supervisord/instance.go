@@ -66,7 +66,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	if info.remoteAddr != "" {
 		spec.Env = setEnv(spec.Env, "REMOTE_ADDR="+info.remoteAddr, "REMOTE_PORT="+info.remotePort)
 	}
-	p, err := a.start(spec)
+	p, err := cgStarter(a.cg, killGroupOnExit(svc), a.start)(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
 	}

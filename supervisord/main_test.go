@@ -52,6 +52,16 @@ func childMain(mode string) {
 		os.Exit(3)
 	case "crash":
 		os.Exit(1)
+	case "setsid":
+		// A daemon leaving its parent's session and process group: it
+		// tells its pid on CHILD_FIFO once it has, then waits.
+		syscall.Setsid()
+		if f, err := os.OpenFile(os.Getenv("CHILD_FIFO"), os.O_WRONLY, 0); err == nil {
+			fmt.Fprintln(f, os.Getpid())
+			f.Close()
+		}
+		time.Sleep(time.Hour)
+		os.Exit(0)
 	}
 	// Signals first: a SIGHUP (reload-app) or SIGTERM may come as soon
 	// as the first request is answered.
@@ -118,13 +128,19 @@ type env struct {
 // binary with the given [Service] lines, and starts a Daemon on it.
 func newEnv(t *testing.T, serviceLines string) *env {
 	t.Helper()
+	return newEnvCgroup(t, serviceLines, envCgroup(t))
+}
+
+// newEnvCgroup is newEnv with the units' cgroups in cgroupDir ("": none).
+func newEnvCgroup(t *testing.T, serviceLines, cgroupDir string) *env {
+	t.Helper()
 	base := testutil.ShortDir(t)
 	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
 	os.MkdirAll(e.dir, 0o755)
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")
 	e.write("app.service", e.service(serviceLines))
 	e.obs = make(chan api.ServiceStatus, 1024)
-	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Cgroup: cgroupDir, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
 		Observe: func(unit string, st api.ServiceStatus) {
 			select {
 			case e.obs <- st:

@@ -25,6 +25,11 @@ type pidTable struct {
 	mu      sync.Mutex
 	units   map[int]*unit
 	pending []pendingNote
+	// cgBase and byCgroup route a message whose sender's pid and
+	// process group are unknown by its cgroup (cgroup.go); cgBase is ""
+	// without cgroups.
+	cgBase   string
+	byCgroup map[string]*unit
 }
 
 type pendingNote struct {
@@ -73,16 +78,31 @@ func (t *pidTable) remove(pid int, u *unit) {
 // it keeps n pending when neither is known yet.
 func (t *pidTable) route(n children.Notification) *unit {
 	pgid, err := getpgid(n.Pid)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if u := t.units[n.Pid]; u != nil {
-		return u
-	}
-	if err == nil {
-		if u := t.units[pgid]; u != nil {
+	cgPath := ""
+	for try := 0; ; try++ {
+		t.mu.Lock()
+		if u := t.units[n.Pid]; u != nil {
+			t.mu.Unlock()
 			return u
 		}
+		if err == nil {
+			if u := t.units[pgid]; u != nil {
+				t.mu.Unlock()
+				return u
+			}
+		}
+		if u := t.byCgroupLocked(cgPath); u != nil {
+			t.mu.Unlock()
+			return u
+		}
+		if try > 0 || t.cgBase == "" {
+			break
+		}
+		// Then by its cgroup, read once, outside the lock.
+		t.mu.Unlock()
+		cgPath = cgroupOf(n.Pid)
 	}
+	defer t.mu.Unlock()
 	if err != nil {
 		pgid = 0
 	}
@@ -226,7 +246,7 @@ func (u *unit) hasProcess(pid int) bool {
 			return true
 		}
 	}
-	return false
+	return u.procByCgroup(pid) != nil
 }
 
 // notifyReloading: the app said RELOADING=1; READY=1 ends it.
@@ -254,15 +274,14 @@ func (u *unit) notifySender(pid int) *proc {
 		return nil
 	}
 	pgid, err := getpgid(pid)
-	if err != nil {
-		return nil
-	}
-	for _, p := range all {
-		if p != nil && p.Pid() == pgid {
-			return p
+	if err == nil {
+		for _, p := range all {
+			if p != nil && p.Pid() == pgid {
+				return p
+			}
 		}
 	}
-	return nil
+	return u.procByCgroup(pid)
 }
 
 // processes lists every live process of the unit: its slots (nil for an

@@ -178,7 +178,8 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if u.keep != nil {
 		spec.OutputPipe = func(stream string, r *os.File) { pipes = append(pipes, namedPipe{stream, r}) }
 	}
-	p, err := u.start(spec)
+	u.applyResources()
+	p, err := u.starter()(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", svc.Name, err)
 	}

@@ -71,7 +71,7 @@ func (u *unit) recoverProcs(st unitState, replace bool) int {
 			u.log.Warn().Err(err).Int("pid", ps.Pid).Msg("recovery: cannot adopt")
 			continue
 		}
-		pr.p = p
+		pr.p = u.adoptInto(p, killGroupOnExit(u.svc))
 		n++
 		u.pids.add(ps.Pid, u)
 		if pr.mainPid != ps.Pid {

@@ -38,6 +38,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
 	}
+	diags = append(diags, d.resourceDiagnostics(set)...)
 	broken := map[string]bool{}
 	for _, dg := range diags {
 		ev := d.log.Warn()

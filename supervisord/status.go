@@ -28,6 +28,7 @@ func (u *unit) status() api.UnitStatus {
 			}
 		}
 	}
+	st.ControlGroup, st.CgroupPids = u.cg.describe()
 	if u.hold != nil {
 		st.HeldBy = u.hold.pid
 	}

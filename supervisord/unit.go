@@ -26,6 +26,7 @@ type unit struct {
 	lockDir string    // of DynamicUser= allocations
 	start   startFunc // children.Start, or a test's fake
 	adopt   adoptFunc // children.Adopt, or a test's fake
+	cg      *unitCG   // the unit's cgroup; nil: process groups (cgroup.go)
 	pids    *pidTable
 	waiter  *activation.Waiter // the daemon's, for lazy starts
 	observe func(string, api.ServiceStatus)
@@ -158,6 +159,7 @@ func (u *unit) run() {
 	activation.CloseAll(u.retired)
 	u.cancelHelper()
 	u.endLife()
+	u.closeCgroup()
 	// Nothing may wait for an answer from an actor that is gone.
 	for _, j := range append(u.queue, u.job) {
 		if j != nil {

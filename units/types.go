@@ -264,6 +264,10 @@ type Service struct {
 	SuccessExitStatus  []int
 	SuccessSignals     []syscall.Signal
 
+	// Resources are the systemd.resource-control(5) options, in the
+	// order set, one per option (resources.go).
+	Resources []Resource
+
 	Environment      []string // "KEY=value", in order
 	EnvironmentFiles []EnvironmentFile
 	UnsetEnvironment []string

@@ -387,6 +387,16 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 				time.Since(*so.ReplacedAt).Round(time.Second), so.ReplacedCause)
 		}
 	}
+	if s.ControlGroup != "" {
+		line("CGroup", "%s", s.ControlGroup)
+		if len(s.CgroupPids) > 0 {
+			pids := make([]string, len(s.CgroupPids))
+			for i, p := range s.CgroupPids {
+				pids[i] = strconv.Itoa(p)
+			}
+			line("", "%s", strings.Join(pids, ", "))
+		}
+	}
 	if s.HeldBy != 0 {
 		line("Held by", "pid %d, outside sockd (sockctl exec): no connection starts the service", s.HeldBy)
 	}

@@ -64,6 +64,9 @@ var exited = map[string]api.UnitStatus{
 	"exit":   {Name: "exit.service", Service: api.ServiceStatus{State: api.StateInactive, LastExit: "exit status 0"}},
 	"result": {Name: "result.service", Service: api.ServiceStatus{State: api.StateFailed, Result: "protocol"}},
 	"held":   {Name: "held.service", Service: api.ServiceStatus{State: api.StateInactive, SubState: "held", HeldBy: 4242}},
+	"cg": {Name: "cg.service", Service: api.ServiceStatus{State: api.StateActive, Pids: []int{10}, ControlGroup: "cgroup /sys/fs/cgroup/unified/sockd/cg.service",
+		CgroupPids: []int{10, 12}}},
+	"pg": {Name: "pg.service", Service: api.ServiceStatus{State: api.StateActive, Pids: []int{10}, ControlGroup: "process group"}},
 }
 
 func (b *backend) find(unit string) (api.UnitStatus, error) {
@@ -291,6 +294,21 @@ func TestStatus(t *testing.T) {
 	r = sockctl(t, nil, false, "--api", path, "status", "nope")
 	if r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
 		t.Errorf("status nope: exit %d: %q", r.code, r.stderr)
+	}
+}
+
+// The status names the unit's control group, and every process in its
+// cgroup (a daemonized grandchild too).
+func TestStatusControlGroup(t *testing.T) {
+	path := serve(t, &backend{})
+	for unit, want := range map[string]string{
+		"cg": "      CGroup: cgroup /sys/fs/cgroup/unified/sockd/cg.service\n            : 10, 12\n",
+		"pg": "      CGroup: process group\n",
+	} {
+		r := sockctl(t, nil, false, "--api", path, "status", unit)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("status %s: exit %d, want %q in:\n%s%s", unit, r.code, want, r.stdout, r.stderr)
+		}
 	}
 }
 

@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	runDir := fs.String("runtime-dir", "", "runtime directory, for the NOTIFY_SOCKET every service gets; it and its parents must be searchable by every user (default: /run/sockd as root, else a temporary directory)")
 	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
 	allowUntrusted := fs.Bool("allow-untrusted-units", false, allowUntrustedHelp)
+	cgroupDir := fs.String("cgroup", envOr("SOCKD_CGROUP", supervisord.CgroupAuto), "where each unit's processes live: auto (the cgroup v2 hierarchy sockd may write: its delegated cgroup under systemd, else a \"sockd\" cgroup below the root of /sys/fs/cgroup or /sys/fs/cgroup/unified; else process groups), off (process groups), or a cgroup v2 directory")
 	useHolder := fs.Bool("fd-holder", true, "keep a copy of every socket and output pipe in an fd holder process, so that a sockd started after a crash takes them back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -160,7 +161,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
-		Keepers: keepers, Held: held, Keep: keep})
+		Keepers: keepers, Held: held, Keep: keep, Cgroup: *cgroupDir})
 	// A sockd that fails to start leaves no holder behind, unless it
 	// holds what a previous sockd's units still use (a state file).
 	stopHolder := func() {
