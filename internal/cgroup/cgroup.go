@@ -44,6 +44,10 @@ type Place struct {
 	// Own is set when Dir is sockd's own, delegated cgroup: sockd must
 	// move itself into Dir/SupervisorLeaf before it makes children.
 	Own bool
+	// InLeaf is set when sockd was in Dir/SupervisorLeaf already: put
+	// there by systemd 254 or later (DelegateSubgroup=), or by itself
+	// before a re-exec.
+	InLeaf bool
 }
 
 // Detect finds where sockd may make cgroups: below the root of the
@@ -74,7 +78,7 @@ func Detect() (Place, error) {
 	if filepath.Base(rel) == SupervisorLeaf {
 		// A sockd that re-executed itself is in the leaf already.
 		if parent := filepath.Dir(rel); parent != "." && delegated(filepath.Join(point, parent)) {
-			return Place{Dir: filepath.Join(point, parent), Own: true}, nil
+			return Place{Dir: filepath.Join(point, parent), Own: true, InLeaf: true}, nil
 		}
 	}
 	dir := filepath.Join(point, rel)

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -334,5 +336,74 @@ func TestAvailableAndEnable(t *testing.T) {
 		if err := h.Enable("memory"); err == nil {
 			t.Fatal("Enable(memory) without the controller: no error")
 		}
+	}
+}
+
+// In a delegated cgroup sockd never writes to the parent (systemd's), and
+// turns controllers on only if systemd put it in its leaf: a sockd that
+// moved itself there (an older systemd, without DelegateSubgroup=) leaves
+// subtree_control alone, so that systemd can start the next sockd in the
+// delegated cgroup after a crash. This test moves itself into the leaf of
+// a cgroup it makes, and back.
+func TestSetupDelegated(t *testing.T) {
+	self, err := ownCgroup("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	point, root, _ := findMount(mi)
+	rel, _ := below(root, self)
+	home := filepath.Join(point, rel)
+	h0 := testBase(t) // removed at the end, after the move back
+	dir := h0.Dir()
+	t.Setenv(movedEnv, "")
+	os.Unsetenv(movedEnv)
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(home, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			t.Errorf("moving back to %s: %v", home, err)
+		}
+		os.Remove(filepath.Join(dir, SupervisorLeaf))
+	})
+
+	h, err := Setup(Place{Dir: dir, Own: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got, _ := ownCgroup("/proc/self/cgroup"); filepath.Base(got) != SupervisorLeaf {
+		t.Fatalf("sockd is in %s, want its %s leaf", got, SupervisorLeaf)
+	}
+	if h.parent >= 0 {
+		t.Error("Setup kept a descriptor of the delegated cgroup's parent")
+	}
+	if os.Getenv(movedEnv) == "" {
+		t.Errorf("%s not set for a re-exec", movedEnv)
+	}
+	err = h.Enable("hugetlb")
+	if err == nil || !strings.Contains(err.Error(), "DelegateSubgroup") {
+		t.Errorf("Enable after moving itself: %v, want a refusal naming DelegateSubgroup=", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control")); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("subtree_control %q, want empty", b)
+	}
+	if a := h.Available(); len(a) != 0 {
+		t.Errorf("Available = %v, want none", a)
+	}
+
+	// Put in the leaf by systemd (no mark of its own): controllers on.
+	os.Unsetenv(movedEnv)
+	h2, err := Setup(Place{Dir: dir, Own: true, InLeaf: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if slices.Contains(h2.Available(), "hugetlb") {
+		if err := h2.Enable("hugetlb"); err != nil {
+			t.Errorf("Enable in systemd's leaf: %v", err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control")); !strings.Contains(string(b), "hugetlb") {
+			t.Errorf("subtree_control %q, want hugetlb", b)
+		}
+		os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("-hugetlb"), 0)
 	}
 }

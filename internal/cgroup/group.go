@@ -21,19 +21,46 @@ const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLO
 type Hierarchy struct {
 	base *Group
 	// parent is the base's parent directory, for enabling a controller
-	// the base lacks; -1 if it could not be opened.
+	// the base lacks; -1 if it could not be opened, and for a delegated
+	// cgroup, whose parent is systemd's.
 	parent int
+	// noEnable says why Enable may not turn a controller on; "" if it
+	// may.
+	noEnable string
 }
 
+// movedEnv marks a sockd that moved itself into its supervisor leaf, for
+// the sockd it re-executes as, which finds itself in the leaf.
+const movedEnv = "SOCKD_CGROUP_MOVED_SELF"
+
 // Setup opens p, moving sockd into p.Dir/SupervisorLeaf first when
-// p.Own is set.
+// p.Own is set. In a delegated cgroup, sockd turns controllers on for
+// its units only if systemd put it in the leaf (DelegateSubgroup=,
+// systemd 254 and later): a controller turned on in the delegated
+// cgroup forbids processes in it ("no internal processes"), so an older
+// systemd, which starts the next sockd there after a crash, could not.
+// Nor does it ever write to the delegated cgroup's parent, systemd's.
 func Setup(p Place) (*Hierarchy, error) {
-	if p.Own {
+	moved := os.Getenv(movedEnv) != ""
+	if p.Own && !p.InLeaf {
 		if err := moveSelf(p.Dir); err != nil {
 			return nil, err
 		}
+		os.Setenv(movedEnv, "1")
+		moved = true
 	}
-	return Open(p.Dir)
+	h, err := Open(p.Dir)
+	if err != nil || !p.Own {
+		return h, err
+	}
+	if h.parent >= 0 {
+		unix.Close(h.parent)
+		h.parent = -1
+	}
+	if moved {
+		h.noEnable = "systemd did not start sockd in its \"" + SupervisorLeaf + "\" leaf (DelegateSubgroup=, systemd 254 and later): a controller turned on in " + p.Dir + " would keep systemd from starting sockd again there after a crash"
+	}
+	return h, nil
 }
 
 // moveSelf moves sockd's processes into dir/SupervisorLeaf.
@@ -149,6 +176,9 @@ func (h *Hierarchy) Unit(name string) (*Group, error) {
 // Available lists the controllers the units' cgroups may have
 // (cgroup.controllers of the base and of its parent).
 func (h *Hierarchy) Available() []string {
+	if h.noEnable != "" {
+		return h.base.controllers("cgroup.subtree_control") // on already, or not at all
+	}
 	out := h.base.controllers("cgroup.controllers")
 	if h.parent >= 0 {
 		b, err := readAt(h.parent, "cgroup.controllers")
@@ -172,6 +202,9 @@ func (h *Hierarchy) Enable(controller string) error {
 	}
 	if slices.Contains(h.base.controllers("cgroup.subtree_control"), controller) {
 		return nil
+	}
+	if h.noEnable != "" {
+		return fmt.Errorf("cgroup %s: controller %s not turned on: %s", h.base.dir, controller, h.noEnable)
 	}
 	if !slices.Contains(h.base.controllers("cgroup.controllers"), controller) {
 		if h.parent < 0 {
