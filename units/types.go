@@ -253,6 +253,13 @@ type Service struct {
 	SuccessExitStatus  []int
 	SuccessSignals     []syscall.Signal
 
+	// RestartSteps and RestartMaxDelay make the pause before an
+	// automatic restart grow from RestartSec to RestartMaxDelay in
+	// RestartSteps steps; 0 for either (RestartMaxDelaySec=infinity,
+	// the default) keeps it at RestartSec.
+	RestartSteps    int
+	RestartMaxDelay time.Duration
+
 	Environment      []string // "KEY=value", in order
 	EnvironmentFiles []EnvironmentFile
 	UnsetEnvironment []string
