@@ -46,13 +46,14 @@ const (
 	reqReloadApp
 	reqShutdown
 	reqUpdate
-	reqHold    // hold.go
-	reqRelease // hold.go
-	reqFreeze  // reexec.go
+	reqHold        // hold.go
+	reqRelease     // hold.go
+	reqFreeze      // reexec.go
+	reqResetFailed // resetfailed.go
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "reset-failed"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -72,6 +73,7 @@ type reply struct {
 	status api.UnitStatus
 	result api.RestartResult
 	hold   *api.Hold // reqHold
+	reset  bool      // reqResetFailed: the unit was failed, and is no more
 	err    error
 }
 
