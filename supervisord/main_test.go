@@ -104,13 +104,19 @@ type env struct {
 // binary with the given [Service] lines, and starts a Daemon on it.
 func newEnv(t *testing.T, serviceLines string) *env {
 	t.Helper()
+	return newEnvLog(t, serviceLines, zerolog.NewTestWriter(t))
+}
+
+// newEnvLog is newEnv with the daemon's log written to w.
+func newEnvLog(t *testing.T, serviceLines string, w io.Writer) *env {
+	t.Helper()
 	base := testutil.ShortDir(t)
 	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
 	os.MkdirAll(e.dir, 0o755)
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")
 	e.write("app.service", e.service(serviceLines))
 	e.obs = make(chan api.ServiceStatus, 1024)
-	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(w).With().Timestamp().Logger(),
 		Observe: func(unit string, st api.ServiceStatus) {
 			select {
 			case e.obs <- st:
