@@ -49,11 +49,15 @@ type Listener struct {
 
 	// poll is a dup of file registered with the netpoller, for Wait and
 	// Accept. It exists only while sockd waits on the socket (always for
-	// Accept=yes): while a child serves, sockd's epoll set does not hold
-	// the socket, so no connection wakes sockd.
+	// Accept=yes): while a child serves, the Go runtime's epoll set does
+	// not hold the socket, so no connection wakes sockd (a Waiter's set
+	// holds it with an empty mask: only its death is reported).
 	pollMu sync.Mutex
 	poll   *os.File
 	closed bool
+	// forget takes the listener out of a Waiter's set (watchFD); Close
+	// calls it before the fd closes.
+	forget func()
 
 	// paths are the filesystem entries Open created, removed by Close.
 	paths []createdPath
@@ -80,12 +84,9 @@ type createdPath struct {
 // (socket files, FIFOs, Symlinks=) are removed by Close whatever
 // RemoveOnStop says; a FIFO that already existed is reused and kept.
 func Open(s *units.Socket) ([]*Listener, error) {
-	name := s.FileDescriptorName
-	if name == "" {
-		name = strings.TrimSuffix(s.Name, ".socket")
-	}
-	if err := checkFDName(name); err != nil {
-		return nil, fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
+	name, err := fdName(s)
+	if err != nil {
+		return nil, err
 	}
 	if len(s.Symlinks) > 0 {
 		n := 0
@@ -108,6 +109,36 @@ func Open(s *units.Socket) ([]*Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// OpenOne binds the i-th Listen*= line of s alone, with s's options, as
+// Open does: to replace one socket that died.
+func OpenOne(s *units.Socket, i int) (*Listener, error) {
+	if i < 0 || i >= len(s.Listens) {
+		return nil, fmt.Errorf("open %s: no Listen line %d", s.Name, i)
+	}
+	name, err := fdName(s)
+	if err != nil {
+		return nil, err
+	}
+	l, err := open(s, name, s.Listens[i])
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", s.Name, err)
+	}
+	return l, nil
+}
+
+// fdName is s's name in LISTEN_FDNAMES: FileDescriptorName=, else the
+// unit's name without ".socket".
+func fdName(s *units.Socket) (string, error) {
+	name := s.FileDescriptorName
+	if name == "" {
+		name = strings.TrimSuffix(s.Name, ".socket")
+	}
+	if err := checkFDName(name); err != nil {
+		return "", fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
+	}
+	return name, nil
 }
 
 // checkFDName applies sd_notify(3)'s rules for FDNAME=: at most 255
@@ -319,6 +350,12 @@ func (l *Listener) ResetMode() error { return l.setMode() }
 // FIFOs that Open created. Closing twice is harmless.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.pollMu.Lock()
+		forget := l.forget
+		l.pollMu.Unlock()
+		if forget != nil {
+			forget()
+		}
 		errs := []error{l.removePaths()}
 		l.pollMu.Lock()
 		l.closed = true

@@ -24,9 +24,17 @@ func inode(t *testing.T, f *os.File) uint64 {
 }
 
 // epollWatches reports whether any epoll set of this process watches the
-// open file description of the socket with inode ino. fdinfo of an epoll
-// fd lists "tfd: N … ino:HEX" per watched file.
+// open file description of the socket with inode ino.
 func epollWatches(t *testing.T, ino uint64) bool {
+	_, ok := epollMask(t, ino)
+	return ok
+}
+
+// epollMask returns the event mask with which an epoll set of this
+// process watches the open file description of the socket with inode
+// ino. fdinfo of an epoll fd lists "tfd: N events: HEX data: … ino:HEX"
+// per watched file.
+func epollMask(t *testing.T, ino uint64) (uint32, bool) {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -45,16 +53,25 @@ func epollWatches(t *testing.T, ino uint64) bool {
 			if !strings.HasPrefix(line, "tfd:") {
 				continue
 			}
-			for _, f := range strings.Fields(line) {
+			fs := strings.Fields(line)
+			var mask uint64
+			match := false
+			for i, f := range fs {
+				if f == "events:" && i+1 < len(fs) {
+					mask, _ = strconv.ParseUint(fs[i+1], 16, 32)
+				}
 				if h, ok := strings.CutPrefix(f, "ino:"); ok {
 					if n, err := strconv.ParseUint(h, 16, 64); err == nil && n == ino {
-						return true
+						match = true
 					}
 				}
 			}
+			if match {
+				return uint32(mask), true
+			}
 		}
 	}
-	return false
+	return 0, false
 }
 
 // sockd is not on the data path: the listening socket is in the Go

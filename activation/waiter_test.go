@@ -1,9 +1,15 @@
 package activation
 
 import (
+	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/units"
 )
 
 func newWaiter(t *testing.T) *Waiter {
@@ -16,19 +22,59 @@ func newWaiter(t *testing.T) *Waiter {
 	return w
 }
 
-// firedChan arms ls and returns a channel that receives what fired.
-func firedChan(t *testing.T, w *Waiter, ls []*Listener) (<-chan *Listener, func()) {
+// death is one Events.Dead call.
+type death struct {
+	l     *Listener
+	cause error
+}
+
+// watchChans watches ls and returns channels that receive what fired and
+// what died.
+func watchChans(t *testing.T, w *Waiter, ls []*Listener) (*Watch, <-chan *Listener, <-chan death) {
 	t.Helper()
-	ch := make(chan *Listener, 2)
-	disarm, err := w.Arm(ls, func(l *Listener) { ch <- l })
+	fired, dead := make(chan *Listener, 4), make(chan death, 4)
+	x, err := w.Watch(ls, Events{
+		Fired: func(l *Listener) { fired <- l },
+		Dead:  func(l *Listener, cause error) { dead <- death{l, cause} },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ch, disarm
+	t.Cleanup(x.Close)
+	return x, fired, dead
 }
 
-// The Waiter fires once for the first connection, without accepting it,
-// and takes the socket out of its epoll set when it fires.
+// firedChan watches and arms ls and returns a channel that receives what
+// fired.
+func firedChan(t *testing.T, w *Waiter, ls []*Listener) (<-chan *Listener, func()) {
+	t.Helper()
+	x, ch, _ := watchChans(t, w, ls)
+	if err := x.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	return ch, x.Disarm
+}
+
+// wantMask checks the epoll mask of l's socket: hupOnly is the disarmed
+// registration (empty mask, to which the kernel adds EPOLLHUP|EPOLLERR).
+func wantMask(t *testing.T, l *Listener, armed bool) {
+	t.Helper()
+	mask, ok := epollMask(t, inode(t, l.File()))
+	if !ok {
+		t.Fatalf("%s is not in the epoll set", l.Addr())
+	}
+	hup := uint32(unix.EPOLLHUP | unix.EPOLLERR)
+	if armed && mask&unix.EPOLLIN == 0 {
+		t.Fatalf("%s armed with mask %#x, want EPOLLIN", l.Addr(), mask)
+	}
+	if !armed && mask&^uint32(unix.EPOLLONESHOT) != hup {
+		t.Fatalf("%s disarmed with mask %#x, want only EPOLLHUP|EPOLLERR (%#x): a connection would wake sockd", l.Addr(), mask, hup)
+	}
+}
+
+// The Waiter fires once for the first connection, without accepting it;
+// the socket stays in the set with an empty mask, so that the
+// connections a child accepts never wake sockd but its death does.
 func TestWaiterFires(t *testing.T) {
 	w := newWaiter(t)
 	ls := mustOpen(t, tcpSocket("127.0.0.1:0"))
@@ -39,10 +85,7 @@ func TestWaiterFires(t *testing.T) {
 		t.Fatalf("fired for %s with no connection", l.Addr())
 	case <-time.After(notReadyWithin):
 	}
-	ino := inode(t, ls[1].File())
-	if !epollWatches(t, ino) {
-		t.Fatal("an armed listener is not in the epoll set")
-	}
+	wantMask(t, ls[1], true)
 	dial(t, "tcp", ls[1].Addr())
 	select {
 	case l := <-ch:
@@ -52,9 +95,8 @@ func TestWaiterFires(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no fire for a connection")
 	}
-	if epollWatches(t, ino) || epollWatches(t, inode(t, ls[0].File())) {
-		t.Fatal("listeners still in the epoll set after the group fired")
-	}
+	wantMask(t, ls[0], false)
+	wantMask(t, ls[1], false)
 	dial(t, "tcp", ls[0].Addr())
 	select {
 	case l := <-ch:
@@ -72,22 +114,111 @@ func TestWaiterFires(t *testing.T) {
 func TestWaiterQueuedAndDisarm(t *testing.T) {
 	w := newWaiter(t)
 	l := mustOpen(t, tcpSocket("127.0.0.1:0"))[0]
-	ch, disarm := firedChan(t, w, []*Listener{l})
-	disarm()
+	x, ch, _ := watchChans(t, w, []*Listener{l})
+	if err := x.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	x.Disarm()
 	dial(t, "tcp", l.Addr())
 	select {
 	case <-ch:
 		t.Fatal("a disarmed group fired")
 	case <-time.After(notReadyWithin):
 	}
-	if epollWatches(t, inode(t, l.File())) {
-		t.Fatal("disarmed listener still in the epoll set")
+	wantMask(t, l, false)
+	if err := x.Arm(); err != nil {
+		t.Fatal(err)
 	}
-	ch, _ = firedChan(t, w, []*Listener{l})
 	select {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a connection queued before arming did not fire")
+	}
+}
+
+// A socket a child shuts down (here: this process, on a dup of the fd, as
+// a child does on the one it inherited) is reported dead once, with the
+// cause, armed or not; the others of its group stay watched. TCP, Unix
+// stream and UDP alike.
+func TestWaiterDead(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		sock  *units.Socket
+		armed bool
+	}{
+		{"tcp-busy", tcpSocket("127.0.0.1:0"), false},
+		{"tcp-armed", tcpSocket("127.0.0.1:0"), true},
+		{"unix", &units.Socket{Name: "u.socket", Listens: []units.Listen{{Network: "unix", Address: dir + "/u.sock"}}}, false},
+		{"udp", &units.Socket{Name: "d.socket", Listens: []units.Listen{{Network: "udp", Address: "127.0.0.1:0"}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWaiter(t)
+			l := mustOpen(t, tc.sock)[0]
+			other := mustOpen(t, tcpSocket("127.0.0.1:0"))[0]
+			x, fired, dead := watchChans(t, w, []*Listener{other, l})
+			if tc.armed {
+				if err := x.Arm(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			withFD(t, l.File(), func(fd int) {
+				dup, err := unix.Dup(fd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(dup)
+				if err := unix.Shutdown(dup, unix.SHUT_RDWR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+					t.Fatal(err)
+				}
+			})
+			select {
+			case d := <-dead:
+				if d.l != l || !strings.Contains(d.cause.Error(), "EPOLLHUP") {
+					t.Fatalf("dead %s (%v), want %s hung up", d.l.Addr(), d.cause, l.Addr())
+				}
+			case l := <-fired:
+				t.Fatalf("fired for %s instead of dying", l.Addr())
+			case <-time.After(5 * time.Second):
+				t.Fatal("a shut-down socket was not reported")
+			}
+			if epollWatches(t, inode(t, l.File())) {
+				t.Fatal("a dead socket is still in the set: every epoll_wait would report it")
+			}
+			wantMask(t, other, tc.armed)
+			select {
+			case d := <-dead:
+				t.Fatalf("reported twice or wrongly: %s (%v)", d.l.Addr(), d.cause)
+			case <-time.After(notReadyWithin):
+			}
+		})
+	}
+}
+
+// Closing a watched listener takes it out of the set first: the set
+// watches the open file description, which a child may keep open.
+func TestWaiterCloseListener(t *testing.T) {
+	w := newWaiter(t)
+	l := mustOpen(t, tcpSocket("127.0.0.1:0"))[0]
+	ino := inode(t, l.File())
+	_, _, dead := watchChans(t, w, []*Listener{l})
+	var keep int
+	withFD(t, l.File(), func(fd int) {
+		var err error
+		if keep, err = unix.Dup(fd); err != nil { // a child's copy
+			t.Fatal(err)
+		}
+	})
+	defer unix.Close(keep)
+	l.Close()
+	if epollWatches(t, ino) {
+		t.Fatal("a closed listener is still in the set")
+	}
+	unix.Shutdown(keep, unix.SHUT_RDWR)
+	select {
+	case d := <-dead:
+		t.Fatalf("a closed listener was reported dead: %v", d.cause)
+	case <-time.After(notReadyWithin):
 	}
 }
 
@@ -102,7 +233,7 @@ func TestWaiterOneGoroutine(t *testing.T) {
 		t.Fatalf("goroutines %d → %d for 50 armed listeners", before, after)
 	}
 	w.Close()
-	if _, err := w.Arm(nil, func(*Listener) {}); err == nil {
-		t.Fatal("Arm after Close worked")
+	if _, err := w.Watch(nil, Events{}); err == nil {
+		t.Fatal("Watch after Close worked")
 	}
 }

@@ -133,6 +133,16 @@ type SocketStatus struct {
 	Type   string `json:"type"`   // "Stream", "Datagram", "SequentialPacket", "FIFO"
 	Listen string `json:"listen"` // "127.0.0.1:8080", "/run/app.sock"
 	FDName string `json:"fd_name"`
+	// Closed is set while sockd keeps the socket closed, so that
+	// connections are refused: the unit hit its start limit (sockctl
+	// start or reset-failed binds it again).
+	Closed bool `json:"closed,omitempty"`
+	// Replaced counts the times the socket died (a process holding it
+	// shut it down) and sockd bound a fresh one; ReplacedAt and
+	// ReplacedCause are the last time's.
+	Replaced      int        `json:"replaced,omitempty"`
+	ReplacedAt    *time.Time `json:"replaced_at,omitempty"`
+	ReplacedCause string     `json:"replaced_cause,omitempty"`
 }
 
 // RestartOptions are the knobs of a restart.

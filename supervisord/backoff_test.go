@@ -184,9 +184,9 @@ func TestBackoffStartAndResetFailed(t *testing.T) {
 	e.mustStop()
 }
 
-// reset-failed brings a unit that hit the start limit back to listening
-// with its limits cleared: the connection queued meanwhile starts it.
-// A unit that is not failed is left alone.
+// reset-failed brings a unit that hit the start limit back to listening,
+// its sockets bound again, with its limits cleared: a connection starts
+// it. A unit that is not failed is left alone.
 func TestResetFailedStartLimit(t *testing.T) {
 	e := newEnv(t, "Environment=SOCKD_TEST_CHILD=crash\nRestartSec=10ms\n[Unit]\nStartLimitBurst=2\nStartLimitIntervalSec=1h\n")
 	if reset, err := e.d.ResetFailed(e.ctx(), "app"); err != nil || len(reset) != 0 {
@@ -214,7 +214,8 @@ func TestResetFailedStartLimit(t *testing.T) {
 	if st.State != api.StateInactive || st.Result != "" {
 		t.Fatalf("after reset-failed: %+v, want inactive/listening without a result", st)
 	}
-	a.next() // the limit is cleared: the queued connection starts it
+	e.dialQueued() // the start limit closed the sockets; reset-failed bound them again
+	a.next()       // the limit is cleared: the connection starts it
 	a.next()
 	e.await(func(st api.ServiceStatus) bool { return st.Result == "start-limit-hit" })
 }

@@ -461,7 +461,9 @@ func (d *Daemon) ReloadApp(ctx context.Context, name string) error {
 // trigger limits and its back-off, as systemctl reset-failed; name ""
 // does so for every failed unit. It returns the units that were failed.
 // A unit that is not failed (an Accept=yes unit never is) is left alone,
-// and is no error.
+// and is no error. A unit whose sockets cannot be bound again stays
+// failed: its error is returned, joined with the others' for name "",
+// after every unit was tried.
 func (d *Daemon) ResetFailed(ctx context.Context, name string) ([]string, error) {
 	if err := d.reexecuting(); err != nil {
 		return nil, err
@@ -482,22 +484,24 @@ func (d *Daemon) ResetFailed(ctx context.Context, name string) ([]string, error)
 		sort.Slice(hs, func(i, j int) bool { return hs[i].name < hs[j].name })
 	}
 	reset := []string{}
+	var errs []error
 	for _, h := range hs {
 		if strings.HasSuffix(h.name, "@.service") {
 			continue // an acceptor: no failed phase
 		}
 		rep, err := h.call(ctx, &request{kind: reqResetFailed})
-		if name == "" && errors.Is(err, api.ErrNotFound) {
+		switch {
+		case name == "" && errors.Is(err, api.ErrNotFound):
 			continue // removed meanwhile
-		}
-		if err != nil {
-			return reset, err
-		}
-		if rep.reset {
+		case ctx.Err() != nil:
+			return reset, ctx.Err()
+		case err != nil:
+			errs = append(errs, err)
+		case rep.reset:
 			reset = append(reset, h.name)
 		}
 	}
-	return reset, nil
+	return reset, errors.Join(errs...)
 }
 
 // Reload re-reads the unit directory. ctx bounds the wait for units it

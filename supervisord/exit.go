@@ -110,7 +110,7 @@ func (u *unit) rest() {
 	}
 	failed := u.result != "" && u.result != "success"
 	limit := u.result == "start-limit-hit" || u.result == "trigger-limit-hit" || u.result == "condition" || u.result == "assert"
-	listen := len(u.ls) > 0 && !u.exiting && !limit
+	listen := len(u.ls) > 0 && !u.exiting && !limit && !u.socksClosed
 	switch {
 	case failed && listen:
 		u.enter(phaseFailedListening)

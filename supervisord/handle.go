@@ -16,10 +16,14 @@ import (
 // what the Daemon itself owns of it (its sockets, its log ring, the
 // definition the last reload saw).
 type handle struct {
-	name  string // "app.service", "echo@.service"
-	reqs  chan *request
-	quit  chan struct{} // closed when the actor returns
-	logs  *logRing
+	name string // "app.service", "echo@.service"
+	reqs chan *request
+	quit chan struct{} // closed when the actor returns
+	logs *logRing
+	// mu guards socks, ls and lsNames for readers outside the actor (a
+	// reload); the actor, which replaces a dead socket, writes them under
+	// it and reads them without.
+	mu    sync.Mutex
 	socks []*units.Socket
 	ls    []*activation.Listener
 	// lsNames name ls in the fd keepers ("listen/SOCKET/N").
@@ -49,11 +53,12 @@ const (
 	reqHold        // hold.go
 	reqRelease     // hold.go
 	reqFreeze      // reexec.go
+	reqSockets     // sockets.go: a reload changed the unit's socket units
 	reqResetFailed // resetfailed.go
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "reset-failed"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "sockets", "reset-failed"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -62,9 +67,10 @@ type request struct {
 	kind   reqKind
 	acked  bool // answered when queued (restart without wait); actor-only
 	opts   api.RestartOptions
-	svc    *units.Service // reqUpdate
-	hold   holdArgs       // reqHold, reqRelease
-	thaw   chan struct{}  // reqFreeze: closed to let the actor go on
+	svc    *units.Service  // reqUpdate
+	socks  []*units.Socket // reqSockets
+	hold   holdArgs        // reqHold, reqRelease
+	thaw   chan struct{}   // reqFreeze: closed to let the actor go on
 	reply  chan reply
 	events chan api.Event
 }
@@ -179,4 +185,19 @@ func (j *job) emit(phase string, pid int, msg string) {
 		default: // a slow reader loses progress, never the result
 		}
 	}
+}
+
+// listeners returns the unit's sockets and their names in the keepers,
+// for a goroutine other than the actor.
+func (h *handle) listeners() ([]*activation.Listener, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ls, h.lsNames
+}
+
+// socketDefs returns the unit's socket units as the last reload saw them.
+func (h *handle) socketDefs() []*units.Socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.socks
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
@@ -56,6 +57,12 @@ func childMain(mode string) {
 	// as the first request is answered.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	if os.Getenv("CHILD_FD3_MODE") != "" {
+		// The mode the child got, before Go's net.FileListener makes
+		// the socket non-blocking.
+		fl, err := unix.FcntlInt(3, unix.F_GETFL, 0)
+		fmt.Printf("fd3 pid=%d nonblock=%t err=%v\n", os.Getpid(), fl&unix.O_NONBLOCK != 0, err)
+	}
 	ls, err := activation.Listeners()
 	if err != nil || len(ls) == 0 {
 		fmt.Fprintln(os.Stderr, "child: no sockets:", err, os.Getenv("LISTEN_PID"), os.Getpid())
@@ -63,6 +70,13 @@ func childMain(mode string) {
 	}
 	tag := os.Getenv("CHILD_TAG")
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/shutdown" {
+			// A hostile or broken app: shutdown(2) on the listening
+			// socket it inherited, which then refuses every connection.
+			fmt.Fprintf(w, "%d shut down", os.Getpid())
+			shutdownListener(ls[0])
+			return
+		}
 		fmt.Fprintf(w, "%d %s", os.Getpid(), tag)
 	})}
 	for _, l := range ls {
@@ -259,3 +273,16 @@ func (e *env) await(match func(api.ServiceStatus) bool) api.ServiceStatus {
 }
 
 func init() { zerolog.TimeFieldFormat = "15:04:05.000000" }
+
+// shutdownListener calls shutdown(SHUT_RDWR) on l's socket.
+func shutdownListener(l net.Listener) {
+	f, err := l.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: shutdown:", err)
+		return
+	}
+	defer f.Close()
+	if err := syscall.Shutdown(int(f.Fd()), syscall.SHUT_RDWR); err != nil {
+		fmt.Fprintln(os.Stderr, "child: shutdown:", err)
+	}
+}

@@ -87,6 +87,7 @@ const (
 	evRuntimeMax                 // RuntimeMaxSec= passed
 	evHold                       // a program outside sockd asks for the sockets (sockctl exec)
 	evRelease                    // that program let go: its API connection ended
+	evSocketDead                 // the kernel reports a socket of the unit dead (EPOLLHUP/EPOLLERR)
 	evBackoff                    // the pause before a failed unit listens again passed
 	evResetFailed                // sockctl reset-failed
 	numEvKinds
@@ -94,7 +95,7 @@ const (
 
 var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
 	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max",
-	"hold", "release", "backoff", "reset-failed"}
+	"hold", "release", "socket-dead", "backoff", "reset-failed"}
 
 func (k evKind) String() string { return evNames[k] }
 
@@ -286,7 +287,16 @@ var table = map[phase]map[evKind]transition{
 	},
 }
 
+// rowSocketDead is in every phase: a dead socket is replaced whatever
+// the unit does (sockets.go).
+var rowSocketDead = transition{"socket-replaced: bind a fresh socket; a process serves: restart onto it (queued); cannot bind: fail", []phase{phaseFailed}, (*unit).socketDead}
+
 func init() {
+	for p := range numPhases {
+		if rows, ok := table[p]; ok {
+			rows[evSocketDead] = rowSocketDead
+		}
+	}
 	for p := range numPhases {
 		if _, ok := table[p]; !ok {
 			panic("phase without rows: " + p.String())

@@ -14,8 +14,8 @@ func phaseTableMarkdown() string {
 	for p := range numPhases {
 		for k := range numEvKinds {
 			row, ok := table[p][k]
-			if !ok {
-				continue
+			if !ok || k == evSocketDead {
+				continue // evSocketDead: one row for every phase, last
 			}
 			var next []string
 			for _, n := range row.next {
@@ -28,6 +28,7 @@ func phaseTableMarkdown() string {
 				" | " + row.action + " | " + strings.Join(next, ", ") + " |\n")
 		}
 	}
+	b.WriteString("| every phase | " + evSocketDead.String() + " | " + rowSocketDead.action + " | " + rowSocketDead.next[0].String() + " |\n")
 	return b.String()
 }
 

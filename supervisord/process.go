@@ -145,15 +145,17 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(u.ls) > 0 {
-		if u.noProcess() {
-			// No child holds the sockets: put back the unit's blocking
-			// mode, which the previous child may have changed. Never
-			// while one serves (see activation.Listener.File).
-			for _, l := range u.ls {
-				if err := l.ResetMode(); err != nil {
-					return nil, fmt.Errorf("%s: %w", svc.Name, err)
-				}
+	for i, l := range u.ls {
+		// No child holds the sockets: put back the unit's mode, which
+		// the previous child may have changed. While one serves, only
+		// NonBlocking=yes, which each new process must get whatever an
+		// old one did to the shared open file description (as systemd
+		// sets it for every process it starts); blocking is never
+		// forced under a serving child, whose runtime may have made it
+		// non-blocking for its own use (see activation.Listener.File).
+		if u.noProcess() || (i < len(u.lsSock) && u.lsSock[i].NonBlocking) {
+			if err := l.ResetMode(); err != nil {
+				return nil, fmt.Errorf("%s: %w", svc.Name, err)
 			}
 		}
 	}

@@ -79,19 +79,33 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			continue
 		}
 		changed := false
-		if !sameSockets(old.socks, socks) {
-			if !d.updateSockets(old, socks) {
-				reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
-				continue
-			}
-			changed = true
-		}
+		// The service first: a restart onto new sockets runs the new
+		// definition.
 		if !reflect.DeepEqual(old.svcSnapshot, svc) {
 			old.svcSnapshot = svc
 			old.logs.setBudget(logBudget(svc)) // X-LogBufferBytes=
 			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
 				changed = true
 			}
+		}
+		if !sameSockets(old.socketDefs(), socks) {
+			if d.updateSockets(old, socks) {
+				res.Changed = append(res.Changed, name)
+				continue
+			}
+			err := d.changeSockets(ctx, old, socks)
+			if errors.Is(err, errReopen) {
+				d.log.Info().Str("unit", name).Str("why", err.Error()).Msg("sockets re-open: the unit stops and starts again")
+				reopen, reopenOld = append(reopen, svc), append(reopenOld, old)
+				continue
+			}
+			if err != nil {
+				d.log.Error().Err(err).Str("unit", name).Msg("socket change not applied: the unit keeps its sockets")
+				res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
+					Message: err.Error(), Text: err.Error()})
+				continue
+			}
+			changed = true
 		}
 		if changed {
 			res.Changed = append(res.Changed, name)
@@ -249,12 +263,32 @@ func brokenDependency(svc *units.Service, broken map[string]bool) string {
 }
 
 func brokenSocket(u *handle, broken map[string]bool) bool {
-	for _, s := range u.socks {
+	for _, s := range u.socketDefs() {
 		if broken[s.Name] {
 			return true
 		}
 	}
 	return false
+}
+
+// changeSockets hands h's actor its new socket units (sockets.go), and
+// keeps the Daemon's index of socket names in line.
+func (d *Daemon) changeSockets(ctx context.Context, h *handle, socks []*units.Socket) error {
+	before := h.socketDefs()
+	if _, err := h.call(ctx, &request{kind: reqSockets, socks: socks}); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range before {
+		if d.sockets[s.Name] == h.name {
+			delete(d.sockets, s.Name)
+		}
+	}
+	for _, s := range socks {
+		d.sockets[s.Name] = h.name
+	}
+	return nil
 }
 
 // updateSockets applies to h's open sockets the options of socks that
@@ -264,17 +298,19 @@ func brokenSocket(u *handle, broken map[string]bool) bool {
 // sockets, or when one could not be applied (then some options may be
 // applied and others not, and the re-open that follows sets them all).
 func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
-	if len(h.socks) != len(socks) {
+	cur := h.socketDefs()
+	if len(cur) != len(socks) {
 		return false
 	}
 	for i, s := range socks {
-		if !activation.InPlace(h.socks[i], s) {
+		if !activation.InPlace(cur[i], s) {
 			return false
 		}
 	}
-	byName := make(map[string]*activation.Listener, len(h.ls))
-	for i, n := range h.lsNames {
-		byName[n] = h.ls[i]
+	ls, names := h.listeners()
+	byName := make(map[string]*activation.Listener, len(ls))
+	for i, n := range names {
+		byName[n] = ls[i]
 	}
 	for _, s := range socks {
 		for i := range s.Listens {
@@ -289,9 +325,9 @@ func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
 			}
 		}
 	}
-	d.mu.Lock()
+	h.mu.Lock()
 	h.socks = socks
-	d.mu.Unlock()
+	h.mu.Unlock()
 	d.log.Info().Str("unit", h.name).Msg("socket options applied in place")
 	return true
 }

@@ -18,7 +18,7 @@ import (
 // trigger starts the unit for the first connection on one of its
 // sockets, within TriggerLimit*= and the start limit.
 func (u *unit) trigger(e event) {
-	if e.tok != u.waitTok || u.disarm == nil {
+	if e.tok != u.waitTok || !u.armed {
 		return // from a waiter that was disarmed
 	}
 	u.disarmWaiter()
@@ -79,10 +79,13 @@ func (u *unit) allowTrigger(s *units.Socket) bool {
 }
 
 // failStartLimit fails the unit for good, until an explicit start.
+// Its sockets close, so that clients are refused instead of waiting
+// for a service that will not come, as systemd's socket unit fails.
 func (u *unit) failStartLimit() {
 	u.result = "start-limit-hit"
 	u.log.Error().Int("burst", u.svc.StartLimitBurst).Dur("interval", u.svc.StartLimitInterval).
 		Msg("start limit hit: not starting again until `sockctl start`")
+	u.closeSockets()
 	u.enter(phaseFailed)
 }
 
@@ -92,6 +95,14 @@ func (u *unit) failStartLimit() {
 // whatever back-off a failure set, and the back-off's step begins again.
 func (u *unit) startRequest(e event) {
 	u.cancelRestartTimer()
+	if err := u.reopenSockets(); err != nil {
+		err = fmt.Errorf("%s %s: bind the sockets again: %w", e.j.kind, u.name, err)
+		u.log.Error().Err(err).Msg("start failed")
+		u.result, u.lastExit = "resources", err.Error()
+		u.enter(phaseFailed)
+		u.finishJobErr(err)
+		return
+	}
 	u.cancelBackoff()
 	u.startLim, u.trigLim, u.nRestarts = rateLimit{}, nil, 0
 	u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval)

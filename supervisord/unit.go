@@ -3,6 +3,7 @@ package supervisord
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,6 +37,9 @@ type unit struct {
 	// use it; mail holds the messages routed to this unit.
 	notifyPath string
 	mail       *mailbox
+	// armTok is waitTok for the Waiter's goroutine, which tags the
+	// trigger it sends with it.
+	armTok atomic.Uint64
 
 	// ---- owned by run ----
 	svc         *units.Service
@@ -53,19 +57,23 @@ type unit struct {
 	trigLim     map[*units.Socket]*rateLimit
 	restarts    int
 	lastRst     *api.RestartResult
-	disarm      func() // the waiter's, nil when not armed
-	waitTok     token
-	rstTok      token       // the RestartSec= timer, 0 when none
-	backoffTok  token       // the back-off of failed-listening, 0 when none: the waiter is not armed meanwhile
-	nextStart   time.Time   // when the RestartSec= timer or the back-off ends
-	nRestarts   int         // starts in a row after a failure (systemd's n_restarts): RestartSteps='s step
-	runtimeTok  token       // the RuntimeMaxSec= timer, 0 when none
-	why         string      // why the start under way began, for the log
-	postNext    afterPost   // what follows ExecStopPost= (stop-post)
-	execEnv     []string    // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
-	execRelease func()      // frees what setUpExec holds; nil when nothing is set up
-	privTmp     *privateTmp // PrivateTmp='s directories while a process may use them
-	keep        *keepers    // the fd keepers (keep.go); nil in tests without
+	watch       *activation.Watch      // the unit's sockets in the daemon's Waiter (sockets.go)
+	armed       bool                   // the watch is armed: waiting for a connection
+	waitTok     token                  // of the arming: a trigger with another is stale
+	socksClosed bool                   // closed past the start limit (or lost): connections are refused
+	retired     []*activation.Listener // sockets of addresses a reload removed, open while old processes run
+	retiredGen  int                    // the generation up to which processes may hold them
+	rstTok      token                  // the RestartSec= timer, 0 when none
+	backoffTok  token                  // the back-off of failed-listening, 0 when none: the waiter is not armed meanwhile
+	nextStart   time.Time              // when the RestartSec= timer or the back-off ends
+	nRestarts   int                    // starts in a row after a failure (systemd's n_restarts): RestartSteps='s step
+	runtimeTok  token                  // the RuntimeMaxSec= timer, 0 when none
+	why         string                 // why the start under way began, for the log
+	postNext    afterPost              // what follows ExecStopPost= (stop-post)
+	execEnv     []string               // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
+	execRelease func()                 // frees what setUpExec holds; nil when nothing is set up
+	privTmp     *privateTmp            // PrivateTmp='s directories while a process may use them
+	keep        *keepers               // the fd keepers (keep.go); nil in tests without
 	state       *stateWriter
 	stateKey    string     // of the processes last written to state
 	recovered   bool       // recoverProcs took processes back: start as running
@@ -134,6 +142,7 @@ func (u *unit) run() {
 	default:
 		u.phase = phaseListening
 	}
+	u.watchSockets()
 	u.settle()
 	for !u.exiting || u.phase != phaseDead {
 		select {
@@ -148,7 +157,8 @@ func (u *unit) run() {
 		}
 		u.settle()
 	}
-	u.disarmWaiter()
+	u.unwatchSockets()
+	activation.CloseAll(u.retired)
 	u.cancelHelper()
 	u.endLife()
 	// Nothing may wait for an answer from an actor that is gone.
@@ -235,12 +245,14 @@ func (u *unit) settle() {
 		j.begun = time.Now()
 		u.dispatch(event{kind: kind, j: j})
 	}
-	want := !u.exiting && len(u.ls) > 0 && (u.phase == phaseListening || u.phase == phaseFailedListening && u.backoffTok == 0)
-	if want && u.disarm == nil {
+	want := !u.exiting && len(u.ls) > 0 && !u.socksClosed &&
+		(u.phase == phaseListening || u.phase == phaseFailedListening && u.backoffTok == 0)
+	if want && !u.armed {
 		u.armWaiter()
-	} else if !want && u.disarm != nil {
+	} else if !want && u.armed {
 		u.disarmWaiter()
 	}
+	u.closeRetired()
 	u.saveState()
 	if len(u.freezing) > 0 && u.job == nil && len(u.queue) == 0 {
 		u.freeze()
@@ -273,6 +285,8 @@ func (u *unit) request(r *request) {
 	switch r.kind {
 	case reqStatus:
 		r.reply <- reply{status: u.status()}
+	case reqSockets:
+		r.reply <- reply{err: u.changeSockets(r.socks)}
 	case reqUpdate:
 		// The new definition applies from the next start or restart.
 		u.svc = r.svc
@@ -450,29 +464,6 @@ func (u *unit) allReady() bool {
 		}
 	}
 	return n > 0
-}
-
-// armWaiter arms the unit's listeners in the daemon's Waiter: the first
-// connection on any of them sends evTrigger. An idle unit costs no
-// goroutine; the Waiter's one goroutine waits for all units.
-func (u *unit) armWaiter() {
-	tok := u.nextToken()
-	disarm, err := u.waiter.Arm(u.ls, func(l *activation.Listener) {
-		// Called from the Waiter's goroutine, which must not block.
-		go u.send(event{kind: evTrigger, l: l, tok: tok})
-	})
-	if err != nil {
-		disarm = func() {}
-		go u.send(event{kind: evTrigger, err: err, tok: tok})
-	}
-	u.disarm, u.waitTok = disarm, tok
-}
-
-func (u *unit) disarmWaiter() {
-	if u.disarm != nil {
-		u.disarm()
-	}
-	u.disarm, u.waitTok = nil, 0
 }
 
 // freeze answers the re-exec's freeze requests, the job under way being
