@@ -64,6 +64,10 @@ type Listener struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// warnings are the options the kernel refused at the open or the
+	// last Update that do not fail the socket (sockopts.go).
+	warnings []error
 }
 
 // createdPath is a file Open created: a socket, a FIFO or a symlink. Close

@@ -24,6 +24,8 @@ func TestInPlace(t *testing.T) {
 		s.Backlog = 16
 		s.ReceiveBuffer = 1 << 16
 		s.KeepAliveTime = 30 * time.Second
+		s.Mark, s.Priority, s.IPTOS, s.IPTTL = 5, 4, 0x10, 40
+		s.TCPCongestion, s.DeferAccept, s.PipeSize = "reno", 5*time.Second, 1<<17
 		return s
 	}
 	for _, c := range []struct {
@@ -42,6 +44,19 @@ func TestInPlace(t *testing.T) {
 			s.NoDelay, s.KeepAlive, s.KeepAliveTime, s.KeepAliveInterval, s.KeepAliveProbes = true, true, time.Minute, 5*time.Second, 3
 		}, true},
 		{"Broadcast, PassCredentials", func(s *units.Socket) { s.Broadcast, s.PassCredentials = true, true }, true},
+		{"Mark, Priority, IPTOS, IPTTL, DeferAcceptSec", func(s *units.Socket) {
+			s.Mark, s.Priority, s.IPTOS, s.IPTTL, s.DeferAccept = 1, 2, 0x04, 9, 3*time.Second
+		}, true},
+		{"Mark, IPTTL, DeferAcceptSec back to the default", func(s *units.Socket) {
+			s.Mark, s.IPTTL, s.DeferAccept = 0, 0, 0
+		}, true},
+		{"IPTOS back to the default", func(s *units.Socket) { s.IPTOS = 0 }, true},
+		{"Priority back to the default without IPTOS", func(s *units.Socket) { s.Priority, s.IPTOS = 0, 0 }, true},
+		{"Priority back to the default, IPTOS kept", func(s *units.Socket) { s.Priority = 0 }, false},
+		{"TCPCongestion", func(s *units.Socket) { s.TCPCongestion = "cubic" }, true},
+		{"TCPCongestion back to the default", func(s *units.Socket) { s.TCPCongestion = "" }, false},
+		{"PipeSize", func(s *units.Socket) { s.PipeSize = 1 << 20 }, true},
+		{"PipeSize back to the default", func(s *units.Socket) { s.PipeSize = 0 }, false},
 		{"ReceiveBuffer back to the default", func(s *units.Socket) { s.ReceiveBuffer = 0 }, false},
 		{"KeepAliveTimeSec back to the default", func(s *units.Socket) { s.KeepAliveTime = 0 }, false},
 		{"address", func(s *units.Socket) { s.Listens[0].Address = "127.0.0.1:8081" }, false},
@@ -218,5 +233,18 @@ func TestUpdateUnixAndFIFO(t *testing.T) {
 	acceptQueued(t, ls[0])
 	if _, err := os.Stat(ls[2].Addr()); err != nil {
 		t.Errorf("FIFO: %v", err)
+	}
+}
+
+// seconds never overflows: infinity is the largest int32, which the
+// kernel refuses by name, not a negative value taken for "unset".
+func TestSecondsSaturates(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{{0, 0}, {time.Millisecond, 1}, {time.Second, 1}, {1500 * time.Millisecond, 2}, {units.Infinity, 1<<31 - 1}} {
+		if got := seconds(c.d); got != c.want {
+			t.Errorf("seconds(%v) = %d, want %d", c.d, got, c.want)
+		}
 	}
 }

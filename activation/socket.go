@@ -94,6 +94,7 @@ func (l *Listener) openIP(s *units.Socket) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
+	l.warnings = setSoftOptions(fd, family, typ, s)
 	if family == unix.AF_INET6 {
 		switch {
 		case v6only:
@@ -217,10 +218,17 @@ func setKeepAliveTimes(fd int, s *units.Socket) error {
 	return nil
 }
 
-// seconds rounds d up to whole seconds, as the TCP_KEEP* options take.
+// seconds rounds d up to whole seconds, as the TCP_KEEP* options take;
+// a span too long for them (infinity) gives the largest int32, which the
+// kernel refuses with an error naming the option rather than a value
+// that overflowed to "unset".
 func seconds(d time.Duration) int {
+	const most = 1<<31 - 1
 	if d <= 0 {
 		return 0
+	}
+	if d > most*time.Second {
+		return most
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
@@ -299,6 +307,7 @@ func (l *Listener) openUnix(s *units.Socket) (int, error) {
 	if err := setCommonOptions(fd, s); err != nil {
 		return fail(err)
 	}
+	l.warnings = setSoftOptions(fd, unix.AF_UNIX, typ, s)
 	if s.PassCredentials {
 		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1, "SO_PASSCRED"); err != nil {
 			return fail(err)
@@ -548,6 +557,7 @@ func (l *Listener) openFIFO(s *units.Socket) (int, error) {
 			return fail(&os.PathError{Op: "chown", Path: path, Err: err})
 		}
 	}
+	l.warnings = setSoftOptions(fd, 0, 0, s)
 	return fd, nil
 }
 

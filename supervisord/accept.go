@@ -130,6 +130,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	if err != nil {
 		return err
 	}
+	warnSocketOptions(d.log, svc.Name, ls...)
 	var lsNames []string
 	for i, l := range ls {
 		if reused[i] {

@@ -293,6 +293,7 @@ func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
 			activation.CloseAll(ls)
 			return err
 		}
+		warnSocketOptions(d.log, svc.Name, opened...)
 		n := 0
 		for i, l := range opened {
 			// A socket taken back is the very one the keepers hold

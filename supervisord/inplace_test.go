@@ -50,10 +50,10 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-// A reload that changes only Backlog= and ReceiveBuffer= of the running
-// unit's socket applies them to the same socket: under a stream of new
-// connections none fails, the process keeps serving, and the socket is
-// the one it had.
+// A reload that changes only Backlog=, ReceiveBuffer=, Mark= and
+// Priority= of the running unit's socket applies them to the same
+// socket: under a stream of new connections none fails, the process
+// keeps serving, and the socket is the one it had.
 func TestReloadSocketOptionsInPlace(t *testing.T) {
 	e := newEnv(t, notifyService)
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=16\n")
@@ -94,7 +94,7 @@ func TestReloadSocketOptionsInPlace(t *testing.T) {
 		}
 	}()
 	<-half
-	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=1024\nReceiveBuffer=262144\n")
+	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\nBacklog=1024\nReceiveBuffer=262144\nMark=7\nPriority=3\n")
 	res := e.mustReload()
 	wg.Wait()
 
@@ -119,6 +119,14 @@ func TestReloadSocketOptionsInPlace(t *testing.T) {
 		got, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
 		if err != nil || (os.Geteuid() == 0 && got != 2*262144) {
 			t.Errorf("SO_RCVBUF = %d, %v; want %d", got, err, 2*262144)
+		}
+		for _, o := range []struct {
+			name      string
+			opt, want int
+		}{{"SO_MARK", unix.SO_MARK, 7}, {"SO_PRIORITY", unix.SO_PRIORITY, 3}} {
+			if got, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, o.opt); err != nil || got != o.want {
+				t.Errorf("%s = %d, %v; want %d", o.name, got, err, o.want)
+			}
 		}
 	})
 	e.d.mu.Lock()

@@ -323,6 +323,7 @@ func (d *Daemon) updateSockets(h *handle, socks []*units.Socket) bool {
 					Msg("socket options not applied in place: re-opening the sockets")
 				return false
 			}
+			warnSocketOptions(d.log, h.name, l)
 		}
 	}
 	h.mu.Lock()

@@ -138,6 +138,7 @@ func (u *unit) socketDead(e event) {
 		u.socketLost(i, e.l.Addr(), cause, err)
 		return
 	}
+	warnSocketOptions(u.log, u.name, nl)
 	u.keep.put(u.lsNames[i], nl.File())
 	ls := slices.Clone(u.ls)
 	ls[i] = nl
@@ -225,6 +226,7 @@ func (u *unit) reopenSockets() error {
 			activation.CloseAll(ls)
 			return err
 		}
+		warnSocketOptions(u.log, u.name, opened...)
 		ls = append(ls, opened...)
 		i += len(opened)
 	}

@@ -151,6 +151,25 @@ var socketOptions = map[string]socketHandler{
 		b.burstSet = true
 		return setInt(&b.s.TriggerLimitBurst, o.Value, 1<<31-1)
 	},
+	"Mark":          func(b *socketBuild, o rawOption) error { return setOptInt(&b.s.Mark, o.Value, 0, 1<<31-1) },
+	"Priority":      func(b *socketBuild, o rawOption) error { return setOptInt(&b.s.Priority, o.Value, 0, 1<<31-1) },
+	"IPTOS":         func(b *socketBuild, o rawOption) error { return setIPTOS(&b.s.IPTOS, o.Value) },
+	"IPTTL":         func(b *socketBuild, o rawOption) error { return setOptInt(&b.s.IPTTL, o.Value, 1, 255) },
+	"TCPCongestion": func(b *socketBuild, o rawOption) error { return setCongestion(&b.s.TCPCongestion, o.Value) },
+	"DeferAcceptSec": func(b *socketBuild, o rawOption) error {
+		if o.Value == "" {
+			b.s.DeferAccept = 0
+			return nil
+		}
+		return setSeconds(&b.s.DeferAccept, o.Value)
+	},
+	"PipeSize": func(b *socketBuild, o rawOption) error {
+		if o.Value == "" {
+			b.s.PipeSize = 0
+			return nil
+		}
+		return setSize(&b.s.PipeSize, o.Value)
+	},
 }
 
 func setBool(dst *bool, v string) error {
@@ -167,6 +186,70 @@ func setInt(dst *int, v string, max uint64) error {
 		*dst = int(n)
 	}
 	return err
+}
+
+// setOptInt reads an integer from min to max; an empty value resets dst
+// to 0, "not set".
+func setOptInt(dst *int, v string, min, max int64) error {
+	if v == "" {
+		*dst = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("invalid number %q", v)
+	}
+	if n < min || n > max {
+		return fmt.Errorf("%d out of range %d-%d", n, min, max)
+	}
+	*dst = int(n)
+	return nil
+}
+
+// ipTOS are the names IPTOS= takes besides a number, as in systemd
+// (ip(7): IPTOS_LOWDELAY, IPTOS_THROUGHPUT, IPTOS_RELIABILITY,
+// IPTOS_MINCOST).
+var ipTOS = map[string]int{"low-delay": 0x10, "throughput": 0x08, "reliability": 0x04, "low-cost": 0x02}
+
+// setIPTOS reads IPTOS=: one of ipTOS's names or a number from 0 to 255
+// (decimal, or hexadecimal after 0x).
+func setIPTOS(dst *int, v string) error {
+	if n, ok := ipTOS[v]; ok {
+		*dst = n
+		return nil
+	}
+	if v == "" {
+		*dst = 0
+		return nil
+	}
+	digits, base := v, 10
+	if h, ok := strings.CutPrefix(v, "0x"); ok {
+		digits, base = h, 16
+	}
+	n, err := strconv.ParseUint(digits, base, 8)
+	if err != nil || digits == "" || digits[0] == '+' {
+		return fmt.Errorf("invalid value %q (want low-delay, throughput, reliability, low-cost or a number 0-255)", v)
+	}
+	*dst = int(n)
+	return nil
+}
+
+// setCongestion reads TCPCongestion=: the name of a congestion control
+// algorithm as the kernel names them (TCP_CA_NAME_MAX is 16 bytes with
+// its NUL). Whether the kernel has it is known only when the socket is
+// made; an empty value resets it.
+func setCongestion(dst *string, v string) error {
+	if len(v) > 15 {
+		return fmt.Errorf("%q: a congestion control name is at most 15 characters", v)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fmt.Errorf("invalid congestion control name %q", v)
+		}
+	}
+	*dst = v
+	return nil
 }
 
 func setPositive(dst *int, v string) error {

@@ -100,6 +100,17 @@ type Socket struct {
 	Symlinks           []string
 	NonBlocking        bool
 
+	// The options below are set with setsockopt(2) (PipeSize with
+	// fcntl(2)) as systemd sets them: a failure is a warning, not a
+	// failed socket. The zero value is "not set".
+	Mark          int           // SO_MARK, 0 to 2³¹-1; 0: not set (the kernel's default is 0 too)
+	Priority      int           // SO_PRIORITY, 0 to 2³¹-1; 0: not set
+	IPTOS         int           // IP_TOS, 0 to 255; 0: not set
+	IPTTL         int           // IP_TTL / IPV6_UNICAST_HOPS, 1 to 255; 0: the kernel's default
+	TCPCongestion string        // TCP_CONGESTION ("cubic", "reno", …); "": the kernel's default
+	DeferAccept   time.Duration // TCP_DEFER_ACCEPT, set in whole seconds (rounded up); 0: off
+	PipeSize      int           // F_SETPIPE_SZ of ListenFIFO=, bytes; 0: the kernel's default
+
 	MaxConnections          int // default 64
 	MaxConnectionsPerSource int // default 0: no limit
 	TriggerLimitInterval    time.Duration

@@ -54,6 +54,13 @@ MaxConnectionsPerSource=2
 TriggerLimitIntervalSec=5s
 TriggerLimitBurst=7
 FileDescriptorName=%p-fd
+Mark=4242
+Priority=6
+IPTOS=low-delay
+IPTTL=12
+TCPCongestion=cubic
+DeferAcceptSec=1min
+PipeSize=256K
 `,
 	})
 	if len(diags) != 0 {
@@ -92,6 +99,8 @@ FileDescriptorName=%p-fd
 	wantS.MaxConnections, wantS.MaxConnectionsPerSource = 10, 2
 	wantS.TriggerLimitInterval, wantS.TriggerLimitBurst = 5*time.Second, 7
 	wantS.FileDescriptorName = "app-fd"
+	wantS.Mark, wantS.Priority, wantS.IPTOS, wantS.IPTTL = 4242, 6, 0x10, 12
+	wantS.TCPCongestion, wantS.DeferAccept, wantS.PipeSize = "cubic", time.Minute, 256<<10
 	if !reflect.DeepEqual(*s, wantS) {
 		t.Errorf("socket:\n got %+v\nwant %+v", *s, wantS)
 	}

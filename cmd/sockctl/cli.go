@@ -385,7 +385,15 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		if i == 0 {
 			label = "Listen"
 		}
-		line(label, "%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
+		txt := fmt.Sprintf("%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
+		if so.Closed {
+			txt += " closed: connections refused until sockctl start or reset-failed"
+		}
+		line(label, "%s", txt)
+		if so.Replaced > 0 && so.ReplacedAt != nil {
+			line("", "  socket-replaced %d×, last %s ago: %s", so.Replaced,
+				time.Since(*so.ReplacedAt).Round(time.Second), so.ReplacedCause)
+		}
 	}
 	if s.HeldBy != 0 {
 		line("Held by", "pid %d, outside sockd (sockctl exec): no connection starts the service", s.HeldBy)

@@ -54,9 +54,12 @@ var app = api.UnitStatus{
 	},
 	Sockets: []api.SocketStatus{
 		{Unit: "app.socket", Type: "Stream", Listen: "127.0.0.1:8080", FDName: "http"},
-		{Unit: "app.socket", Type: "Stream", Listen: "/run/app.sock", FDName: "local"},
+		{Unit: "app.socket", Type: "Stream", Listen: "/run/app.sock", FDName: "local",
+			Replaced: 2, ReplacedAt: ptr(time.Now().Add(-time.Minute)), ReplacedCause: "hung up (EPOLLHUP)"},
 	},
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // exited units: a last exit without a result, and a result alone.
 var exited = map[string]api.UnitStatus{
@@ -296,7 +299,8 @@ func TestStatus(t *testing.T) {
 	}
 
 	r = sockctl(t, nil, false, "--api", path, "status", "app.service")
-	for _, s := range []string{"app.service - active (running) since", "1234 (main), 1200", "127.0.0.1:8080 app.socket (Stream, fd http)", "/run/app.sock"} {
+	for _, s := range []string{"app.service - active (running) since", "1234 (main), 1200", "127.0.0.1:8080 app.socket (Stream, fd http)", "/run/app.sock",
+		"socket-replaced 2×, last 1m0s ago: hung up (EPOLLHUP)"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("status lacks %q:\n%s", s, r.stdout)
 		}
