@@ -51,6 +51,17 @@ type Backend interface {
 	// without sockets. A Hold's Files are duplicates, the caller's to
 	// close.
 	Hold(ctx context.Context, unit string, holder Peer) (*Hold, error)
+	// ResetFailed makes a failed unit (unit "": every failed unit)
+	// forget its failure, its start and trigger limits and its back-off,
+	// as systemctl reset-failed, and returns the units that were failed.
+	// A unit that is not failed is left alone: no error.
+	ResetFailed(ctx context.Context, unit string) ([]string, error)
+}
+
+// ResetFailedResult is the answer to a reset-failed: the units that
+// were failed and are no more.
+type ResetFailedResult struct {
+	Units []string `json:"units"`
 }
 
 // Hold is a unit's listening sockets lent to a program outside sockd.
@@ -116,6 +127,11 @@ type ServiceStatus struct {
 	// CgroupPids lists every process in the unit's cgroup: those in Pids,
 	// Exec*= commands, and what they forked, daemonized (setsid) or not.
 	CgroupPids []int `json:"cgroup_pids,omitempty"`
+	// NextStart is when the unit starts again by itself: the end of
+	// RestartSec= (sub_state "auto-restart"), or of the back-off after
+	// a failed start (sub_state "listening" of a failed unit: the next
+	// connection starts it no earlier). Zero (left out) when none.
+	NextStart time.Time `json:"next_start,omitzero"`
 }
 
 // SocketStatus is one listening address of one of the unit's sockets.

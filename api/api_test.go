@@ -33,6 +33,7 @@ type fakeBackend struct {
 	reload    func(ctx context.Context) (ReloadResult, error)
 	logs      func(ctx context.Context, unit string, n int) ([]LogLine, error)
 	hold      func(ctx context.Context, unit string, holder Peer) (*Hold, error)
+	reset     func(ctx context.Context, unit string) ([]string, error)
 }
 
 func notFound(unit string) error { return fmt.Errorf("unit %s: %w", unit, ErrNotFound) }
@@ -98,6 +99,13 @@ func (f *fakeBackend) Hold(ctx context.Context, unit string, holder Peer) (*Hold
 		return nil, notFound(unit)
 	}
 	return f.hold(ctx, unit, holder)
+}
+
+func (f *fakeBackend) ResetFailed(ctx context.Context, unit string) ([]string, error) {
+	if f.reset == nil {
+		return nil, notFound(unit)
+	}
+	return f.reset(ctx, unit)
 }
 
 // testServer is a real Server on a real Unix socket.

@@ -247,6 +247,22 @@ func (c *Client) Restart(ctx context.Context, unit string, opts RestartOptions, 
 	}
 }
 
+// ResetFailed makes a failed unit forget its failure, its limits and its
+// back-off (sockctl reset-failed); unit "" means every failed unit. It
+// returns the units that were failed.
+func (c *Client) ResetFailed(ctx context.Context, unit string) ([]string, error) {
+	p := "/v1/reset-failed"
+	if unit != "" {
+		var err error
+		if p, err = unitPath(unit, "reset-failed"); err != nil {
+			return nil, err
+		}
+	}
+	var res ResetFailedResult
+	err := c.do(ctx, http.MethodPost, p, struct{}{}, &res, http.StatusOK)
+	return res.Units, err
+}
+
 // ReloadApp asks unit's running processes to reload their configuration.
 func (c *Client) ReloadApp(ctx context.Context, unit string) error {
 	return c.post(ctx, unit, "reload-app")

@@ -106,6 +106,8 @@ var routes = []route{
 	{"POST /v1/units/{name}/restart", true, (*Server).restart},
 	{"POST /v1/units/{name}/reload-app", true, (*Server).reloadApp},
 	{"POST /v1/units/{name}/hold", true, (*Server).hold},
+	{"POST /v1/units/{name}/reset-failed", true, (*Server).resetFailedUnit},
+	{"POST /v1/reset-failed", true, (*Server).resetFailedAll},
 	{"POST /v1/reload", true, (*Server).reload},
 	{"POST /v1/daemon-reexec", true, (*Server).reexec},
 	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
@@ -461,6 +463,35 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) reloadApp(w http.ResponseWriter, r *http.Request) error {
 	return simple(w, r, s.Backend.ReloadApp)
+}
+
+func (s *Server) resetFailedUnit(w http.ResponseWriter, r *http.Request) error {
+	name, err := unitName(r)
+	if err != nil {
+		return err
+	}
+	return s.resetFailed(w, r, name)
+}
+
+func (s *Server) resetFailedAll(w http.ResponseWriter, r *http.Request) error {
+	return s.resetFailed(w, r, "")
+}
+
+// resetFailed serves both reset-failed routes: one unit's, and (name
+// "") every failed unit's.
+func (s *Server) resetFailed(w http.ResponseWriter, r *http.Request, name string) error {
+	if err := decodeBody(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	units, err := s.Backend.ResetFailed(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if units == nil {
+		units = []string{}
+	}
+	writeJSON(w, http.StatusOK, ResetFailedResult{Units: units})
+	return nil
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {

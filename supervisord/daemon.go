@@ -474,6 +474,53 @@ func (d *Daemon) ReloadApp(ctx context.Context, name string) error {
 	return err
 }
 
+// ResetFailed makes a failed unit forget its failure, its start and
+// trigger limits and its back-off, as systemctl reset-failed; name ""
+// does so for every failed unit. It returns the units that were failed.
+// A unit that is not failed (an Accept=yes unit never is) is left alone,
+// and is no error. A unit whose sockets cannot be bound again stays
+// failed: its error is returned, joined with the others' for name "",
+// after every unit was tried.
+func (d *Daemon) ResetFailed(ctx context.Context, name string) ([]string, error) {
+	if err := d.reexecuting(); err != nil {
+		return nil, err
+	}
+	var hs []*handle
+	if name != "" {
+		h, err := d.lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, h)
+	} else {
+		d.mu.Lock()
+		for _, h := range d.units {
+			hs = append(hs, h)
+		}
+		d.mu.Unlock()
+		sort.Slice(hs, func(i, j int) bool { return hs[i].name < hs[j].name })
+	}
+	reset := []string{}
+	var errs []error
+	for _, h := range hs {
+		if strings.HasSuffix(h.name, "@.service") {
+			continue // an acceptor: no failed phase
+		}
+		rep, err := h.call(ctx, &request{kind: reqResetFailed})
+		switch {
+		case name == "" && errors.Is(err, api.ErrNotFound):
+			continue // removed meanwhile
+		case ctx.Err() != nil:
+			return reset, ctx.Err()
+		case err != nil:
+			errs = append(errs, err)
+		case rep.reset:
+			reset = append(reset, h.name)
+		}
+	}
+	return reset, errors.Join(errs...)
+}
+
 // Reload re-reads the unit directory. ctx bounds the wait for units it
 // removes or whose sockets change; past it they go on stopping and the
 // error says so.

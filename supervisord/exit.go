@@ -4,6 +4,8 @@ package supervisord
 // where the unit goes when its last process is gone.
 
 import (
+	"time"
+
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
 )
@@ -112,6 +114,7 @@ func (u *unit) rest() {
 	switch {
 	case failed && listen:
 		u.enter(phaseFailedListening)
+		u.armBackoff()
 	case failed:
 		u.enter(phaseFailed)
 	case listen:
@@ -156,14 +159,52 @@ func (u *unit) maybeRested() {
 // drainedExit forgets a draining process in a phase without slots.
 func (u *unit) drainedExit(e event) { u.forget(e.p) }
 
-// armRestartTimer starts RestartSec=.
+// armRestartTimer starts RestartSec= (grown by RestartSteps= with the
+// restarts in a row).
 func (u *unit) armRestartTimer() {
+	d := restartDelay(u.svc, u.nRestarts+1)
 	u.rstTok = u.nextToken()
-	u.log.Info().Dur("RestartSec", u.svc.RestartSec).Msg("scheduling restart")
-	u.after(u.svc.RestartSec, event{kind: evRestartTimer, tok: u.rstTok})
+	u.nextStart = time.Now().Add(d)
+	u.log.Info().Dur("delay", d).Int("restarts_in_a_row", u.nRestarts).Msg("scheduling restart")
+	u.after(d, event{kind: evRestartTimer, tok: u.rstTok})
 }
 
 func (u *unit) cancelRestartTimer() { u.rstTok = 0 }
+
+// armBackoff holds a unit that failed and listens (failed-listening)
+// back from its socket for the delay an automatic restart would wait:
+// settle arms the waiter only once evBackoff came. Without it the
+// connection still queued would start the unit again at once, and a
+// start that fails at once would burn the start limit in a
+// millisecond.
+func (u *unit) armBackoff() {
+	d := restartDelay(u.svc, u.nRestarts+1)
+	if d <= 0 {
+		return
+	}
+	u.backoffTok = u.nextToken()
+	u.nextStart = time.Now().Add(d)
+	u.log.Info().Dur("delay", d).Int("restarts_in_a_row", u.nRestarts).Msg("failed: listening again after a back-off")
+	u.after(d, event{kind: evBackoff, tok: u.backoffTok})
+}
+
+// backoffDone ends the back-off: settle arms the waiter again.
+func (u *unit) backoffDone(e event) {
+	if e.tok == u.backoffTok {
+		u.backoffTok = 0
+	}
+}
+
+func (u *unit) cancelBackoff() { u.backoffTok = 0 }
+
+// nextAttempt is when the next start is due by itself (RestartSec=, or
+// the back-off), zero when none is.
+func (u *unit) nextAttempt() time.Time {
+	if u.rstTok == 0 && u.backoffTok == 0 {
+		return time.Time{}
+	}
+	return u.nextStart
+}
 
 // refill starts processes in the empty instance slots after RestartSec=,
 // while the others serve.
@@ -172,6 +213,7 @@ func (u *unit) refill(e event) {
 		return
 	}
 	u.rstTok = 0
+	u.nRestarts++
 	if !u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval) {
 		u.result = "start-limit-hit"
 		u.log.Error().Int("burst", u.svc.StartLimitBurst).Dur("interval", u.svc.StartLimitInterval).

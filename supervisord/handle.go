@@ -50,14 +50,15 @@ const (
 	reqReloadApp
 	reqShutdown
 	reqUpdate
-	reqHold    // hold.go
-	reqRelease // hold.go
-	reqFreeze  // reexec.go
-	reqSockets // sockets.go: a reload changed the unit's socket units
+	reqHold        // hold.go
+	reqRelease     // hold.go
+	reqFreeze      // reexec.go
+	reqSockets     // sockets.go: a reload changed the unit's socket units
+	reqResetFailed // resetfailed.go
 )
 
 func (k reqKind) String() string {
-	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "sockets"}[k]
+	return [...]string{"status", "start", "stop", "restart", "reload-app", "shutdown", "update", "hold", "release", "freeze", "sockets", "reset-failed"}[k]
 }
 
 // request is a call into an actor. reply is 1-buffered; events, for a
@@ -78,6 +79,7 @@ type reply struct {
 	status api.UnitStatus
 	result api.RestartResult
 	hold   *api.Hold // reqHold
+	reset  bool      // reqResetFailed: the unit was failed, and is no more
 	err    error
 }
 

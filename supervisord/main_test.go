@@ -128,11 +128,24 @@ type env struct {
 // binary with the given [Service] lines, and starts a Daemon on it.
 func newEnv(t *testing.T, serviceLines string) *env {
 	t.Helper()
-	return newEnvCgroup(t, serviceLines, envCgroup(t))
+	return newEnvWith(t, serviceLines, envCgroup(t), zerolog.NewTestWriter(t))
 }
 
 // newEnvCgroup is newEnv with the units' cgroups in cgroupDir ("": none).
 func newEnvCgroup(t *testing.T, serviceLines, cgroupDir string) *env {
+	t.Helper()
+	return newEnvWith(t, serviceLines, cgroupDir, zerolog.NewTestWriter(t))
+}
+
+// newEnvLog is newEnv with the daemon's log written to w.
+func newEnvLog(t *testing.T, serviceLines string, w io.Writer) *env {
+	t.Helper()
+	return newEnvWith(t, serviceLines, envCgroup(t), w)
+}
+
+// newEnvWith is newEnv with the units' cgroups in cgroupDir ("": none)
+// and the daemon's log written to w.
+func newEnvWith(t *testing.T, serviceLines, cgroupDir string, w io.Writer) *env {
 	t.Helper()
 	base := testutil.ShortDir(t)
 	e := &env{t: t, dir: filepath.Join(base, "units"), sock: filepath.Join(base, "app.sock")}
@@ -140,7 +153,7 @@ func newEnvCgroup(t *testing.T, serviceLines, cgroupDir string) *env {
 	e.write("app.socket", "[Socket]\nListenStream="+e.sock+"\n")
 	e.write("app.service", e.service(serviceLines))
 	e.obs = make(chan api.ServiceStatus, 1024)
-	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Cgroup: cgroupDir, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+	e.d = New(Config{UnitsDir: e.dir, RuntimeDir: filepath.Join(base, "rt"), Cgroup: cgroupDir, Log: zerolog.New(w).With().Timestamp().Logger(),
 		Observe: func(unit string, st api.ServiceStatus) {
 			select {
 			case e.obs <- st:

@@ -88,12 +88,14 @@ const (
 	evHold                       // a program outside sockd asks for the sockets (sockctl exec)
 	evRelease                    // that program let go: its API connection ended
 	evSocketDead                 // the kernel reports a socket of the unit dead (EPOLLHUP/EPOLLERR)
+	evBackoff                    // the pause before a failed unit listens again passed
+	evResetFailed                // sockctl reset-failed
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
 	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max",
-	"hold", "release", "socket-dead"}
+	"hold", "release", "socket-dead", "backoff", "reset-failed"}
 
 func (k evKind) String() string { return evNames[k] }
 
@@ -144,6 +146,7 @@ var (
 	rowTrigger     = transition{"apply TriggerLimit*= and the start limit; start", join(starts, idle), (*unit).trigger}
 	rowHold        = transition{"lend the sockets to a program outside sockd (none: refuse)", []phase{phaseHeld}, (*unit).holdSockets}
 	rowHeldRefuse  = transition{"refuse: the sockets are held outside sockd", nil, (*unit).refuseHeld}
+	rowResetFailed = transition{"forget the failure, the start and trigger limits and the back-off: listening (dead without a socket)", []phase{phaseDead, phaseListening}, (*unit).resetFailed}
 )
 
 // table is the unit's state machine: phase × event → action and the
@@ -159,9 +162,12 @@ var table = map[phase]map[evKind]transition{
 	},
 	phaseFailed: {
 		evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
+		evResetFailed: rowResetFailed,
 	},
 	phaseFailedListening: {
 		evTrigger: rowTrigger, evStart: rowIdleStart, evRestart: rowIdleStart, evStop: rowIdleStop, evReloadApp: rowIdleReload, evHold: rowHold,
+		evBackoff:     {"the back-off (RestartSec=, RestartSteps=) passed: listen again; a queued connection starts the unit", nil, (*unit).backoffDone},
+		evResetFailed: rowResetFailed,
 	},
 	phaseCondition: {
 		evHelpersDone: {"met: go on (ExecStartPre=, the processes); exit 1-254: skip the start; else fail", join(starts, idle, []phase{phaseStopPost}), (*unit).conditionDone},
@@ -271,6 +277,7 @@ var table = map[phase]map[evKind]transition{
 	phaseHeld: {
 		evHold:        {"refuse: held already", nil, (*unit).holdAgain},
 		evRelease:     {"the holder let go: back to the phase it was held from (dead when sockd stops the unit)", idle, (*unit).release},
+		evBackoff:     {"the back-off passed: listen again after the release", nil, (*unit).backoffDone},
 		evStart:       rowHeldRefuse,
 		evRestart:     rowHeldRefuse,
 		evStop:        {"refuse; when sockd stops or removes the unit: tell the holder, and wait for its release", nil, (*unit).stopHeld},

@@ -6,6 +6,7 @@ package supervisord
 // tests them without processes.
 
 import (
+	"math"
 	"syscall"
 	"time"
 
@@ -141,6 +142,27 @@ func stopTimeout(svc *units.Service) time.Duration {
 		return units.Infinity
 	}
 	return svc.TimeoutStopSec
+}
+
+// restartDelay is the pause before the nth start in a row that follows
+// a failure (n from 1): RestartSec=, growing with RestartSteps= and
+// RestartMaxDelaySec= as systemd's service_restart_usec_next computes
+// it. The nth delay is RestartSec × (RestartMaxDelaySec/RestartSec) ^
+// ((n−1)/RestartSteps), in whole microseconds as systemd counts them,
+// and RestartMaxDelaySec= from step RestartSteps+1 on. Without both
+// options, or with RestartSec= at or above the maximum, it stays
+// RestartSec=.
+func restartDelay(svc *units.Service, n int) time.Duration {
+	r0, rn, steps := svc.RestartSec, svc.RestartMaxDelay, svc.RestartSteps
+	if n <= 1 || steps <= 0 || r0 <= 0 || rn <= 0 || rn == units.Infinity || r0 >= rn {
+		return r0
+	}
+	if n > steps {
+		return rn
+	}
+	u0, un := float64(r0.Microseconds()), float64(rn.Microseconds())
+	usec := u0 * math.Pow(un/u0, float64(n-1)/float64(steps))
+	return time.Duration(usec) * time.Microsecond
 }
 
 // rateLimit is StartLimitBurst= starts per StartLimitIntervalSec= (and

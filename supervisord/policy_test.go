@@ -143,3 +143,45 @@ func TestStopDefaults(t *testing.T) {
 		t.Error("TimeoutStopSec= 0 is no limit")
 	}
 }
+
+// restartDelay is systemd's service_restart_usec_next: the want values
+// were computed by that formula in C (long double powl, truncated to
+// whole microseconds), for the nth restart in a row from 1 to steps+2.
+func TestRestartDelay(t *testing.T) {
+	for _, tc := range []struct {
+		sec, max int64 // µs
+		steps    int
+		want     []int64 // µs, n = 1, 2, …
+	}{
+		{100000, 60000000, 5, []int64{100000, 359443, 1291994, 4643984, 16692485, 60000000, 60000000}},
+		{1000000, 10000000, 3, []int64{1000000, 2154434, 4641588, 10000000, 10000000}},
+		{100000, 1000000, 10, []int64{100000, 125892, 158489, 199526, 251188, 316227, 398107, 501187, 630957, 794328, 1000000, 1000000}},
+		{150000, 2000000, 4, []int64{150000, 286632, 547722, 1046635, 2000000, 2000000}},
+		{100000, 400000, 2, []int64{100000, 200000, 400000, 400000}},
+		{1000, 7000000, 7, []int64{1000, 3542, 12548, 44452, 157470, 557825, 1976051, 7000000, 7000000}},
+	} {
+		svc := &units.Service{RestartSec: time.Duration(tc.sec) * time.Microsecond,
+			RestartMaxDelay: time.Duration(tc.max) * time.Microsecond, RestartSteps: tc.steps}
+		for i, w := range tc.want {
+			if got := restartDelay(svc, i+1); got != time.Duration(w)*time.Microsecond {
+				t.Errorf("RestartSec=%dus RestartMaxDelaySec=%dus RestartSteps=%d: restart %d waits %v, want %v",
+					tc.sec, tc.max, tc.steps, i+1, got, time.Duration(w)*time.Microsecond)
+			}
+		}
+	}
+	// No growth without both options, or with RestartSec= at the maximum.
+	for _, svc := range []*units.Service{
+		{RestartSec: time.Second},
+		{RestartSec: time.Second, RestartSteps: 5},
+		{RestartSec: time.Second, RestartMaxDelay: time.Minute},
+		{RestartSec: time.Second, RestartMaxDelay: units.Infinity, RestartSteps: 5},
+		{RestartSec: time.Second, RestartMaxDelay: time.Second, RestartSteps: 5},
+		{RestartSec: 0, RestartMaxDelay: time.Minute, RestartSteps: 5},
+	} {
+		for n := range 8 {
+			if got := restartDelay(svc, n); got != svc.RestartSec {
+				t.Errorf("%+v: restart %d waits %v, want RestartSec=%v", svc, n, got, svc.RestartSec)
+			}
+		}
+	}
+}

@@ -39,6 +39,15 @@ func (u *unit) trigger(e event) {
 		u.failStartLimit()
 		return
 	}
+	// A connection after a failure (and its back-off) is one more start
+	// in a row, as an automatic restart is; after a clean rest the
+	// count begins again, as systemd's does at a start that is not an
+	// automatic restart.
+	if u.phase == phaseFailedListening {
+		u.nRestarts++
+	} else {
+		u.nRestarts = 0
+	}
 	u.lastExit = ""
 	u.beginStart("connection on " + e.l.Spec().Address)
 }
@@ -82,7 +91,8 @@ func (u *unit) failStartLimit() {
 
 // startRequest begins a start or restart of an idle unit: an explicit
 // request resets the limits, as `systemctl start` does after reset-failed,
-// and counts as the first start of the new interval.
+// and counts as the first start of the new interval. It runs at once,
+// whatever back-off a failure set, and the back-off's step begins again.
 func (u *unit) startRequest(e event) {
 	u.cancelRestartTimer()
 	if err := u.reopenSockets(); err != nil {
@@ -93,7 +103,8 @@ func (u *unit) startRequest(e event) {
 		u.finishJobErr(err)
 		return
 	}
-	u.startLim, u.trigLim = rateLimit{}, nil
+	u.cancelBackoff()
+	u.startLim, u.trigLim, u.nRestarts = rateLimit{}, nil, 0
 	u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval)
 	u.lastExit = "" // an explicit start begins afresh; Restart= keeps the exit that caused it
 	if e.j.kind == reqRestart {
@@ -108,6 +119,7 @@ func (u *unit) autoRestart(e event) {
 		return
 	}
 	u.rstTok = 0
+	u.nRestarts++
 	if !u.startLim.allow(u.svc.StartLimitBurst, u.svc.StartLimitInterval) {
 		u.failStartLimit()
 		return

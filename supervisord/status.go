@@ -16,6 +16,7 @@ func (u *unit) status() api.UnitStatus {
 		Result:      u.result,
 		Instances:   len(u.slots),
 		LastRestart: u.lastRst,
+		NextStart:   u.nextAttempt(),
 	}
 	for _, p := range u.slots {
 		if p != nil {

@@ -65,6 +65,9 @@ type unit struct {
 	retired     []*activation.Listener // sockets of addresses a reload removed, open while old processes run
 	retiredGen  int                    // the generation up to which processes may hold them
 	rstTok      token                  // the RestartSec= timer, 0 when none
+	backoffTok  token                  // the back-off of failed-listening, 0 when none: the waiter is not armed meanwhile
+	nextStart   time.Time              // when the RestartSec= timer or the back-off ends
+	nRestarts   int                    // starts in a row after a failure (systemd's n_restarts): RestartSteps='s step
 	runtimeTok  token                  // the RuntimeMaxSec= timer, 0 when none
 	why         string                 // why the start under way began, for the log
 	postNext    afterPost              // what follows ExecStopPost= (stop-post)
@@ -244,7 +247,8 @@ func (u *unit) settle() {
 		j.begun = time.Now()
 		u.dispatch(event{kind: kind, j: j})
 	}
-	want := !u.exiting && len(u.ls) > 0 && !u.socksClosed && (u.phase == phaseListening || u.phase == phaseFailedListening)
+	want := !u.exiting && len(u.ls) > 0 && !u.socksClosed &&
+		(u.phase == phaseListening || u.phase == phaseFailedListening && u.backoffTok == 0)
 	if want && !u.armed {
 		u.armWaiter()
 	} else if !want && u.armed {
@@ -296,6 +300,8 @@ func (u *unit) request(r *request) {
 		u.freezing = append(u.freezing, r)
 	case reqHold, reqRelease:
 		u.holdRequest(r) // hold.go: answered at once, never queued
+	case reqResetFailed:
+		u.resetFailedRequest(r) // resetfailed.go: answered at once, never queued
 	case reqShutdown:
 		u.exiting = true
 		u.enqueue(&request{kind: reqStop, reply: make(chan reply, 1)})

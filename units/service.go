@@ -16,6 +16,7 @@ type serviceBuild struct {
 	notifySet bool
 	// restartOpt is the Restart= option in effect.
 	restartOpt rawOption
+	restart    restartBuild // RestartSteps=, RestartMaxDelaySec= (restart.go)
 	// execStartFailed is set when an ExecStart= had an error.
 	execStartFailed bool
 	stdio           stdioBuild
@@ -402,6 +403,7 @@ func buildService(name unitName, file string, dropIns []string, opts []rawOption
 	}
 	b.finishStdio()
 	b.finishExecDirs()
+	b.finishRestart()
 	s := b.s
 	s.Description = b.desc
 	s.Conditions = b.conds

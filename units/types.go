@@ -267,6 +267,12 @@ type Service struct {
 	// Resources are the systemd.resource-control(5) options, in the
 	// order set, one per option (resources.go).
 	Resources []Resource
+	// RestartSteps and RestartMaxDelay make the pause before an
+	// automatic restart grow from RestartSec to RestartMaxDelay in
+	// RestartSteps steps; 0 for either (RestartMaxDelaySec=infinity,
+	// the default) keeps it at RestartSec.
+	RestartSteps    int
+	RestartMaxDelay time.Duration
 
 	Environment      []string // "KEY=value", in order
 	EnvironmentFiles []EnvironmentFile

@@ -26,6 +26,9 @@ Verbs:
                             restart without dropping connections; --wait
                             follows it to the end and fails if it rolled back
   reload-app UNIT           run ExecReload= (or send SIGHUP) to its processes
+  reset-failed [UNIT]       make a failed unit (without UNIT: every failed
+                            unit) forget its failure, its start and trigger
+                            limits and its back-off, and listen again
   reload                    re-read the unit directory and apply changes
   logs UNIT [-n N]          show the last N output lines (default 100)
   exec UNIT -- CMD [ARGS]   run CMD on the unit's sockets (LISTEN_FDS) in
@@ -203,20 +206,22 @@ func (o *options) splitCommand(n int) error {
 type verb struct {
 	args    []string // names of the required positional arguments
 	run     func(c *cli, ctx context.Context, cl *api.Client, o *options) error
-	command bool // a command follows the arguments, after "--" (options.cmd)
+	command bool   // a command follows the arguments, after "--" (options.cmd)
+	opt     string // the name of an optional positional argument after args, if any
 }
 
 var verbs = map[string]verb{
-	"list":          {nil, (*cli).list, false},
-	"status":        {[]string{"UNIT"}, (*cli).status, false},
-	"start":         {[]string{"UNIT"}, (*cli).start, false},
-	"stop":          {[]string{"UNIT"}, (*cli).stop, false},
-	"restart":       {[]string{"UNIT"}, (*cli).restart, false},
-	"reload-app":    {[]string{"UNIT"}, (*cli).reloadApp, false},
-	"reload":        {nil, (*cli).reload, false},
-	"logs":          {[]string{"UNIT"}, (*cli).logs, false},
-	"exec":          {[]string{"UNIT"}, (*cli).exec, true}, // exec_linux.go
-	"daemon-reexec": {nil, (*cli).daemonReexec, false},
+	"list":          {nil, (*cli).list, false, ""},
+	"status":        {[]string{"UNIT"}, (*cli).status, false, ""},
+	"start":         {[]string{"UNIT"}, (*cli).start, false, ""},
+	"stop":          {[]string{"UNIT"}, (*cli).stop, false, ""},
+	"restart":       {[]string{"UNIT"}, (*cli).restart, false, ""},
+	"reload-app":    {[]string{"UNIT"}, (*cli).reloadApp, false, ""},
+	"reload":        {nil, (*cli).reload, false, ""},
+	"reset-failed":  {nil, (*cli).resetFailed, false, "UNIT"},
+	"logs":          {[]string{"UNIT"}, (*cli).logs, false, ""},
+	"exec":          {[]string{"UNIT"}, (*cli).exec, true, ""}, // exec_linux.go
+	"daemon-reexec": {nil, (*cli).daemonReexec, false, ""},
 }
 
 // run runs sockctl with args (without the program name).
@@ -249,8 +254,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if len(o.args) < len(v.args) {
 		return &usageError{fmt.Sprintf("%s: missing %s", o.verb, v.args[len(o.args)])}
 	}
-	if len(o.args) > len(v.args) {
-		return &usageError{fmt.Sprintf("%s: unexpected argument %q", o.verb, o.args[len(v.args)])}
+	if n := len(v.args); len(o.args) > n && (v.opt == "" || len(o.args) > n+1) {
+		if v.opt != "" {
+			n++
+		}
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", o.verb, o.args[n])}
 	}
 	if s, ok := o.flags["timeout"]; ok {
 		d, err := time.ParseDuration(s)
@@ -414,6 +422,15 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		}
 		line("Last exit", "%s", txt)
 	}
+	if !s.NextStart.IsZero() {
+		when := fmt.Sprintf("%s (in %s)", s.NextStart.Local().Format("2006-01-02 15:04:05 MST"),
+			max(time.Until(s.NextStart), 0).Round(100*time.Millisecond))
+		if s.SubState == "auto-restart" {
+			line("Next start", "%s", when)
+		} else {
+			line("Next start", "%s on a connection: back-off after a failed start", when)
+		}
+	}
 	if r := s.LastRestart; r != nil {
 		txt := fmt.Sprintf("%s in %d ms", r.Outcome, r.Millis)
 		if r.Cause != "" {
@@ -430,6 +447,23 @@ func (c *cli) start(ctx context.Context, cl *api.Client, o *options) error {
 
 func (c *cli) stop(ctx context.Context, cl *api.Client, o *options) error {
 	return cl.Stop(ctx, o.args[0])
+}
+
+// resetFailed resets one failed unit, or every one; with --json it
+// prints the units that were failed, else nothing, as systemctl.
+func (c *cli) resetFailed(ctx context.Context, cl *api.Client, o *options) error {
+	unit := ""
+	if len(o.args) > 0 {
+		unit = o.args[0]
+	}
+	units, err := cl.ResetFailed(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if o.bool("json") {
+		return c.printJSON(api.ResetFailedResult{Units: units})
+	}
+	return nil
 }
 
 func (c *cli) reloadApp(ctx context.Context, cl *api.Client, o *options) error {

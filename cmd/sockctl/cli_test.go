@@ -27,6 +27,8 @@ type backend struct {
 	restart func(progress func(api.Event)) (api.RestartResult, error)
 	hold    func(unit string, holder api.Peer) (*api.Hold, error)
 	reload  api.ReloadResult
+	// listFailed adds a failed unit, broken.service, to the list.
+	listFailed bool
 }
 
 func (b *backend) record(s string) {
@@ -67,6 +69,10 @@ var exited = map[string]api.UnitStatus{
 	"cg": {Name: "cg.service", Service: api.ServiceStatus{State: api.StateActive, Pids: []int{10}, ControlGroup: "cgroup /sys/fs/cgroup/unified/sockd/cg.service",
 		CgroupPids: []int{10, 12}}},
 	"pg": {Name: "pg.service", Service: api.ServiceStatus{State: api.StateActive, Pids: []int{10}, ControlGroup: "process group"}},
+	"backoff": {Name: "backoff.service", Service: api.ServiceStatus{State: api.StateFailed, SubState: "listening",
+		Result: "exit-code", NextStart: time.Now().Add(90 * time.Second)}},
+	"restarting": {Name: "restarting.service", Service: api.ServiceStatus{State: api.StateActivating, SubState: "auto-restart",
+		Result: "exit-code", NextStart: time.Now().Add(time.Hour)}},
 }
 
 func (b *backend) find(unit string) (api.UnitStatus, error) {
@@ -81,6 +87,10 @@ func (b *backend) find(unit string) (api.UnitStatus, error) {
 
 func (b *backend) List(context.Context) ([]api.UnitStatus, error) {
 	idle := api.UnitStatus{Name: "idle.service", Service: api.ServiceStatus{State: api.StateInactive}}
+	if b.listFailed {
+		broken := api.UnitStatus{Name: "broken.service", Service: api.ServiceStatus{State: api.StateFailed, SubState: "listening"}}
+		return []api.UnitStatus{app, idle, broken}, nil
+	}
 	return []api.UnitStatus{app, idle}, nil
 }
 
@@ -130,6 +140,20 @@ func (b *backend) Logs(_ context.Context, unit string, n int) ([]api.LogLine, er
 		{Time: time.Now(), Pid: 1234, Stream: "stdout", Line: "listening"},
 		{Time: time.Now(), Pid: 1234, Stream: "stderr", Line: "warning: x"},
 	}, nil
+}
+
+// ResetFailed answers as a daemon whose failed units are "result" and
+// "backoff".
+func (b *backend) ResetFailed(_ context.Context, unit string) ([]string, error) {
+	b.record("reset-failed " + unit)
+	if unit == "" {
+		return []string{"backoff.service", "result.service"}, nil
+	}
+	u, err := b.find(unit)
+	if err != nil || u.Service.State != api.StateFailed {
+		return nil, err
+	}
+	return []string{u.Name}, nil
 }
 
 func (b *backend) Hold(_ context.Context, unit string, holder api.Peer) (*api.Hold, error) {
@@ -466,7 +490,7 @@ func buildSockctl(t *testing.T) string {
 // with it on PATH, against the fake server.
 func TestBinaryAndDeployHook(t *testing.T) {
 	bin := buildSockctl(t)
-	b := &backend{restart: okRestart}
+	b := &backend{restart: okRestart, listFailed: true}
 	path := serve(t, b)
 	hook, err := filepath.Abs("../../contrib/deploy-hook")
 	if err != nil {
@@ -529,8 +553,73 @@ func TestBinaryAndDeployHook(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl restart ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
-		if r.code != 0 || r.stdout != "app idle\n" {
+		if r.code != 0 || r.stdout != "app idle broken\n" {
 			t.Errorf("completion: %d %q %s", r.code, r.stdout, r.stderr)
 		}
+		// reset-failed offers the failed units only.
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl reset-failed ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "broken\n" {
+			t.Errorf("completion of reset-failed: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// status says when a unit starts again by itself: after RestartSec=, or
+// (back-off) no connection starts it before.
+func TestStatusNextStart(t *testing.T) {
+	path := serve(t, &backend{})
+	r := sockctl(t, nil, false, "--api", path, "status", "backoff")
+	if r.code != 0 || !strings.Contains(r.stdout, "  Next start: ") || !strings.Contains(r.stdout, "(in 1m") ||
+		!strings.Contains(r.stdout, "on a connection: back-off after a failed start") {
+		t.Errorf("status backoff: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = sockctl(t, nil, false, "--api", path, "status", "restarting")
+	if r.code != 0 || !strings.Contains(r.stdout, "  Next start: ") || !strings.Contains(r.stdout, "(in 59m") ||
+		strings.Contains(r.stdout, "back-off") {
+		t.Errorf("status restarting: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = sockctl(t, nil, false, "--api", path, "status", "--json", "backoff")
+	var m struct {
+		Service struct {
+			NextStart time.Time `json:"next_start"`
+		} `json:"service"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil || time.Until(m.Service.NextStart) < time.Minute {
+		t.Errorf("status --json backoff: %v\n%s", err, r.stdout)
+	}
+	if r := sockctl(t, nil, false, "--api", path, "status", "--json", "app"); strings.Contains(r.stdout, "next_start") {
+		t.Errorf("next_start of a running unit: %s", r.stdout)
+	}
+}
+
+// reset-failed UNIT, reset-failed (every unit), --json, and its errors.
+func TestResetFailed(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	for _, tc := range []struct {
+		args       []string
+		call, json string
+	}{
+		{[]string{"reset-failed", "result"}, "reset-failed result", ""},
+		{[]string{"reset-failed"}, "reset-failed ", ""},
+		{[]string{"reset-failed", "app"}, "reset-failed app", ""}, // not failed: nothing to do, no error
+		{[]string{"--json", "reset-failed"}, "reset-failed ", `{"units":["backoff.service","result.service"]}` + "\n"},
+		{[]string{"reset-failed", "backoff", "--json"}, "reset-failed backoff", `{"units":["backoff.service"]}` + "\n"},
+		{[]string{"reset-failed", "app", "--json"}, "reset-failed app", `{"units":[]}` + "\n"},
+	} {
+		r := sockctl(t, nil, false, append([]string{"--api=" + path}, tc.args...)...)
+		if r.code != 0 || r.stdout != tc.json || r.stderr != "" || b.lastCall() != tc.call {
+			t.Errorf("%q: exit %d, call %q\nstdout %q\n%s", tc.args, r.code, b.lastCall(), r.stdout, r.stderr)
+		}
+	}
+	if r := sockctl(t, nil, false, "--api", path, "reset-failed", "nope"); r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
+		t.Errorf("reset-failed nope: exit %d: %q", r.code, r.stderr)
+	}
+	if r := sockctl(t, nil, false, "--api", path, "reset-failed", "a", "b"); r.code != 2 ||
+		!strings.Contains(r.stderr, `reset-failed: unexpected argument "b"`) {
+		t.Errorf("reset-failed a b: exit %d: %q", r.code, r.stderr)
+	}
+	if r := sockctl(t, nil, false, "help"); !strings.Contains(r.stdout, "reset-failed [UNIT]") {
+		t.Errorf("usage lacks reset-failed:\n%s", r.stdout)
 	}
 }

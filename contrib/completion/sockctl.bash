@@ -2,8 +2,10 @@
 # /usr/share/bash-completion/completions/sockctl.
 #
 # Unit names come from "sockctl list --json" on the same --api socket as
-# the command line being completed (or $SOCKD_API).
+# the command line being completed (or $SOCKD_API); reset-failed offers
+# the failed units only.
 
+# _sockctl_units [failed]: the unit names, or only the failed ones.
 _sockctl_units() {
 	local api=() i
 	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
@@ -12,15 +14,19 @@ _sockctl_units() {
 		--api=* | -api=*) api=("${COMP_WORDS[i]}") ;;
 		esac
 	done
+	local match='"name":"[^"]*"'
+	if [[ $1 == failed ]]; then
+		match='"name":"[^"]*","service":{"state":"failed"'
+	fi
 	sockctl "${api[@]}" list --json 2>/dev/null |
-		grep -o '"name":"[^"]*"' | sed -e 's/^"name":"//' -e 's/"$//' -e 's/\.service$//'
+		grep -o "$match" | sed -e 's/^"name":"//' -e 's/",.*$//' -e 's/"$//' -e 's/\.service$//'
 }
 
 _sockctl() {
 	local cur prev verb="" i
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="list status start stop restart reload-app reload logs exec help"
+	local verbs="list status start stop restart reload-app reload reset-failed logs exec help"
 	local global="--api --json --timeout --help"
 
 	case $prev in
@@ -73,7 +79,7 @@ _sockctl() {
 		return
 	fi
 	case $verb in
-	status | start | stop | restart | reload-app | logs | exec)
+	status | start | stop | restart | reload-app | reset-failed | logs | exec)
 		# Complete the unit only as the verb's first argument.
 		local n=0
 		for ((i = i + 1; i < COMP_CWORD; i++)); do
@@ -84,7 +90,9 @@ _sockctl() {
 			esac
 		done
 		if ((n == 0)); then
-			COMPREPLY=($(compgen -W "$(_sockctl_units)" -- "$cur"))
+			local which=
+			[[ $verb == reset-failed ]] && which=failed
+			COMPREPLY=($(compgen -W "$(_sockctl_units $which)" -- "$cur"))
 		fi
 		;;
 	esac
