@@ -46,6 +46,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	srv      *http.Server
+	freed    chan struct{}      // a connection closed (spare.go)
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
 	shutdown bool
@@ -553,6 +554,8 @@ func (st *stream) line(v any) {
 // Serve serves l until Shutdown, then returns nil; it returns an error
 // only when accepting fails otherwise. Serve may be called for several
 // listeners. If l is a Unix socket with a path, Shutdown removes the file.
+// Out of file descriptors (EMFILE, ENFILE), Serve goes on answering, one
+// connection at a time, on a spare fd it keeps for that.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.shutdown {
@@ -563,7 +566,19 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.srv == nil {
 		base, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
+		freed := make(chan struct{}, 1)
+		s.freed = freed
 		s.srv = &http.Server{
+			// A closed connection frees an fd: a listener out of them
+			// tries again at once (spare.go).
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				if st == http.StateClosed {
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}
+			},
 			Handler: s.Handler(),
 			// No ReadTimeout: it would also cut restart streams;
 			// wrap bounds each body instead (BodyTimeout).
@@ -580,6 +595,8 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 	}
 	srv := s.srv
+	// At the fd limit the API still answers, on a spare fd (spare.go).
+	l = newSpareListener(l, s.freed, s.Log)
 	s.mu.Unlock()
 
 	err := srv.Serve(l)
