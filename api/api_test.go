@@ -132,6 +132,10 @@ func startServer(t *testing.T, b Backend) *testServer {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	// Serving (with its spare fd open) before the test counts fds.
+	if _, err := ts.client.Version(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	return ts
 }
 

@@ -47,6 +47,7 @@ type Server struct {
 	mu       sync.Mutex
 	srv      *http.Server
 	freed    chan struct{}      // a connection closed (spare.go)
+	spares   []*spareListener
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
 	shutdown bool
@@ -159,6 +160,9 @@ func (e *statusError) Error() string { return e.msg }
 // their peer and turns a returned error into the error answer.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.onSpare(connOf(r.Context())) {
+			w.Header().Set("Connection", "close") // spare.go
+		}
 		peer, known := PeerFromContext(r.Context())
 		if err := s.Access.check(peer, known, r.Method+" "+r.URL.Path, rt.write); err != nil {
 			w.Header().Set("Connection", "close")
@@ -178,6 +182,19 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// onSpare reports whether c is served on a listener's spare fd.
+func (s *Server) onSpare(c net.Conn) bool {
+	s.mu.Lock()
+	spares := s.spares
+	s.mu.Unlock()
+	for _, sl := range spares {
+		if sl.onSpare(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // readBody reads the whole request body into memory, at most maxBody
@@ -596,7 +613,9 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	srv := s.srv
 	// At the fd limit the API still answers, on a spare fd (spare.go).
-	l = newSpareListener(l, s.freed, s.Log)
+	sl := newSpareListener(l, s.freed, s.Log)
+	s.spares = append(s.spares, sl)
+	l = sl
 	s.mu.Unlock()
 
 	err := srv.Serve(l)

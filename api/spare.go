@@ -28,7 +28,8 @@ type spareListener struct {
 
 	mu      sync.Mutex
 	spare   *os.File
-	atLimit bool // logged that the limit was reached, not yet that it passed
+	lent    net.Conn // the connection in the spare's place, until the next accept
+	atLimit bool     // logged that the limit was reached, not yet that it passed
 	once    sync.Once
 }
 
@@ -85,7 +86,10 @@ func (s *spareListener) Accept() (net.Conn, error) {
 		if s.lend() {
 			c, err = s.Listener.Accept()
 			if err == nil {
-				return c, nil // in the spare's place
+				s.mu.Lock()
+				s.lent = c // in the spare's place
+				s.mu.Unlock()
+				return c, nil
 			}
 			if !isTooManyFiles(err) {
 				return nil, err
@@ -129,6 +133,15 @@ func (s *spareListener) passed(spare bool) {
 	if was {
 		s.log.Info().Str("api", s.Addr().String()).Msg("api: file descriptors available again")
 	}
+}
+
+// onSpare reports whether c was accepted in the spare's place: the
+// server closes it after its answer, so that an idle client does not
+// keep the only fd others would be served on.
+func (s *spareListener) onSpare(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c != nil && c == s.lent
 }
 
 func (s *spareListener) Close() error {

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +76,23 @@ func TestServeAtFDLimit(t *testing.T) {
 	if !strings.Contains(logs.String(), "too many open files") {
 		t.Errorf("the server never met its fd limit: the test proves nothing; log: %s", logs.String())
 	}
+	// A client that would keep its connection idle is told to close it:
+	// it would hold the only fd the others are served on.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}}
+	resp, err := hc.Get("http://sockd/v1/version")
+	if err != nil {
+		t.Fatalf("keep-alive client at the fd limit: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !resp.Close {
+		t.Errorf("answer on the spare fd without Connection: close: %v", resp.Header)
+	}
+	hc.CloseIdleConnections()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
