@@ -58,6 +58,8 @@ type fdBudget struct {
 	// for the error and the log line.
 	want, wantUnits int
 	planned, fitted bool // a load has been planned; whether it fitted
+	// limitOf reads the limit (nofileLimit); tests put a smaller one.
+	limitOf func() int
 }
 
 // fdSummary is the budget at a glance, for the log line at start.
@@ -76,6 +78,14 @@ func (s fdSummary) String() string {
 
 // fits reports whether the units' needs fit in the limit.
 func (s fdSummary) fits() bool { return s.Limit == 0 || s.Open+s.Reserve+s.Need <= s.Limit }
+
+// readLimit is the limit now.
+func (b *fdBudget) readLimit() int {
+	if b.limitOf != nil {
+		return b.limitOf()
+	}
+	return nofileLimit()
+}
 
 // init sets the limit and sockd's own count, once.
 func (b *fdBudget) init(limit, base int) {
@@ -228,7 +238,7 @@ func (d *Daemon) initFDs() {
 		held = len(d.keep.held)
 		d.keep.mu.Unlock()
 	}
-	d.fds.init(nofileLimit(), max(openFDs()-held, 0))
+	d.fds.init(d.fds.readLimit(), max(openFDs()-held, 0))
 }
 
 // planFDs records what the units of set need, and says it in the log:
@@ -244,8 +254,9 @@ func (d *Daemon) planFDs(set *units.Set) {
 		n++
 		need += unitFDs(svc, socks)
 	}
+	limit := d.fds.readLimit() // prlimit(1) may have changed it
 	d.fds.mu.Lock()
-	d.fds.limit = nofileLimit() // prlimit(1) may have changed it
+	d.fds.limit = limit
 	d.fds.mu.Unlock()
 	sum := d.fds.plan(n, need)
 	d.fds.mu.Lock()
