@@ -38,6 +38,9 @@ type Server struct {
 	BodyTimeout time.Duration
 	// Started is when the daemon's image started (VersionInfo.Started).
 	Started time.Time
+	// Warnings, if set, returns the daemon's own problems for
+	// VersionInfo.Warnings.
+	Warnings func() []string
 	// Reexec, if set, serves POST /v1/daemon-reexec: it checks and
 	// readies the daemon to exec itself and returns commit, which the
 	// server calls once the answer has gone out (commit execs, and
@@ -46,7 +49,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	srv      *http.Server
-	freed    chan struct{}      // a connection closed (spare.go)
+	freed    chan struct{} // a connection closed (spare.go)
 	spares   []*spareListener
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
@@ -68,6 +71,9 @@ type VersionInfo struct {
 	// started (a re-exec keeps the pid and changes Started).
 	Pid     int       `json:"pid,omitempty"`
 	Started time.Time `json:"started,omitzero"`
+	// Warnings are the daemon's own problems, which no unit's status
+	// shows: "not watching the unit directory: …".
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // APIVersion is the protocol version this package speaks; the path prefix
@@ -336,7 +342,11 @@ func jsonKind(goKind string) string {
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, VersionInfo{Version: s.Version, API: APIVersion, Pid: os.Getpid(), Started: s.Started})
+	v := VersionInfo{Version: s.Version, API: APIVersion, Pid: os.Getpid(), Started: s.Started}
+	if s.Warnings != nil {
+		v.Warnings = s.Warnings()
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -190,12 +191,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	keepAPI(l, log, append(append([]supervisord.FDKeeper(nil), keepers...), holderKeeper(holder)...)...)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
+	var warnings daemonWarnings
 	if *watch {
 		if _, err := d.Watch(watchCtx); err != nil {
 			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
+			warnings.add(fmt.Sprintf("not watching the unit directory (%v): SIGHUP or `sockctl reload` reload it", err))
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started,
+	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started, Warnings: warnings.list,
 		Reexec: func(ctx context.Context) (func(), error) {
 			log.Info().Str("binary", exe).Msg("sockctl daemon-reexec: re-executing")
 			commit, err := prepareReexec(context.WithoutCancel(ctx), exe, d, log)
@@ -293,6 +296,25 @@ loop:
 	}
 	log.Info().Msg("sockd stopped")
 	return code, nil
+}
+
+// daemonWarnings are sockd's own problems, which GET /v1/version (and
+// sockctl list) report.
+type daemonWarnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *daemonWarnings) add(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *daemonWarnings) list() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.msgs...)
 }
 
 // ready is what sockd says when it is ready: how many units serve, and
