@@ -277,10 +277,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 }
 
 // addUnit opens a unit's sockets and starts its actor, if the fds it
-// needs fit in the budget (fdbudget.go). An error for too many open
-// files names the limit.
+// needs fit in the budget (fdbudget.go) or its sockets are taken back
+// (a re-exec, a recovery). An error for too many open files names the
+// limit.
 func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
-	if err := d.fds.take(svc.Name, unitFDs(svc, socks), socketNames(svc, socks)); err != nil {
+	if err := d.fds.take(svc.Name, unitFDs(svc, socks), socketNames(svc, socks), d.holdsSockets(socks)); err != nil {
 		return err
 	}
 	if err := d.openUnit(svc, socks); err != nil {

@@ -41,8 +41,8 @@ const (
 	fdReserve = 32
 	// fdsPerProcess is what a running process costs sockd: the read
 	// ends of its stdout and stderr pipes. Each unit is counted for one
-	// running process; a restart's overlapping second process and
-	// Accept=yes instances beyond the first use the reserve.
+	// running process (a restart's overlapping second process uses the
+	// reserve), an Accept=yes unit for MaxConnections= instances.
 	fdsPerProcess = 2
 )
 
@@ -108,15 +108,18 @@ func (b *fdBudget) plan(n, need int) fdSummary {
 
 // take counts need fds for unit (replacing what it was counted for), or
 // returns an error wrapping EMFILE if they do not fit; what is the
-// object the error names ("open app.socket").
-func (b *fdBudget) take(unit string, need int, what string) error {
+// object the error names ("open app.socket"). A unit taken back (force:
+// its sockets are open already, given back by the fd holder or systemd)
+// is counted even past the budget: refusing it would close a socket
+// that serves, and free nothing.
+func (b *fdBudget) take(unit string, need int, what string, force bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used == nil {
 		b.used = map[string]int{}
 	}
 	old := b.used[unit]
-	if b.limit > 0 && b.total-old+need > b.limit-b.base-fdReserve {
+	if !force && b.limit > 0 && b.total-old+need > b.limit-b.base-fdReserve {
 		e := b.errorLocked(what, syscall.EMFILE)
 		e.Budget = true
 		return e
@@ -183,16 +186,23 @@ func isTooManyFiles(err error) bool {
 }
 
 // unitFDs is what a unit is counted for: one fd for each socket it
-// opens, and fdsPerProcess for a running process.
+// opens, and fdsPerProcess for a running process, or for each of the
+// MaxConnections= instances an Accept=yes socket may run at once.
 func unitFDs(svc *units.Service, socks []*units.Socket) int {
-	n := fdsPerProcess
+	n, procs := 0, 1
 	for _, s := range socks {
 		if svc.Template && !s.Accept {
 			continue // Sockets= of an Accept=yes template: never opened
 		}
 		n += len(s.Listens)
+		if s.Accept {
+			procs = s.MaxConnections
+			if procs <= 0 {
+				procs = 64 // as newAcceptor
+			}
+		}
 	}
-	return n
+	return n + procs*fdsPerProcess
 }
 
 // socketNames is "open a.socket, b.socket", what a budget error names.
@@ -272,4 +282,22 @@ func (d *Daemon) planFDs(set *units.Set) {
 	}
 	ev.Int("limit", sum.Limit).Int("open", sum.Open).Int("reserve", sum.Reserve).Int("units", sum.Units).
 		Int("units_need", sum.Need).Bool("fits", sum.fits()).Msg(sum.String())
+}
+
+// holdsSockets reports whether the keepers gave back one of socks's
+// sockets at start, for a unit to take back.
+func (d *Daemon) holdsSockets(socks []*units.Socket) bool {
+	if d.keep == nil {
+		return false
+	}
+	d.keep.mu.Lock()
+	defer d.keep.mu.Unlock()
+	for _, s := range socks {
+		for i := range s.Listens {
+			if d.keep.held[listenName(s.Name, i)] != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

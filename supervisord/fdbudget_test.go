@@ -21,7 +21,7 @@ import (
 func TestUnitFDs(t *testing.T) {
 	two := &units.Socket{Name: "a.socket", Listens: make([]units.Listen, 2)}
 	one := &units.Socket{Name: "b.socket", Listens: make([]units.Listen, 1)}
-	accept := &units.Socket{Name: "c.socket", Accept: true, Listens: make([]units.Listen, 1)}
+	accept := &units.Socket{Name: "c.socket", Accept: true, MaxConnections: 10, Listens: make([]units.Listen, 1)}
 	for _, tc := range []struct {
 		name  string
 		svc   *units.Service
@@ -30,7 +30,8 @@ func TestUnitFDs(t *testing.T) {
 	}{
 		{"no socket", &units.Service{Name: "x.service"}, nil, fdsPerProcess},
 		{"two sockets of two lines and one", &units.Service{Name: "x.service"}, []*units.Socket{two, one}, 3 + fdsPerProcess},
-		{"Accept=yes template: its socket alone", &units.Service{Name: "c@.service", Template: true}, []*units.Socket{accept, two}, 1 + fdsPerProcess},
+		{"Accept=yes template: its socket alone, MaxConnections= instances", &units.Service{Name: "c@.service", Template: true},
+			[]*units.Socket{accept, two}, 1 + 10*fdsPerProcess},
 	} {
 		if got := unitFDs(tc.svc, tc.socks); got != tc.want {
 			t.Errorf("%s: unitFDs = %d, want %d", tc.name, got, tc.want)
@@ -48,11 +49,11 @@ func TestFDBudget(t *testing.T) {
 		t.Errorf("plan: fits %v, %q", sum.fits(), sum)
 	}
 	for i := range 5 {
-		if err := b.take(fmt.Sprintf("u%d", i), 3, "open x.socket"); err != nil {
+		if err := b.take(fmt.Sprintf("u%d", i), 3, "open x.socket", false); err != nil {
 			t.Fatalf("unit %d of 3 fds: %v", i, err)
 		}
 	}
-	err := b.take("u5", 3, "open u5.socket") // 15 + 3 > 17
+	err := b.take("u5", 3, "open u5.socket", false) // 15 + 3 > 17
 	var fe *fdLimitError
 	if !errors.Is(err, syscall.EMFILE) || !errors.As(err, &fe) || !fe.Budget {
 		t.Fatalf("sixth unit: %v, want a budget error wrapping EMFILE", err)
@@ -60,19 +61,26 @@ func TestFDBudget(t *testing.T) {
 	if want := "open u5.socket: too many open files (fd limit 64; sockd keeps 47 for itself, 100 units need about 300)"; err.Error() != want {
 		t.Errorf("error %q\nwant  %q", err, want)
 	}
-	if err := b.take("u6", 2, "open u6.socket"); err != nil {
+	if err := b.take("u6", 2, "open u6.socket", false); err != nil {
 		t.Errorf("2 fds in the 2 left: %v", err)
 	}
-	if err := b.take("u0", 3, "open u0.socket"); err != nil {
+	if err := b.take("u0", 3, "open u0.socket", false); err != nil {
 		t.Errorf("a unit counted again for the same need: %v", err)
 	}
 	b.release("u1")
 	b.release("u1") // twice is harmless
-	if err := b.take("u5", 3, "open u5.socket"); err != nil {
+	if err := b.take("u5", 3, "open u5.socket", false); err != nil {
 		t.Errorf("after a release: %v", err)
 	}
 	if b.total != 17 {
 		t.Errorf("total %d, want 17", b.total)
+	}
+	// A unit taken back is counted past the budget, not refused.
+	if err := b.take("back", 3, "open back.socket", true); err != nil || b.total != 20 {
+		t.Errorf("taken back: %v, total %d", err, b.total)
+	}
+	if err := b.take("u7", 1, "open u7.socket", false); err == nil {
+		t.Error("a unit fits past the budget")
 	}
 
 	// The kernel's own EMFILE is explained with the limit, and is not
@@ -94,7 +102,7 @@ func TestFDBudget(t *testing.T) {
 	if sum := unlimited.plan(3, 9); !sum.fits() {
 		t.Error("no limit: does not fit")
 	}
-	if err := unlimited.take("u", 1<<20, "open u.socket"); err != nil {
+	if err := unlimited.take("u", 1<<20, "open u.socket", false); err != nil {
 		t.Errorf("no limit: %v", err)
 	}
 }
