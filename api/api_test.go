@@ -244,7 +244,7 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, err := c.Version(ctx)
-	if err != nil || v != (VersionInfo{Version: "test", API: 1, Pid: os.Getpid()}) {
+	if err != nil || !reflect.DeepEqual(v, VersionInfo{Version: "test", API: 1, Pid: os.Getpid()}) {
 		t.Fatalf("Version = %+v, %v", v, err)
 	}
 	want := []string{"start app", "stop app.service", "reload-app web@1.service", "logs app 100", "logs app 7"}
