@@ -144,7 +144,6 @@ func fdLimitServerMain(path string) int {
 		return fail(errors.New("the server never closed the connection"))
 	}
 	// Take every free fd: the next accept fails with EMFILE.
-	var fill []*os.File
 	for {
 		f, err := os.Open(os.DevNull)
 		if errors.Is(err, syscall.EMFILE) {
@@ -153,7 +152,7 @@ func fdLimitServerMain(path string) int {
 		if err != nil {
 			return fail(err)
 		}
-		fill = append(fill, f)
+		filled = append(filled, f)
 	}
 	fmt.Println("ready")
 	select {} // until killed
@@ -177,3 +176,7 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// filled keeps the fds a child process took to reach its limit open:
+// an *os.File that is garbage collected closes its fd.
+var filled []*os.File

@@ -98,7 +98,6 @@ func notifyAtLimit(path string) int {
 		fmt.Println(err)
 		return 1
 	}
-	var fill []*os.File
 	for {
 		f, err := os.Open(os.DevNull)
 		if errors.Is(err, syscall.EMFILE) {
@@ -108,7 +107,7 @@ func notifyAtLimit(path string) int {
 			fmt.Println(err)
 			return 1
 		}
-		fill = append(fill, f)
+		filled = append(filled, f)
 	}
 	fmt.Println("ready")
 	note, ok := <-n.C()
@@ -122,3 +121,7 @@ func notifyAtLimit(path string) int {
 	}
 	return 1
 }
+
+// filled keeps the fds a child process took to reach its limit open:
+// an *os.File that is garbage collected closes its fd.
+var filled []*os.File
