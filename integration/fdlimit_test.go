@@ -21,7 +21,8 @@ import (
 // and lists the others as failed with the limit in their reason; the
 // API answers, the units that serve spawn their apps, the unit
 // directory is watched, and neither the ready line nor READY=1 claims
-// that every unit is ready.
+// that every unit is ready. Removing a unit makes room for one that
+// failed.
 func TestFDLimit(t *testing.T) {
 	const n = 100
 	sockDir := testutil.ShortDir(t)
@@ -119,6 +120,26 @@ func TestFDLimit(t *testing.T) {
 	}
 	if strings.Contains(s.log(), "not watching the unit directory") {
 		t.Error("the unit directory is not watched")
+	}
+	out, errs, code = s.ctl("list")
+	if code != 0 || strings.Contains(errs, "warning") {
+		t.Errorf("sockctl list with every unit that fits running: exit %d: %s", code, errs)
+	}
+
+	// The watch works at the limit, and a reload that removes a unit
+	// makes room for one that failed.
+	gone := serving[0]
+	os.Remove(filepath.Join(units, gone+".socket"))
+	os.Remove(filepath.Join(units, gone+".service"))
+	reloaded := s.waitLog(30*time.Second, func(l map[string]any) bool { return l["message"] == "reloaded" })
+	if added, _ := reloaded["added"].([]any); len(added) != 1 || added[0] != failed[0]+".service" {
+		t.Errorf("the reload after removing %s: %v; want %s added", gone, reloaded, failed[0])
+	}
+	if st := s.status(failed[0]); st.Service.SubState != "listening" {
+		t.Errorf("%s after the reload: %+v", failed[0], st.Service)
+	}
+	if body := get(t, client("unix", filepath.Join(sockDir, failed[0]+".sock"))); !strings.HasPrefix(body, "hi (pid ") {
+		t.Errorf("%s answered %q", failed[0], body)
 	}
 	if err := s.stop(); err != nil {
 		t.Errorf("sockd exit: %v", err)
