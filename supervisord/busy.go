@@ -76,7 +76,7 @@ func (d *Daemon) addFailed(svc *units.Service, err error) {
 		case retry:
 			msg = "unit not started: too many open files (sockctl status shows it failed; sockd tries again)"
 		case isTooManyFiles(err):
-			msg = "unit not started: sockd's fd limit leaves no room for it (sockctl status shows it failed; raise LimitNOFILE= and reload)"
+			msg = "unit not started: sockd's fd limit leaves no room for it (sockctl status shows it failed; raise the limit, LimitNOFILE= or prlimit, and reload)"
 		}
 		ev.Str("unit", svc.Name).Str("result", resultResources).Err(err).Msg(msg)
 	} else {
