@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if ops := os.Getenv("SOCKD_API_TEST_CLIENT"); ops != "" {
 		os.Exit(clientMain(os.Getenv("SOCKD_API_TEST_PATH"), strings.Fields(ops)))
 	}
+	if path := os.Getenv("SOCKD_API_TEST_FDLIMIT"); path != "" {
+		os.Exit(fdLimitServerMain(path)) // spare_test.go
+	}
 	os.Exit(m.Run())
 }
 

@@ -38,6 +38,9 @@ type Server struct {
 	BodyTimeout time.Duration
 	// Started is when the daemon's image started (VersionInfo.Started).
 	Started time.Time
+	// Warnings, if set, returns the daemon's own problems for
+	// VersionInfo.Warnings.
+	Warnings func() []string
 	// Reexec, if set, serves POST /v1/daemon-reexec: it checks and
 	// readies the daemon to exec itself and returns commit, which the
 	// server calls once the answer has gone out (commit execs, and
@@ -46,6 +49,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	srv      *http.Server
+	freed    chan struct{} // a connection closed (spare.go)
+	spares   []*spareListener
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
 	shutdown bool
@@ -66,6 +71,9 @@ type VersionInfo struct {
 	// started (a re-exec keeps the pid and changes Started).
 	Pid     int       `json:"pid,omitempty"`
 	Started time.Time `json:"started,omitzero"`
+	// Warnings are the daemon's own problems, which no unit's status
+	// shows: "not watching the unit directory: …".
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // APIVersion is the protocol version this package speaks; the path prefix
@@ -160,6 +168,9 @@ func (e *statusError) Error() string { return e.msg }
 // their peer and turns a returned error into the error answer.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.onSpare(connOf(r.Context())) {
+			w.Header().Set("Connection", "close") // spare.go
+		}
 		peer, known := PeerFromContext(r.Context())
 		if err := s.Access.check(peer, known, r.Method+" "+r.URL.Path, rt.write); err != nil {
 			w.Header().Set("Connection", "close")
@@ -179,6 +190,19 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// onSpare reports whether c is served on a listener's spare fd.
+func (s *Server) onSpare(c net.Conn) bool {
+	s.mu.Lock()
+	spares := s.spares
+	s.mu.Unlock()
+	for _, sl := range spares {
+		if sl.onSpare(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // readBody reads the whole request body into memory, at most maxBody
@@ -320,7 +344,11 @@ func jsonKind(goKind string) string {
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, VersionInfo{Version: s.Version, API: APIVersion, Pid: os.Getpid(), Started: s.Started})
+	v := VersionInfo{Version: s.Version, API: APIVersion, Pid: os.Getpid(), Started: s.Started}
+	if s.Warnings != nil {
+		v.Warnings = s.Warnings()
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -584,6 +612,8 @@ func (st *stream) line(v any) {
 // Serve serves l until Shutdown, then returns nil; it returns an error
 // only when accepting fails otherwise. Serve may be called for several
 // listeners. If l is a Unix socket with a path, Shutdown removes the file.
+// Out of file descriptors (EMFILE, ENFILE), Serve goes on answering, one
+// connection at a time, on a spare fd it keeps for that.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.shutdown {
@@ -594,7 +624,19 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.srv == nil {
 		base, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
+		freed := make(chan struct{}, 1)
+		s.freed = freed
 		s.srv = &http.Server{
+			// A closed connection frees an fd: a listener out of them
+			// tries again at once (spare.go).
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				if st == http.StateClosed {
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}
+			},
 			Handler: s.Handler(),
 			// No ReadTimeout: it would also cut restart streams;
 			// wrap bounds each body instead (BodyTimeout).
@@ -611,6 +653,10 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 	}
 	srv := s.srv
+	// At the fd limit the API still answers, on a spare fd (spare.go).
+	sl := newSpareListener(l, s.freed, s.Log)
+	s.spares = append(s.spares, sl)
+	l = sl
 	s.mu.Unlock()
 
 	err := srv.Serve(l)

@@ -1,9 +1,15 @@
 package supervisord
 
-// Units whose address another process holds: a sockd started while the
-// old one's orphans (or anything else) still listen, say. sockd says so,
-// names the process when it can find it, shows the unit as failed with
-// result "address-in-use", and tries again with back-off until it binds.
+// Units that could not be opened. Whose address another process holds: a
+// sockd started while the old one's orphans (or anything else) still
+// listen, say. sockd says so, names the process when it can find it,
+// shows the unit as failed with result "address-in-use", and tries again
+// with back-off until it binds. Units that did not fit in sockd's fds
+// (fdbudget.go) are failed with result "resources" and tried again the
+// same way; so is a unit whose sockets failed otherwise (result
+// "resources", as systemd names a socket that cannot be set up), tried
+// again at the next reload only. None is missing silently: List and
+// Status show them all.
 
 import (
 	"bufio"
@@ -38,9 +44,44 @@ type busyUnits struct {
 }
 
 type busyUnit struct {
-	svc   *units.Service
-	cause string
-	since time.Time
+	svc    *units.Service
+	result string // address-in-use or resources
+	cause  string
+	since  time.Time
+}
+
+// Results of a unit that could not be opened.
+const (
+	resultAddrInUse = "address-in-use"
+	resultResources = "resources"
+)
+
+// addFailed records that svc's sockets could not be opened (err), lists
+// it as failed, and arms a retry if err is one that time may cure: an
+// address in use (EADDRINUSE) or too many open files.
+func (d *Daemon) addFailed(svc *units.Service, err error) {
+	if isAddrInUse(err) {
+		d.addBusy(svc, err)
+		return
+	}
+	// The kernel's EMFILE may pass as fds are closed: try again with
+	// back-off. The budget's refusal lasts until a reload changes it.
+	var fe *fdLimitError
+	retry := isTooManyFiles(err) && !(errors.As(err, &fe) && fe.Budget)
+	cause := err.Error()
+	if d.setFailed(svc, resultResources, cause, retry) {
+		ev := d.log.Error()
+		msg := "unit not started: its sockets could not be opened (sockctl status shows it failed; a reload tries again)"
+		switch {
+		case retry:
+			msg = "unit not started: too many open files (sockctl status shows it failed; sockd tries again)"
+		case isTooManyFiles(err):
+			msg = "unit not started: sockd's fd limit leaves no room for it (sockctl status shows it failed; raise the limit, LimitNOFILE= or prlimit, and reload)"
+		}
+		ev.Str("unit", svc.Name).Str("result", resultResources).Err(err).Msg(msg)
+	} else {
+		d.log.Debug().Str("unit", svc.Name).Err(err).Msg("unit still not started")
+	}
 }
 
 // addBusy records that svc could not bind an address (err wraps
@@ -52,6 +93,13 @@ func (d *Daemon) addBusy(svc *units.Service, err error) {
 	}
 	d.log.Error().Str("unit", svc.Name).Str("cause", cause).
 		Msg("address in use by another process: the unit waits for it, and sockd tries again")
+	d.setFailed(svc, resultAddrInUse, cause, true)
+}
+
+// setFailed lists svc as failed with result and cause, arms a retry if
+// asked, and reports whether this is news (the unit was not failed with
+// the same cause already).
+func (d *Daemon) setFailed(svc *units.Service, result, cause string, retry bool) bool {
 	b := &d.busy
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -59,17 +107,19 @@ func (d *Daemon) addBusy(svc *units.Service, err error) {
 		b.units = map[string]busyUnit{}
 	}
 	since := time.Now()
-	if old, ok := b.units[svc.Name]; ok {
+	old, ok := b.units[svc.Name]
+	if ok {
 		since = old.since
 	}
-	b.units[svc.Name] = busyUnit{svc: svc, cause: cause, since: since}
-	if b.timer == nil {
+	b.units[svc.Name] = busyUnit{svc: svc, result: result, cause: cause, since: since}
+	if retry && b.timer == nil {
 		if b.delay == 0 {
 			b.delay = busyRetryMin
 		}
 		b.timer = time.AfterFunc(b.delay, d.retryBusy)
 		b.delay = min(2*b.delay, busyRetryMax)
 	}
+	return !ok || old.result != result || old.cause != cause
 }
 
 // bound forgets a unit that is no longer waiting (it bound, or it is
@@ -84,7 +134,9 @@ func (d *Daemon) bound(name string) {
 	b.mu.Unlock()
 }
 
-// retryBusy reloads, which adds the units not running yet.
+// retryBusy reloads, which adds the units not running yet (all those
+// listed as failed: a unit that failed for a cause time does not cure
+// costs a line at debug level).
 func (d *Daemon) retryBusy() {
 	b := &d.busy
 	b.mu.Lock()
@@ -97,7 +149,7 @@ func (d *Daemon) retryBusy() {
 	ctx, cancel := context.WithTimeout(d.life, time.Minute)
 	defer cancel()
 	if _, err := d.Reload(ctx); err != nil {
-		d.log.Warn().Err(err).Msg("retrying the units whose addresses were in use")
+		d.log.Warn().Err(err).Msg("retrying the units whose addresses were in use or that had too few fds")
 	}
 }
 
@@ -112,7 +164,9 @@ func (d *Daemon) stopBusy() {
 	b.mu.Unlock()
 }
 
-// busyStatus lists the waiting units as failed, result address-in-use.
+// busyStatus lists the units not opened as failed, with their result
+// (address-in-use or resources) as sub-state and result, and the error
+// as LastExit.
 func (d *Daemon) busyStatus(name string) []api.UnitStatus {
 	b := &d.busy
 	b.mu.Lock()
@@ -123,8 +177,8 @@ func (d *Daemon) busyStatus(name string) []api.UnitStatus {
 			continue
 		}
 		out = append(out, api.UnitStatus{Name: n, Sockets: []api.SocketStatus{},
-			Service: api.ServiceStatus{State: api.StateFailed, SubState: "address-in-use", Pids: []int{},
-				Result: "address-in-use", LastExit: u.cause}})
+			Service: api.ServiceStatus{State: api.StateFailed, SubState: u.result, Pids: []int{},
+				Result: u.result, LastExit: u.cause}})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -227,7 +281,21 @@ func socketInodes(table, msg string) []string {
 func (d *Daemon) Waiting() []string {
 	var names []string
 	for _, st := range d.busyStatus("") {
-		names = append(names, st.Name)
+		if st.Service.Result == resultAddrInUse {
+			names = append(names, st.Name)
+		}
 	}
 	return names
+}
+
+// Failed lists the units that could not be opened (address-in-use,
+// resources), by name, sorted, with their result and error.
+func (d *Daemon) Failed() []api.UnitStatus { return d.busyStatus("") }
+
+// Serving counts the units loaded (listening or running), not those
+// Failed lists.
+func (d *Daemon) Serving() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.units)
 }

@@ -85,7 +85,8 @@ type Daemon struct {
 	recovering *stateFile
 	replace    bool
 	recovered  bool              // Open found a state file
-	busy       busyUnits         // units whose address another process holds (busy.go)
+	busy       busyUnits         // units not opened: address in use, too few fds (busy.go)
+	fds        fdBudget          // the units' share of RLIMIT_NOFILE (fdbudget.go)
 	cg         *cgroup.Hierarchy // the units' cgroups; nil: process groups (cgroup.go)
 	cgOwn      bool              // cg is sockd's own delegated cgroup
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
@@ -159,6 +160,7 @@ func (d *Daemon) Open() error {
 		d.log.Info().Int("units", len(st.Units)).Bool("reexec", !d.replace).Msg("recovering the previous sockd's processes")
 	}
 	d.state = newStateWriter(d.runDir, logErr)
+	d.initFDs()
 	_, err = d.reload(context.Background())
 	if d.recovering != nil && d.replace {
 		var keeperPids []int
@@ -287,8 +289,23 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// addUnit opens a unit's sockets and starts its actor.
+// addUnit opens a unit's sockets and starts its actor, if the fds it
+// needs fit in the budget (fdbudget.go) or its sockets are taken back
+// (a re-exec, a recovery). An error for too many open files names the
+// limit.
 func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
+	if err := d.fds.take(svc.Name, unitFDs(svc, socks), socketNames(svc, socks), d.holdsSockets(socks)); err != nil {
+		return err
+	}
+	if err := d.openUnit(svc, socks); err != nil {
+		d.fds.release(svc.Name)
+		return d.fds.explain(err)
+	}
+	return nil
+}
+
+// openUnit is addUnit once the budget has room.
+func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	if svc.Template {
 		return d.addAcceptUnit(svc, socks) // accept.go
 	}

@@ -39,6 +39,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
 	}
 	diags = append(diags, d.resourceDiagnostics(set)...)
+	d.planFDs(set) // fdbudget.go
 	broken := map[string]bool{}
 	for _, dg := range diags {
 		ev := d.log.Warn()
@@ -131,18 +132,14 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			res.Removed = append(res.Removed, u.name)
 		}
 	}
-	for _, name := range d.Waiting() {
-		if !want[name] {
-			d.bound(name) // gone from the unit files
+	for _, st := range d.Failed() {
+		if !want[st.Name] {
+			d.bound(st.Name) // gone from the unit files
 		}
 	}
 	for _, svc := range added {
 		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
-			if isAddrInUse(err) {
-				d.addBusy(svc, err)
-			} else {
-				d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not started")
-			}
+			d.addFailed(svc, err) // listed as failed (busy.go)
 			res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
 				Message: err.Error(), Text: err.Error()})
 			continue
@@ -154,9 +151,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			continue // still stopping: its sockets are still open
 		}
 		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
-			if isAddrInUse(err) {
-				d.addBusy(svc, err)
-			}
+			d.addFailed(svc, err) // listed as failed (busy.go)
 			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not restarted")
 			continue
 		}
@@ -238,6 +233,7 @@ func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
 	d.mu.Lock()
 	if d.units[u.name] == u {
 		delete(d.units, u.name)
+		d.fds.release(u.name) // its sockets are closed
 	}
 	for _, s := range u.socks {
 		if d.sockets[s.Name] == u.name {

@@ -327,7 +327,17 @@ func (c *cli) list(ctx context.Context, cl *api.Client, o *options) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, state(u.Service), orDash(joinInts(u.Service.Pids, ",")), orDash(strings.Join(listen, ",")))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// sockd's own problems, which no unit shows (an older sockd has
+	// none to tell).
+	if v, err := cl.Version(ctx); err == nil {
+		for _, w := range v.Warnings {
+			fmt.Fprintf(c.stderr, "warning: sockd: %s\n", w)
+		}
+	}
+	return nil
 }
 
 func state(s api.ServiceStatus) string {

@@ -194,6 +194,12 @@ func rolledBack(progress func(api.Event)) (api.RestartResult, error) {
 // path.
 func serve(t *testing.T, b api.Backend) string {
 	t.Helper()
+	return serveServer(t, &api.Server{Backend: b, Log: zerolog.New(zerolog.NewTestWriter(t))})
+}
+
+// serveServer is serve with a Server set up by the caller.
+func serveServer(t *testing.T, s *api.Server) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "sockctl")
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +210,6 @@ func serve(t *testing.T, b api.Backend) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &api.Server{Backend: b, Log: zerolog.New(zerolog.NewTestWriter(t))}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
 	t.Cleanup(func() {
@@ -276,6 +281,18 @@ func TestList(t *testing.T) {
 	var units []api.UnitStatus
 	if err := json.Unmarshal([]byte(r.stdout), &units); err != nil || len(units) != 2 || strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("list --json: %v\n%s", err, r.stdout)
+	}
+}
+
+// sockd's own problems (a unit directory it does not watch) follow the
+// list, on stderr.
+func TestListWarnings(t *testing.T) {
+	path := serveServer(t, &api.Server{Backend: &backend{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Warnings: func() []string { return []string{"not watching the unit directory (too many open files)"} }})
+	r := sockctl(t, nil, false, "list", "--api", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "app.service") ||
+		r.stderr != "warning: sockd: not watching the unit directory (too many open files)\n" {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -189,12 +192,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	keepAPI(l, log, append(append([]supervisord.FDKeeper(nil), keepers...), holderKeeper(holder)...)...)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
+	var warnings daemonWarnings
 	if *watch {
 		if _, err := d.Watch(watchCtx); err != nil {
 			log.Error().Err(err).Msg("not watching the unit directory; SIGHUP or `sockctl reload` reload it")
+			warnings.add(fmt.Sprintf("not watching the unit directory (%v): SIGHUP or `sockctl reload` reload it", err))
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started,
+	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started, Warnings: warnings.list,
 		Reexec: func(ctx context.Context) (func(), error) {
 			log.Info().Str("binary", exe).Msg("sockctl daemon-reexec: re-executing")
 			commit, err := prepareReexec(context.WithoutCancel(ctx), exe, d, log)
@@ -214,10 +219,18 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if waiting := d.Waiting(); len(waiting) > 0 {
 		log.Error().Strs("units", waiting).Msg("these units wait for addresses another process holds; sockd retries (sockctl list shows them)")
 	}
-	log.Info().Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).Msg("sockd ready")
+	// Ready means every unit serves or is listed as failed with its
+	// reason: the line and STATUS= say how many of each.
+	ready := readiness(d.Serving(), d.Failed())
+	ev := log.Info()
+	if ready.failed > 0 {
+		ev = log.Warn().Strs("failed_units", ready.names).Interface("failed_by_result", ready.byResult)
+	}
+	ev.Str("units", *unitsDir).Str("api", *apiPath).Int("pid", os.Getpid()).
+		Int("serving", ready.serving).Int("failed", ready.failed).Str("status", ready.String()).Msg("sockd ready")
 	// NOTIFY_SOCKET stays set: STOPPING=1 and FDSTORE= use it later
 	// (children never see it: their environment is the unit's alone).
-	daemon.SdNotify(false, daemon.SdNotifyReady)
+	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS="+ready.String())
 
 	// SIGHUP reloads off the signal loop, so that a SIGTERM during a
 	// long reload is heard at once (Shutdown cuts the reload short).
@@ -284,6 +297,57 @@ loop:
 	}
 	log.Info().Msg("sockd stopped")
 	return code, nil
+}
+
+// daemonWarnings are sockd's own problems, which GET /v1/version (and
+// sockctl list) report.
+type daemonWarnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *daemonWarnings) add(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *daemonWarnings) list() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.msgs...)
+}
+
+// ready is what sockd says when it is ready: how many units serve, and
+// which failed with what result.
+type ready struct {
+	serving, failed int
+	names           []string
+	byResult        map[string]int
+}
+
+func readiness(serving int, failed []api.UnitStatus) ready {
+	r := ready{serving: serving, failed: len(failed), byResult: map[string]int{}}
+	for _, u := range failed {
+		r.names = append(r.names, u.Name)
+		r.byResult[u.Service.Result]++
+	}
+	return r
+}
+
+// String is sd_notify's STATUS=: "3 units serving", or "6 units
+// serving, 94 failed (resources: 94); sockctl list shows them".
+func (r ready) String() string {
+	s := fmt.Sprintf("%d units serving", r.serving)
+	if r.failed == 0 {
+		return s
+	}
+	results := make([]string, 0, len(r.byResult))
+	for res, n := range r.byResult {
+		results = append(results, fmt.Sprintf("%s: %d", res, n))
+	}
+	sort.Strings(results)
+	return fmt.Sprintf("%s, %d failed (%s); sockctl list shows them", s, r.failed, strings.Join(results, ", "))
 }
 
 func envOr(key, def string) string {

@@ -1,0 +1,191 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/internal/testutil"
+)
+
+// sockd with RLIMIT_NOFILE 64 (soft and hard: it cannot raise it) and
+// 100 units: it keeps the fds it needs itself, opens the units that fit
+// and lists the others as failed with the limit in their reason; the
+// API answers, the units that serve spawn their apps, the unit
+// directory is watched, and neither the ready line nor READY=1 claims
+// that every unit is ready. Removing a unit makes room for one that
+// failed.
+func TestFDLimit(t *testing.T) {
+	const n = 100
+	sockDir := testutil.ShortDir(t)
+	files := map[string]string{}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("f%03d", i)
+		files[name+".socket"] = "[Socket]\nListenStream=" + filepath.Join(sockDir, name+".sock") + "\n"
+		files[name+".service"] = "[Service]\nType=notify\nExecStart=" + bin.demo + "\nEnvironment=DEMO_MESSAGE=hi\n"
+	}
+	units := writeUnits(t, files)
+	// The limit is set by the shell sockd is exec'd from: ulimit -n
+	// sets the soft and the hard limit.
+	wrapper := filepath.Join(testutil.ShortDir(t), "sockd-64")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -n 64 || exit 1\nexec "+bin.sockd+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notify, ready := listenNotify(t)
+	s := startSockdExe(t, wrapper, units, nil, "NOTIFY_SOCKET="+notify)
+
+	plan := s.waitLog(time.Second, func(l map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(l["message"]), "fds: limit 64, units need ~")
+	})
+	if plan["units"] != float64(n) || plan["limit"] != float64(64) || plan["fits"] != false {
+		t.Errorf("fd plan line %v: want limit 64, %d units, fits false", plan, n)
+	}
+
+	start := time.Now()
+	out, errs, code := s.ctl("list", "--json")
+	if code != 0 {
+		t.Fatalf("sockctl list: exit %d: %s", code, errs)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("sockctl list took %s at the fd limit", took)
+	}
+	var list []api.UnitStatus
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("sockctl list --json: %v: %q", err, out)
+	}
+	byName := map[string]api.UnitStatus{}
+	for _, u := range list {
+		byName[u.Name] = u
+	}
+	var serving, failed []string
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("f%03d.service", i)
+		u, ok := byName[name]
+		switch {
+		case !ok:
+			t.Errorf("%s is not listed", name)
+		case u.Service.SubState == "listening" && len(u.Sockets) == 1:
+			serving = append(serving, strings.TrimSuffix(name, ".service"))
+		case u.Service.State == api.StateFailed && u.Service.Result == "resources" &&
+			strings.Contains(u.Service.LastExit, "too many open files") && strings.Contains(u.Service.LastExit, "fd limit 64"):
+			failed = append(failed, strings.TrimSuffix(name, ".service"))
+		default:
+			t.Errorf("%s: %+v; want listening, or failed (resources) with the fd limit in its reason", name, u.Service)
+		}
+	}
+	if len(serving) == 0 || len(failed) == 0 {
+		t.Fatalf("%d units serve and %d failed; want some of each at an fd limit of 64", len(serving), len(failed))
+	}
+	t.Logf("at an fd limit of 64: %d units serve, %d failed", len(serving), len(failed))
+
+	// Neither the ready line nor READY=1 says all is well.
+	line := s.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "sockd ready" })
+	if line["level"] != "warn" || line["serving"] != float64(len(serving)) || line["failed"] != float64(len(failed)) {
+		t.Errorf("ready line %v: want warn, serving %d, failed %d", line, len(serving), len(failed))
+	}
+	select {
+	case msg := <-ready:
+		if want := fmt.Sprintf("STATUS=%d units serving, %d failed (resources: %d)", len(serving), len(failed), len(failed)); !strings.Contains(msg, want) {
+			t.Errorf("sd_notify %q; want %q", msg, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no READY=1 from sockd")
+	}
+
+	out, errs, code = s.ctl("status", failed[0])
+	if code != 0 || !strings.Contains(out, "failed (resources)") || !strings.Contains(out, "too many open files (fd limit 64") {
+		t.Errorf("sockctl status %s: exit %d: %s%s", failed[0], code, out, errs)
+	}
+
+	// Every unit that serves spawns its app at the limit, and the API
+	// still answers with them all running.
+	for _, name := range serving {
+		body := get(t, client("unix", filepath.Join(sockDir, name+".sock")))
+		if !strings.HasPrefix(body, "hi (pid ") {
+			t.Errorf("%s answered %q", name, body)
+		}
+	}
+	for _, name := range serving {
+		if st := s.status(name); st.Service.State != "active" || len(st.Service.Pids) != 1 {
+			t.Errorf("%s after its request: %+v", name, st.Service)
+		}
+	}
+	if strings.Contains(s.log(), "not watching the unit directory") {
+		t.Error("the unit directory is not watched")
+	}
+	out, errs, code = s.ctl("list")
+	if code != 0 || strings.Contains(errs, "warning") {
+		t.Errorf("sockctl list with every unit that fits running: exit %d: %s", code, errs)
+	}
+
+	// The watch works at the limit, and a reload that removes a unit
+	// makes room for one that failed.
+	gone := serving[0]
+	os.Remove(filepath.Join(units, gone+".socket"))
+	os.Remove(filepath.Join(units, gone+".service"))
+	reloaded := s.waitLog(30*time.Second, func(l map[string]any) bool { return l["message"] == "reloaded" })
+	if added, _ := reloaded["added"].([]any); len(added) != 1 || added[0] != failed[0]+".service" {
+		t.Errorf("the reload after removing %s: %v; want %s added", gone, reloaded, failed[0])
+	}
+	if st := s.status(failed[0]); st.Service.SubState != "listening" {
+		t.Errorf("%s after the reload: %+v", failed[0], st.Service)
+	}
+	if body := get(t, client("unix", filepath.Join(sockDir, failed[0]+".sock"))); !strings.HasPrefix(body, "hi (pid ") {
+		t.Errorf("%s answered %q", failed[0], body)
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("sockd exit: %v", err)
+	}
+}
+
+// listenNotify is a NOTIFY_SOCKET for sockd: the path, and the messages
+// that say READY=1. Descriptors sent along (FDSTORE=1) are closed.
+func listenNotify(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(testutil.ShortDir(t), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		oob := make([]byte, unix.CmsgSpace(4*253))
+		for {
+			nb, noob, _, _, err := c.ReadMsgUnix(buf, oob)
+			if err != nil {
+				return
+			}
+			if msgs, err := unix.ParseSocketControlMessage(oob[:noob]); err == nil {
+				for i := range msgs {
+					if fds, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+						for _, fd := range fds {
+							unix.Close(fd)
+						}
+					}
+				}
+			}
+			if msg := string(buf[:nb]); strings.Contains(msg, "READY=1") {
+				select {
+				case ready <- msg:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return path, ready
+}
