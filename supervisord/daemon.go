@@ -294,7 +294,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // (a re-exec, a recovery). An error for too many open files names the
 // limit.
 func (d *Daemon) addUnit(svc *units.Service, socks []*units.Socket) error {
-	if err := d.fds.take(svc.Name, unitFDs(svc, socks), socketNames(svc, socks), d.holdsSockets(socks)); err != nil {
+	if err := d.fds.take(svc.Name, unitFDs(svc, socks, d.cg != nil), socketNames(svc, socks), d.holdsSockets(socks)); err != nil {
 		return err
 	}
 	if err := d.openUnit(svc, socks); err != nil {

@@ -187,8 +187,10 @@ func isTooManyFiles(err error) bool {
 
 // unitFDs is what a unit is counted for: one fd for each socket it
 // opens, and fdsPerProcess for a running process, or for each of the
-// MaxConnections= instances an Accept=yes socket may run at once.
-func unitFDs(svc *units.Service, socks []*units.Socket) int {
+// MaxConnections= instances an Accept=yes socket may run at once. With
+// cgroups (cg), one more for the unit's cgroup, open while the unit is
+// loaded, and one per process for its leaf, open while it runs.
+func unitFDs(svc *units.Service, socks []*units.Socket, cg bool) int {
 	n, procs := 0, 1
 	for _, s := range socks {
 		if svc.Template && !s.Accept {
@@ -201,6 +203,9 @@ func unitFDs(svc *units.Service, socks []*units.Socket) int {
 				procs = 64 // as newAcceptor
 			}
 		}
+	}
+	if cg {
+		return n + 1 + procs*(fdsPerProcess+1)
 	}
 	return n + procs*fdsPerProcess
 }
@@ -262,7 +267,7 @@ func (d *Daemon) planFDs(set *units.Set) {
 			continue
 		}
 		n++
-		need += unitFDs(svc, socks)
+		need += unitFDs(svc, socks, d.cg != nil)
 	}
 	limit := d.fds.readLimit() // prlimit(1) may have changed it
 	d.fds.mu.Lock()

@@ -27,14 +27,18 @@ func TestUnitFDs(t *testing.T) {
 		svc   *units.Service
 		socks []*units.Socket
 		want  int
+		cg    int // with cgroups: the unit's, and a leaf per process
 	}{
-		{"no socket", &units.Service{Name: "x.service"}, nil, fdsPerProcess},
-		{"two sockets of two lines and one", &units.Service{Name: "x.service"}, []*units.Socket{two, one}, 3 + fdsPerProcess},
+		{"no socket", &units.Service{Name: "x.service"}, nil, fdsPerProcess, 1 + fdsPerProcess + 1},
+		{"two sockets of two lines and one", &units.Service{Name: "x.service"}, []*units.Socket{two, one}, 3 + fdsPerProcess, 3 + 1 + fdsPerProcess + 1},
 		{"Accept=yes template: its socket alone, MaxConnections= instances", &units.Service{Name: "c@.service", Template: true},
-			[]*units.Socket{accept, two}, 1 + 10*fdsPerProcess},
+			[]*units.Socket{accept, two}, 1 + 10*fdsPerProcess, 1 + 1 + 10*(fdsPerProcess+1)},
 	} {
-		if got := unitFDs(tc.svc, tc.socks); got != tc.want {
+		if got := unitFDs(tc.svc, tc.socks, false); got != tc.want {
 			t.Errorf("%s: unitFDs = %d, want %d", tc.name, got, tc.want)
+		}
+		if got := unitFDs(tc.svc, tc.socks, true); got != tc.cg {
+			t.Errorf("%s, with cgroups: unitFDs = %d, want %d", tc.name, got, tc.cg)
 		}
 	}
 }
