@@ -96,7 +96,8 @@ func restartWanted(policy units.RestartPolicy, st children.ExitStatus, k exitKin
 }
 
 // killTargets maps KillMode= and SendSIGKILL= to whom the stop signal and
-// the SIGKILL after TimeoutStopSec= go. sockd's control group is the
+// the SIGKILL after TimeoutStopSec= go. children.Group is the process's
+// control group: its cgroup leaf with cgroup v2 (cgroup.go), else its
 // process group. Services and Accept=yes instances alike.
 func killTargets(svc *units.Service) (sig, kill children.Target) {
 	switch svc.KillMode {
@@ -117,10 +118,10 @@ func killTargets(svc *units.Service) (sig, kill children.Target) {
 	return sig, kill
 }
 
-// killGroupOnExit reports whether the rest of the process group goes
-// when the main process exits: with KillMode=control-group and mixed
-// nothing of a cgroup outlives its service, and the group is sockd's
-// cgroup. Not for Type=forking, whose first process exits on purpose.
+// killGroupOnExit reports whether the rest of the control group (the
+// cgroup leaf, or the process group) goes when the main process exits:
+// with KillMode=control-group and mixed nothing of a cgroup outlives its
+// service. Not for Type=forking, whose first process exits on purpose.
 func killGroupOnExit(svc *units.Service) bool {
 	if svc.Type == units.TypeForking {
 		return false // the daemon it forks stays
