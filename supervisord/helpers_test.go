@@ -1,6 +1,7 @@
 package supervisord
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -123,6 +124,32 @@ func countFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// settleFDs gives descriptors that close once a goroutine ends (an
+// exited process's output pipes, read until their grace ends) a moment
+// to close; it returns as soon as the count is back to want.
+func settleFDs(t *testing.T, want int) int {
+	n := countFDs(t)
+	for i := 0; i < 100 && n > want; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n = countFDs(t)
+	}
+	return n
+}
+
+// fdList names this process's open fds, for a failure message.
+func fdList(t *testing.T) string {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&b, " %s→%s", e.Name(), l)
+	}
+	return b.String()
 }
 
 // settleGoroutines gives exiting goroutines (timer funcs, wait
