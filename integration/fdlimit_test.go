@@ -121,7 +121,7 @@ func TestFDLimit(t *testing.T) {
 	if strings.Contains(s.log(), "not watching the unit directory") {
 		t.Error("the unit directory is not watched")
 	}
-	out, errs, code = s.ctl("list")
+	_, errs, code = s.ctl("list")
 	if code != 0 || strings.Contains(errs, "warning") {
 		t.Errorf("sockctl list with every unit that fits running: exit %d: %s", code, errs)
 	}
