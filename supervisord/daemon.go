@@ -40,6 +40,11 @@ type Config struct {
 	// state, sub-state, processes, result, main pid or STATUS= change. It
 	// must not block.
 	Observe func(unit string, st api.ServiceStatus)
+	// OnEvent, if set, is called with every lifecycle event (events.go),
+	// synchronously from the goroutine that publishes it (a unit's
+	// actor): it must be cheap and must not block. The metrics count
+	// with it.
+	OnEvent func(api.UnitEvent)
 	// Reloaded, if set, is called after Watch has reloaded the directory.
 	Reloaded func(api.ReloadResult)
 	// Keepers keep copies of every listening socket and output pipe
@@ -87,6 +92,7 @@ type Daemon struct {
 	recovered  bool              // Open found a state file
 	busy       busyUnits         // units not opened: address in use, too few fds (busy.go)
 	fds        fdBudget          // the units' share of RLIMIT_NOFILE (fdbudget.go)
+	events     *eventBus         // lifecycle events to subscribers (events.go)
 	cg         *cgroup.Hierarchy // the units' cgroups; nil: process groups (cgroup.go)
 	cgOwn      bool              // cg is sockd's own delegated cgroup
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
@@ -105,7 +111,7 @@ var _ api.Backend = (*Daemon)(nil)
 func New(cfg Config) *Daemon {
 	life, end := context.WithCancel(context.Background())
 	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*handle{}, sockets: map[string]string{}, pids: newPidTable(),
-		start: startChild, roots: defaultExecRoots(), life: life, endLife: end}
+		start: startChild, roots: defaultExecRoots(), life: life, endLife: end, events: newEventBus(cfg.OnEvent)}
 }
 
 // Open loads the unit directory, opens every socket and starts each
@@ -352,6 +358,7 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	u := newUnit(h, svc, d.log)
 	u.keep, u.state = d.keep, d.state
 	u.observe = d.cfg.Observe
+	u.events = d.events
 	u.lsSock, u.sockSt = lsSock, sockSt
 	u.pids = d.pids
 	u.waiter = d.waiter
@@ -368,6 +375,10 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 		u.recoverProcs(st, d.replace)
 	}
 	d.bound(svc.Name) // no longer waiting for an address, before anyone sees it run
+	d.events.publish(api.UnitEvent{Unit: svc.Name, Kind: api.EventAdded})
+	for i, l := range ls {
+		d.events.publish(api.UnitEvent{Unit: svc.Name, Kind: api.EventBound, Socket: lsSock[i].Name, Listen: l.Addr()})
+	}
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	for _, s := range socks {

@@ -30,6 +30,7 @@ func (u *unit) forget(p *proc) (slotted bool) {
 		lg = u.log.Warn()
 	}
 	lg.Int("pid", p.Pid()).Str("exit", st.String()).Msg("exited")
+	u.publishExit(p, st)
 	for i, d := range u.draining {
 		if d == p {
 			u.draining = append(u.draining[:i], u.draining[i+1:]...)

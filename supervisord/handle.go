@@ -150,6 +150,7 @@ type token uint64
 // job is a request under way (or queued): start, stop, restart or
 // reload-app. Jobs run one at a time per unit.
 type job struct {
+	unit    *unit // whose job: its restart progress is published too
 	kind    reqKind
 	opts    api.RestartOptions
 	waiters []*request
@@ -176,6 +177,9 @@ type job struct {
 
 func (j *job) emit(phase string, pid int, msg string) {
 	ev := api.Event{Time: time.Now(), Phase: phase, Pid: pid, Message: msg}
+	if j.unit != nil && j.kind == reqRestart {
+		j.unit.publish(api.UnitEvent{Time: ev.Time, Kind: api.EventRestart, Phase: phase, Pid: pid, Message: msg})
+	}
 	for _, w := range j.waiters {
 		if w.events == nil {
 			continue

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/activation"
+	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
 )
@@ -195,6 +196,7 @@ func (u *unit) spawn(slot, gen int) (*proc, error) {
 		u.deliverNotify(n)
 	}
 	go pr.reportExit(u, p)
+	u.publish(api.UnitEvent{Time: pr.started, Kind: api.EventSpawned, Pid: pr.Pid(), Gen: gen})
 	return pr, nil
 }
 

@@ -102,7 +102,7 @@ func (u *unit) recoverProcs(st unitState, replace bool) int {
 		if replace {
 			// Not sockd's children: replaced with an overlapping restart
 			// as soon as the actor runs.
-			u.queue = append(u.queue, &job{kind: reqRestart})
+			u.queue = append(u.queue, &job{unit: u, kind: reqRestart})
 		}
 	}
 	return n

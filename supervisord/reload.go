@@ -49,6 +49,9 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			broken[dg.Unit] = true
 		}
 		ev.Str("file", dg.File).Int("line", dg.Line).Str("option", dg.Option).Msg(dg.Msg)
+		if dg.Severity == units.Error {
+			d.events.publish(api.UnitEvent{Unit: dg.Unit, Kind: api.EventLoadError, File: dg.File, Line: dg.Line, Message: dg.Error()})
+		}
 		res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: dg.File, Line: dg.Line, Option: dg.Option,
 			Severity: sev, Message: dg.Msg, Text: dg.Error()})
 	}
@@ -158,6 +161,8 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		res.Changed = append(res.Changed, svc.Name)
 	}
 	sort.Strings(res.Changed)
+	d.events.publish(api.UnitEvent{Kind: api.EventReload, Message: fmt.Sprintf("added %v, removed %v, changed %v, %d diagnostics",
+		res.Added, res.Removed, res.Changed, len(res.Diagnostics))})
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("reload: %w", err)
 	}
@@ -230,6 +235,7 @@ func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
 		d.keep.remove(u.lsNames...)
 	}
 	d.state.set(u.name, unitState{})
+	d.events.publish(api.UnitEvent{Unit: u.name, Kind: api.EventRemoved})
 	d.mu.Lock()
 	if d.units[u.name] == u {
 		delete(d.units, u.name)

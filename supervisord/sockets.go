@@ -150,6 +150,7 @@ func (u *unit) socketDead(e event) {
 	st[i].Listen, st[i].Replaced, st[i].ReplacedAt, st[i].ReplacedCause = nl.Addr(), st[i].Replaced+1, &now, cause
 	u.sockSt = st
 	u.saveState()
+	u.publish(api.UnitEvent{Kind: api.EventSocketReplaced, Socket: name, Listen: nl.Addr(), Message: cause})
 	if u.serving() {
 		// The processes hold the dead socket: a new generation gets the
 		// fresh one, the old drains once it is ready.
@@ -246,6 +247,9 @@ func (u *unit) reopenSockets() error {
 	u.sockSt = st
 	u.watchSockets()
 	u.log.Info().Int("sockets", len(ls)).Msg("sockets bound again")
+	for i, l := range ls {
+		u.publish(api.UnitEvent{Kind: api.EventBound, Socket: u.lsSock[i].Name, Listen: l.Addr()})
+	}
 	return nil
 }
 
@@ -352,6 +356,11 @@ func (u *unit) changeSockets(socks []*units.Socket) error {
 	u.lsSock, u.sockSt = lsSock, st
 	u.watchSockets()
 	u.log.Info().Int("kept", len(kept)).Int("new", len(opened)).Int("retired", len(retired)).Msg("sockets changed in place")
+	for i, l := range ls {
+		if slices.Contains(opened, l) {
+			u.publish(api.UnitEvent{Kind: api.EventBound, Socket: lsSock[i].Name, Listen: l.Addr()})
+		}
+	}
 	if len(opened) == 0 && len(retired) == 0 {
 		return nil // the same sockets: options changed in place only
 	}

@@ -28,7 +28,14 @@ func (u *unit) trigger(e event) {
 		u.enter(phaseFailed)
 		return
 	}
-	if s := u.socketOf(e.l); s != nil && !u.allowTrigger(s) {
+	s := u.socketOf(e.l)
+	sockName := ""
+	if s != nil {
+		sockName = s.Name
+	}
+	u.publish(api.UnitEvent{Kind: api.EventTriggered, Socket: sockName, Listen: e.l.Addr()})
+	if s != nil && !u.allowTrigger(s) {
+		u.publish(api.UnitEvent{Kind: api.EventTriggerLimit, Socket: s.Name, Listen: e.l.Addr()})
 		u.result = "trigger-limit-hit"
 		u.log.Error().Str("socket", s.Name).Int("burst", s.TriggerLimitBurst).Dur("interval", s.TriggerLimitInterval).
 			Msg("trigger limit hit: not starting on connections until `sockctl start`")
@@ -83,6 +90,7 @@ func (u *unit) allowTrigger(s *units.Socket) bool {
 // for a service that will not come, as systemd's socket unit fails.
 func (u *unit) failStartLimit() {
 	u.result = "start-limit-hit"
+	u.publish(api.UnitEvent{Kind: api.EventStartLimit})
 	u.log.Error().Int("burst", u.svc.StartLimitBurst).Dur("interval", u.svc.StartLimitInterval).
 		Msg("start limit hit: not starting again until `sockctl start`")
 	u.closeSockets()
@@ -300,6 +308,7 @@ func (u *unit) armReadiness(pr *proc, gated bool) {
 		return
 	}
 	pr.ready = true
+	u.publishReady(pr)
 }
 
 // armWatchdog (re)starts p's watchdog: WatchdogSec=, or what the
@@ -339,6 +348,7 @@ func (u *unit) markReady(e event) bool {
 	}
 	p.ready, p.startTok = true, 0
 	u.log.Info().Int("pid", p.Pid()).Msg("ready")
+	u.publishReady(p)
 	u.progress(api.PhaseReady, p.Pid(), "")
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
 )
@@ -244,6 +245,7 @@ func (u *unit) watchdogMissed(e event) {
 		return
 	}
 	p.watchdog = true
+	u.publish(api.UnitEvent{Kind: api.EventWatchdog, Pid: p.Pid(), Gen: p.gen})
 	u.log.Error().Int("pid", p.Pid()).Dur("WatchdogSec", u.svc.WatchdogSec).Msg("watchdog timeout")
 	// As systemd: WatchdogSignal= (SIGABRT), no ExecStop=, and
 	// TimeoutAbortSec= (TimeoutStopSec= by default) before SIGKILL.

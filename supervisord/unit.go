@@ -30,6 +30,7 @@ type unit struct {
 	pids    *pidTable
 	waiter  *activation.Waiter // the daemon's, for lazy starts
 	observe func(string, api.ServiceStatus)
+	events  *eventBus // the daemon's; nil in tests without
 	// life ends with the actor: every Exec*= command still running then
 	// (ExecStop= of a process that exited meanwhile) is killed.
 	life    context.Context
@@ -139,7 +140,7 @@ func (u *unit) run() {
 		u.phase = phaseRunning // recover.go
 	case len(u.ls) == 0:
 		// A service with no socket starts at once.
-		u.queue = append(u.queue, &job{kind: reqStart})
+		u.queue = append(u.queue, &job{unit: u, kind: reqStart})
 	default:
 		u.phase = phaseListening
 	}
@@ -202,6 +203,7 @@ func (u *unit) enter(next phase) {
 	}
 	u.log.Info().Str("from", u.phase.String()).Str("to", next.String()).Msg("phase")
 	u.phase, u.since = next, time.Now()
+	u.publish(api.UnitEvent{Time: u.since, Kind: api.EventPhase, Phase: next.String(), Result: u.result})
 }
 
 func containsPhase(ps []phase, p phase) bool {
@@ -342,7 +344,7 @@ func (u *unit) enqueue(r *request) {
 			u.cancelJob("canceled by stop")
 		}
 	}
-	j := &job{kind: r.kind, opts: r.opts, waiters: []*request{r}}
+	j := &job{unit: u, kind: r.kind, opts: r.opts, waiters: []*request{r}}
 	if u.job != nil {
 		j.emit(api.PhaseQueued, 0, "a "+u.job.kind.String()+" under way")
 	} else if len(u.queue) > 0 {
@@ -429,6 +431,7 @@ func (u *unit) answer(j *job) {
 		}
 		lvl.Str("outcome", res.Outcome).Int64("ms", res.Millis).Ints("old", res.OldPids).Ints("new", res.NewPids).
 			Str("cause", res.Cause).Msg("restart")
+		u.publish(api.UnitEvent{Kind: api.EventRestartDone, Outcome: res.Outcome, Millis: res.Millis, Message: res.Cause})
 		if res.OK {
 			j.emit(api.PhaseDone, 0, fmt.Sprintf("done in %d ms", res.Millis))
 		} else {
