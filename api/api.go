@@ -150,6 +150,13 @@ type SocketStatus struct {
 	Replaced      int        `json:"replaced,omitempty"`
 	ReplacedAt    *time.Time `json:"replaced_at,omitempty"`
 	ReplacedCause string     `json:"replaced_cause,omitempty"`
+	// QueueDepth is how many connections wait in a listening stream
+	// socket's accept queue, and Backlog how many it may hold (what
+	// `ss -lt` shows as Recv-Q and Send-Q), read through sock_diag when
+	// the status is asked for; nil when not known (datagram sockets,
+	// FIFOs, or sock_diag unavailable).
+	QueueDepth *int `json:"queue_depth,omitempty"`
+	Backlog    int  `json:"backlog,omitempty"`
 }
 
 // RestartOptions are the knobs of a restart.
