@@ -46,6 +46,9 @@ type Listener struct {
 	accept bool
 
 	file *os.File // created from a blocking fd: Fd() never flips it
+	// ino is the socket's (or FIFO's) inode, read once when file is
+	// made: how sock_diag names the socket.
+	ino uint64
 
 	// poll is a dup of file registered with the netpoller, for Wait and
 	// Accept. It exists only while sockd waits on the socket (always for
@@ -229,6 +232,10 @@ func (l *Listener) makeFilesMode(fd int, setMode bool) error {
 		l.poll.Close()
 		return os.NewSyscallError("fcntl F_SETFL", err)
 	}
+	var st unix.Stat_t
+	if unix.Fstat(d, &st) == nil {
+		l.ino = st.Ino
+	}
 	l.file = os.NewFile(uintptr(d), l.name)
 	if !setMode {
 		// Neither the blocking mode the dup of fd got from its
@@ -342,6 +349,11 @@ func (l *Listener) Addr() string { return l.addr }
 // that child's accept loop between blocking and non-blocking under it.
 // Call ResetMode when no child holds the socket.
 func (l *Listener) File() *os.File { return l.file }
+
+// Inode returns the inode of the socket (or FIFO), as fstat(2) gives
+// it and as sock_diag(7) names the socket; 0 if unknown. It is read once,
+// when the listener is made, and stays valid after Close.
+func (l *Listener) Inode() uint64 { return l.ino }
 
 // ResetMode puts the shared open file description back in the unit's
 // mode: blocking unless NonBlocking=yes (Accept=yes listeners stay

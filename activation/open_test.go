@@ -622,3 +622,18 @@ func TestFDCount(t *testing.T) {
 		t.Errorf("files left in %s: %v", dir, ents)
 	}
 }
+
+// TestInode: Inode is the inode fstat gives for the listener's fd (and
+// the one sock_diag names it by).
+func TestInode(t *testing.T) {
+	ls := mustOpen(t, tcpSocket("127.0.0.1:0"))
+	var st unix.Stat_t
+	withFD(t, ls[0].File(), func(fd int) {
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if st.Ino == 0 || ls[0].Inode() != st.Ino {
+		t.Errorf("Inode() = %d, fstat st_ino = %d", ls[0].Inode(), st.Ino)
+	}
+}
