@@ -424,6 +424,7 @@ func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
 	d.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
 	out := make([]api.UnitStatus, 0, len(all))
+	answered := make([]*handle, 0, len(all))
 	for _, u := range all {
 		rep, err := u.call(ctx, &request{kind: reqStatus})
 		if errors.Is(err, api.ErrNotFound) {
@@ -433,7 +434,9 @@ func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
 			return nil, err
 		}
 		out = append(out, rep.status)
+		answered = append(answered, u)
 	}
+	d.fillQueues(out, answered) // one sock_diag dump for every unit
 	return append(out, d.busyStatus("")...), nil
 }
 
@@ -447,7 +450,12 @@ func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error
 		return api.UnitStatus{}, err
 	}
 	rep, err := u.call(ctx, &request{kind: reqStatus})
-	return rep.status, err
+	if err != nil {
+		return api.UnitStatus{}, err
+	}
+	sts := []api.UnitStatus{rep.status}
+	d.fillQueues(sts, []*handle{u})
+	return sts[0], nil
 }
 
 // Start starts a unit's processes now and waits until they are ready.
