@@ -396,10 +396,16 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 			label = "Listen"
 		}
 		txt := fmt.Sprintf("%s %s (%s, fd %s)", so.Listen, so.Unit, so.Type, so.FDName)
+		if so.QueueDepth != nil {
+			txt += fmt.Sprintf(" queue %d/%d", *so.QueueDepth, so.Backlog)
+		}
 		if so.Closed {
 			txt += " closed: connections refused until sockctl start or reset-failed"
 		}
 		line(label, "%s", txt)
+		if so.QueueDepth != nil && so.Backlog > 0 && *so.QueueDepth*2 > so.Backlog {
+			line("", "  warning: the app does not accept fast enough: %d of %d queued", *so.QueueDepth, so.Backlog)
+		}
 		if so.Replaced > 0 && so.ReplacedAt != nil {
 			line("", "  socket-replaced %d×, last %s ago: %s", so.Replaced,
 				time.Since(*so.ReplacedAt).Round(time.Second), so.ReplacedCause)

@@ -71,6 +71,11 @@ var exited = map[string]api.UnitStatus{
 	"pg": {Name: "pg.service", Service: api.ServiceStatus{State: api.StateActive, Pids: []int{10}, ControlGroup: "process group"}},
 	"backoff": {Name: "backoff.service", Service: api.ServiceStatus{State: api.StateFailed, SubState: "listening",
 		Result: "exit-code", NextStart: time.Now().Add(90 * time.Second)}},
+	"queued": {Name: "queued.service", Service: api.ServiceStatus{State: api.StateActive}, Sockets: []api.SocketStatus{
+		{Unit: "queued.socket", Type: "Stream", Listen: "127.0.0.1:8080", FDName: "http", QueueDepth: ptr(3), Backlog: 4096},
+		{Unit: "queued.socket", Type: "Stream", Listen: "/run/queued.sock", FDName: "local", QueueDepth: ptr(5), Backlog: 8},
+		{Unit: "queued.socket", Type: "Datagram", Listen: "127.0.0.1:5353", FDName: "dns"},
+	}},
 	"restarting": {Name: "restarting.service", Service: api.ServiceStatus{State: api.StateActivating, SubState: "auto-restart",
 		Result: "exit-code", NextStart: time.Now().Add(time.Hour)}},
 }
@@ -335,6 +340,23 @@ func TestStatus(t *testing.T) {
 	r = sockctl(t, nil, false, "--api", path, "status", "nope")
 	if r.code != 1 || r.stderr != "sockctl: unit nope: not found\n" {
 		t.Errorf("status nope: exit %d: %q", r.code, r.stderr)
+	}
+}
+
+// The status shows each listening socket's accept queue, and warns when
+// it is over half the backlog; a socket whose queue is unknown shows none.
+func TestStatusQueue(t *testing.T) {
+	path := serve(t, &backend{})
+	r := sockctl(t, nil, false, "--api", path, "status", "queued")
+	want := "      Listen: 127.0.0.1:8080 queued.socket (Stream, fd http) queue 3/4096\n" +
+		"            : /run/queued.sock queued.socket (Stream, fd local) queue 5/8\n" +
+		"            :   warning: the app does not accept fast enough: 5 of 8 queued\n" +
+		"            : 127.0.0.1:5353 queued.socket (Datagram, fd dns)\n"
+	if r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("exit %d:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	if strings.Count(r.stdout, "warning") != 1 {
+		t.Errorf("one warning expected:\n%s", r.stdout)
 	}
 }
 
