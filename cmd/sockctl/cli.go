@@ -19,7 +19,7 @@ const usage = `usage: sockctl [--api PATH] [--json] [--timeout DUR] VERB [ARGS]
 
 Verbs:
   list                      list units: UNIT, STATE, PIDS, LISTEN
-  status UNIT               show one unit
+  status UNIT               show one unit, with each socket's accept queue
   start UNIT                start the unit's service now
   stop UNIT                 stop the unit's service (its sockets stay open)
   restart UNIT [--wait] [--stop-first]
