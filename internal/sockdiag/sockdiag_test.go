@@ -226,3 +226,37 @@ func TestParseBounds(t *testing.T) {
 		t.Errorf("malformed messages gave %v", out)
 	}
 }
+
+// BenchmarkListeners1000: one call with 1,000 TCP and 1,000 Unix
+// listeners open (the dump covers the whole namespace).
+func BenchmarkListeners1000(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		for _, s := range []struct {
+			family int
+			sa     unix.Sockaddr
+		}{
+			{unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}},
+			{unix.AF_UNIX, &unix.SockaddrUnix{Name: filepath.Join(dir, strconv.Itoa(i))}},
+		} {
+			fd, err := unix.Socket(s.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { unix.Close(fd) })
+			if err := unix.Bind(fd, s.sa); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Listen(fd, 128); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		m, err := Listeners()
+		if err != nil || len(m) < 2000 {
+			b.Fatalf("%d listeners, %v", len(m), err)
+		}
+	}
+}
