@@ -136,11 +136,11 @@ func OpenOne(s *units.Socket, i int) (*Listener, error) {
 }
 
 // fdName is s's name in LISTEN_FDNAMES: FileDescriptorName=, else the
-// unit's name without ".socket".
+// socket unit's name, ".socket" included, as systemd names it.
 func fdName(s *units.Socket) (string, error) {
 	name := s.FileDescriptorName
 	if name == "" {
-		name = strings.TrimSuffix(s.Name, ".socket")
+		name = s.Name
 	}
 	if err := checkFDName(name); err != nil {
 		return "", fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)

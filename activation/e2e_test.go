@@ -120,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 		// The child reports the name go-systemd gave the socket, its own
 		// pid (so LISTEN_PID matched) and the modes of fds 3 and 4 as
 		// it received them, after exec.Cmd called Fd() on them.
-		if want := fmt.Sprintf("web %s blocking,blocking", pid); r.body != want {
+		if want := fmt.Sprintf("web.socket %s blocking,blocking", pid); r.body != want {
 			t.Errorf("round %d: TCP reply %q, want %q", round, r.body, want)
 		}
 		body, err := get(dialCtl)

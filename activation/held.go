@@ -41,12 +41,9 @@ func Reuse(s *units.Socket, held []*os.File) (_ []*Listener, reused []bool, err 
 			}
 		}
 	}()
-	name := s.FileDescriptorName
-	if name == "" {
-		name = strings.TrimSuffix(s.Name, ".socket")
-	}
-	if err := checkFDName(name); err != nil {
-		return nil, nil, fmt.Errorf("open %s: FileDescriptorName %q: %w", s.Name, name, err)
+	name, err := fdName(s)
+	if err != nil {
+		return nil, nil, err
 	}
 	ls := make([]*Listener, 0, len(s.Listens))
 	reused = make([]bool, len(s.Listens))

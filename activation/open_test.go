@@ -575,7 +575,7 @@ func TestEnv(t *testing.T) {
 	}})
 	ls = append(ls, mustOpen(t, &units.Socket{Name: "x.socket", FileDescriptorName: "ctl", Listens: []units.Listen{{Network: "udp", Address: "127.0.0.1:0"}}})...)
 	got := strings.Join(Env(ls), " ")
-	if want := "LISTEN_FDS=3 LISTEN_FDNAMES=web:web:ctl"; got != want {
+	if want := "LISTEN_FDS=3 LISTEN_FDNAMES=web.socket:web.socket:ctl"; got != want {
 		t.Errorf("Env = %q, want %q", got, want)
 	}
 	if ls[2].Name() != "ctl" || ls[1].Spec().Address != dir+"/web.sock" {

@@ -115,7 +115,7 @@ func TestAcceptQueueDepth(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sockctl status: exit %d: %s", code, errs)
 	}
-	if want := fmt.Sprintf("%s slow.socket (Stream, fd slow) queue 3/8", a.tcp); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("%s slow.socket (Stream, fd slow.socket) queue 3/8", a.tcp); !strings.Contains(out, want) {
 		t.Errorf("sockctl status lacks %q:\n%s", want, out)
 	}
 	if strings.Contains(out, "does not accept fast enough") {

@@ -41,7 +41,7 @@ func mustConflict(t *testing.T, what string, err error, want string) {
 func TestHoldRealSockets(t *testing.T) {
 	e := newEnv(t, notifyService)
 	h := e.hold(4242)
-	if h.Unit != "app.service" || !slices.Equal(h.Names, []string{"app"}) || len(h.Files) != 1 {
+	if h.Unit != "app.service" || !slices.Equal(h.Names, []string{"app.socket"}) || len(h.Files) != 1 {
 		t.Fatalf("hold %+v", h)
 	}
 	st := e.status()

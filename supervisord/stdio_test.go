@@ -141,8 +141,8 @@ func TestStdioNamedFD(t *testing.T) {
 	side := filepath.Join(filepath.Dir(e.sock), "side.sock")
 	e.write("side.socket", "[Socket]\nListenStream="+side+"\nFileDescriptorName=side\nService=app.service\n")
 	e.reload("StandardInput=fd:side\nStandardError=journal\nEnvironment=SOCKD_STDIO_CHILD=accept0")
-	if got := readGreeting(t, "unix", side); got != "fd0 fds=2 names=app:side" {
-		t.Errorf("greeting %q, want fds=2 names=app:side", got)
+	if got := readGreeting(t, "unix", side); got != "fd0 fds=2 names=app.socket:side" {
+		t.Errorf("greeting %q, want fds=2 names=app.socket:side", got)
 	}
 }
 
@@ -159,7 +159,7 @@ func TestStdioErrors(t *testing.T) {
 	})
 	t.Run("no such name", func(t *testing.T) {
 		e := newEnv(t, "StandardOutput=fd:nope")
-		if err := e.d.Start(e.ctx(), "app"); err == nil || !strings.Contains(err.Error(), `StandardOutput=fd:nope: no socket of that name (FileDescriptorName= of the sockets: ["app"])`) {
+		if err := e.d.Start(e.ctx(), "app"); err == nil || !strings.Contains(err.Error(), `StandardOutput=fd:nope: no socket of that name (FileDescriptorName= of the sockets: ["app.socket"])`) {
 			t.Errorf("start: %v, want an error naming fd:nope", err)
 		}
 	})
