@@ -100,11 +100,16 @@ func TestMetricsCountLifecycle(t *testing.T) {
 		labels map[string]string
 	}{
 		{"sockd_unit_spawns_total", demo},
-		{"sockd_unit_start_limit_hits_total", bad},
-		{"sockd_unit_restarts_total", map[string]string{"unit": "demo.service", "outcome": "done"}},
+		{"sockd_unit_spawns_total", bad},
+		{"sockd_reloads_total", map[string]string{"result": "failed"}},
 	} {
 		if v, ok := sample(before, c.name, c.labels); !ok || v != 0 {
 			t.Errorf("at start %s%v = %v (present %v), want 0", c.name, c.labels, v, ok)
+		}
+	}
+	for _, name := range []string{"sockd_unit_start_limit_hits_total", "sockd_unit_restarts_total"} {
+		if v, ok := sample(before, name, nil); ok {
+			t.Errorf("at start %s = %v, want none yet", name, v)
 		}
 	}
 
