@@ -124,7 +124,7 @@ func TestObserveAndScrape(t *testing.T) {
 		want   float64
 	}{
 		{"sockd_unit_spawns_total", app, 4},
-		{"sockd_unit_spawns_total", idle, 0}, // made at zero when added
+		{"sockd_unit_spawns_total", idle, 0},             // made at zero when added
 		{"sockd_unit_watchdog_timeouts_total", idle, -1}, // appears at its first event
 		{"sockd_unit_exits_total", map[string]string{"unit": "app.service", "result": "success"}, 1},
 		{"sockd_unit_exits_total", map[string]string{"unit": "app.service", "result": "exit-code"}, 1},
