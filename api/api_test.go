@@ -118,13 +118,20 @@ type testServer struct {
 
 func startServer(t *testing.T, b Backend) *testServer {
 	t.Helper()
+	return startServerWith(t, &Server{Backend: b})
+}
+
+// startServerWith is startServer with a Server set up by the test.
+func startServerWith(t *testing.T, srv *Server) *testServer {
+	t.Helper()
 	path := filepath.Join(testutil.ShortDir(t), "api.sock")
 	l, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.Log, srv.Version = zerolog.New(zerolog.NewTestWriter(t)), "test"
 	ts := &testServer{
-		srv:    &Server{Backend: b, Log: zerolog.New(zerolog.NewTestWriter(t)), Version: "test"},
+		srv:    srv,
 		path:   path,
 		client: &Client{Path: path},
 		served: make(chan error, 1),

@@ -19,8 +19,10 @@ type UnitEvent struct {
 	Result string `json:"result,omitempty"` // exited: how sockd judges the exit ("success", "exit-code", "signal", "timeout", "watchdog")
 	// Phase is a restart's phase (Phase* constants) for EventRestart,
 	// the unit's new phase for EventPhase ("running", "failed", …).
-	Phase   string `json:"phase,omitempty"`
-	Outcome string `json:"outcome,omitempty"` // EventRestartDone: "done", "rolled-back" or "failed"
+	Phase string `json:"phase,omitempty"`
+	// Outcome is EventRestartDone's "done", "rolled-back" or "failed",
+	// and EventReload's (Reload* constants).
+	Outcome string `json:"outcome,omitempty"`
 	Millis  int64  `json:"ms,omitempty"`      // EventReady: since the spawn; EventRestartDone: the restart's length
 	Socket  string `json:"socket,omitempty"`  // "app.socket"
 	Listen  string `json:"listen,omitempty"`  // the address
@@ -48,4 +50,11 @@ const (
 	EventLoadError      = "load-error"        // the unit's file has an error (File, Line, Message)
 	EventReload         = "reload"            // a reload of the unit directory ended (Message: its summary)
 	EventLagged         = "lagged"            // the last event a subscriber that did not keep up gets
+)
+
+// The outcomes of a reload (EventReload's Outcome).
+const (
+	ReloadSuccess    = "success"     // applied, every unit file loads
+	ReloadUnitErrors = "unit-errors" // applied; units whose files have errors were left as they were
+	ReloadFailed     = "failed"      // the directory could not be read, a unit could not be stopped, or it was cut short
 )

@@ -46,6 +46,9 @@ type Server struct {
 	// server calls once the answer has gone out (commit execs, and
 	// returns only if that failed). Without it the route answers 501.
 	Reexec func(ctx context.Context) (commit func(), err error)
+	// Metrics, if set, serves GET /metrics (the Prometheus text
+	// format), a read route; without it the route answers 404.
+	Metrics http.Handler
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -119,6 +122,7 @@ var routes = []route{
 	{"POST /v1/reload", true, (*Server).reload},
 	{"POST /v1/daemon-reexec", true, (*Server).reexec},
 	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
+	{"GET /metrics", false, (*Server).metrics},
 }
 
 // Handler returns the HTTP handler with every route. Unknown paths get a
@@ -349,6 +353,14 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
 		v.Warnings = s.Warnings()
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
+	if s.Metrics == nil {
+		return fmt.Errorf("metrics: not served by this daemon: %w", ErrNotFound)
+	}
+	s.Metrics.ServeHTTP(w, r)
 	return nil
 }
 

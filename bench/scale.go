@@ -19,7 +19,7 @@ const scaleUnits = 1000
 
 // scale loads 1,000 units, each with a TCP and a Unix socket, and
 // measures the time until all listen, sockd's idle RSS and CPU, sockctl
-// list, and 100 cold units triggered at once.
+// list, 100 cold units triggered at once, and a /metrics scrape.
 func scale(ctx context.Context, b *bins, p *ports, res *results) error {
 	ps, err := p.take(scaleUnits)
 	if err != nil {
@@ -182,6 +182,11 @@ func scale(ctx context.Context, b *bins, p *ports, res *results) error {
 	res.add(x)
 	if len(failed) > 0 {
 		res.note("scale: %d of %d cold units failed, first: %v", len(failed), burst, failed[0])
+	}
+
+	// A Prometheus scrape, with 100 of the units running.
+	if err := metricsScrape(ctx, s, res); err != nil {
+		res.fail("scale: `GET /metrics` with 1,000 units", err)
 	}
 	return nil
 }

@@ -36,7 +36,9 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	}
 	set, diags, err := units.LoadOptions{AllowUntrusted: d.cfg.AllowUntrustedUnits}.LoadDir(d.cfg.UnitsDir)
 	if err != nil {
-		return res, fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
+		err = fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
+		d.events.publish(api.UnitEvent{Kind: api.EventReload, Outcome: api.ReloadFailed, Message: err.Error()})
+		return res, err
 	}
 	diags = append(diags, d.resourceDiagnostics(set)...)
 	d.planFDs(set) // fdbudget.go
@@ -161,13 +163,23 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		res.Changed = append(res.Changed, svc.Name)
 	}
 	sort.Strings(res.Changed)
-	d.events.publish(api.UnitEvent{Kind: api.EventReload, Message: fmt.Sprintf("added %v, removed %v, changed %v, %d diagnostics",
-		res.Added, res.Removed, res.Changed, len(res.Diagnostics))})
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("reload: %w", err)
+	outcome := api.ReloadSuccess
+	for _, dg := range res.Diagnostics {
+		if dg.Severity == "error" {
+			outcome = api.ReloadUnitErrors
+		}
 	}
-	if stopErr != nil {
-		return res, fmt.Errorf("reload: %w", stopErr)
+	err = ctx.Err()
+	if err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		outcome = api.ReloadFailed
+	}
+	d.events.publish(api.UnitEvent{Kind: api.EventReload, Outcome: outcome, Message: fmt.Sprintf("added %v, removed %v, changed %v, %d diagnostics",
+		res.Added, res.Removed, res.Changed, len(res.Diagnostics))})
+	if err != nil {
+		return res, fmt.Errorf("reload: %w", err)
 	}
 	return res, nil
 }

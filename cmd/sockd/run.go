@@ -23,6 +23,7 @@ import (
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/internal/fdholder"
 	"github.com/sockd/sockd/internal/fdstore"
+	"github.com/sockd/sockd/metrics"
 	"github.com/sockd/sockd/supervisord"
 	"github.com/sockd/sockd/units"
 )
@@ -30,13 +31,15 @@ import (
 // version is set by the build (-ldflags "-X main.version=…").
 var version = "dev"
 
-const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL] [--allow-untrusted-units] [--fd-holder=false]
+const usage = `usage: sockd [--units DIR] [--api PATH] [--watch=false] [--log-format auto|json|console] [--log-level LEVEL] [--allow-untrusted-units] [--fd-holder=false] [--metrics ADDR]
        sockd verify [--allow-untrusted-units] DIR|FILE...
        sockd self-test
 
 sockd owns the sockets declared in the unit files of DIR (env SOCKD_UNITS)
 and starts each service on its first connection. The control API listens
 on PATH (env SOCKD_API, default /run/sockd/api.sock); see sockctl.
+GET /metrics on it is the Prometheus exposition; --metrics ADDR also
+serves it (and nothing else, to anyone who can connect) over TCP.
 
 Signals: SIGHUP reloads the unit files; SIGUSR2 re-executes sockd in
 place (the binary it was started from, which may have been upgraded:
@@ -74,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	watch := fs.Bool("watch", true, "reload the unit directory when its files change (SIGHUP and `sockctl reload` always do)")
 	allowUntrusted := fs.Bool("allow-untrusted-units", false, allowUntrustedHelp)
 	cgroupDir := fs.String("cgroup", envOr("SOCKD_CGROUP", supervisord.CgroupAuto), "where each unit's processes live: auto (the cgroup v2 hierarchy sockd may write: its delegated cgroup under systemd, else a \"sockd\" cgroup below the root of /sys/fs/cgroup or /sys/fs/cgroup/unified; else process groups), off (process groups), or a cgroup v2 directory")
+	metricsAddr := fs.String("metrics", "", "also serve GET /metrics, and nothing else, over TCP on this address (127.0.0.1:9101); off by default. No access rules apply there: whoever can connect can read it")
 	useHolder := fs.Bool("fd-holder", true, "keep a copy of every socket and output pipe in an fd holder process, so that a sockd started after a crash takes them back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -92,6 +96,17 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return 2, err
+	}
+	// The metrics count every event from the first unit's on; the
+	// --metrics listener is bound before any unit starts, so a taken
+	// address stops sockd with nothing to undo.
+	m := metrics.New(metrics.Options{ErrorLog: promLogger{log}})
+	var ml *metricsListener
+	if *metricsAddr != "" {
+		if ml, err = listenMetrics(*metricsAddr, m.Handler(), log); err != nil {
+			return 1, err
+		}
+		defer ml.close()
 	}
 	// SIGPIPE is caught and dropped, not ignored: an ignored signal
 	// stays ignored in every child sockd execs.
@@ -164,7 +179,8 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
-		Keepers: keepers, Held: held, Keep: keep, Cgroup: *cgroupDir})
+		Keepers: keepers, Held: held, Keep: keep, Cgroup: *cgroupDir, OnEvent: m.Observe})
+	m.SetSource(d)
 	// A sockd that fails to start leaves no holder behind, unless it
 	// holds what a previous sockd's units still use (a state file).
 	stopHolder := func() {
@@ -199,7 +215,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 			warnings.add(fmt.Sprintf("not watching the unit directory (%v): SIGHUP or `sockctl reload` reload it", err))
 		}
 	}
-	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started, Warnings: warnings.list,
+	srv := &api.Server{Backend: d, Log: log, Version: version, Access: apiSock.access, Started: started, Warnings: warnings.list, Metrics: m.Handler(),
 		Reexec: func(ctx context.Context) (func(), error) {
 			log.Info().Str("binary", exe).Msg("sockctl daemon-reexec: re-executing")
 			commit, err := prepareReexec(context.WithoutCancel(ctx), exe, d, log)
@@ -213,6 +229,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
+	var metricsErr chan error // nil (never ready) without --metrics
+	if ml != nil {
+		metricsErr = make(chan error, 1)
+		go func() { metricsErr <- ml.serve() }()
+		log.Info().Str("metrics", ml.l.Addr().String()).Msg("serving GET /metrics over TCP")
+	}
 	// Loading parsed every unit file: hand the garbage back to the kernel
 	// now, since an idle sockd may not collect again for a long time.
 	debug.FreeOSMemory()
@@ -277,12 +299,19 @@ loop:
 			log.Error().Err(err).Msg("api server stopped")
 			code = 1
 			break loop
+		case err := <-metricsErr:
+			// The units and the API go on without it.
+			log.Error().Err(err).Msg("metrics listener stopped")
+			metricsErr = nil
 		}
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	stopWatch()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	srv.Shutdown(ctx)
+	if ml != nil {
+		ml.shutdown(ctx)
+	}
 	cancel()
 	// Units stop in parallel, each bounded by its TimeoutStopSec=; a
 	// second signal is not needed, SIGKILL follows the timeout.
