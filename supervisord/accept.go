@@ -375,7 +375,11 @@ func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listen
 func (a *acceptor) handleRequest(r *request) {
 	switch r.kind {
 	case reqStatus:
-		r.reply <- reply{status: a.status()}
+		st := a.status()
+		if r.full {
+			st.Service.CgroupPids = a.cg.pids()
+		}
+		r.reply <- reply{status: st}
 	case reqStart:
 		// The socket is listening: every connection starts an instance.
 		r.reply <- reply{}
@@ -495,7 +499,7 @@ func (a *acceptor) status() api.UnitStatus {
 		st.Pids = append(st.Pids, in.pr.Pid())
 		names = append(names, in.name)
 	}
-	st.ControlGroup, st.CgroupPids = a.cg.describe()
+	st.ControlGroup = a.cg.name()
 	st.Status = fmt.Sprintf("%d connections (max %d), %d accepted", len(a.insts), a.maxConns, a.accepted)
 	if len(names) > 0 {
 		st.Status += ": " + strings.Join(names, " ")

@@ -368,14 +368,23 @@ func cgroupPath(p process) string {
 	return ""
 }
 
-// controlGroup is the status line of the unit's control group and the
-// processes in it.
-func (c *unitCG) describe() (string, []int) {
+// name is the status line of the unit's control group.
+func (c *unitCG) name() string {
 	if c == nil {
-		return "process group", nil
+		return "process group"
+	}
+	return "cgroup " + c.g.Dir()
+}
+
+// pids lists every process in the unit's cgroup (none without one). It
+// reads cgroup.procs of every leaf: only a status asked for one unit
+// does (fullStatus), not the list, the observer or the metrics.
+func (c *unitCG) pids() []int {
+	if c == nil {
+		return nil
 	}
 	pids, _ := c.g.AllProcs()
-	return "cgroup " + c.g.Dir(), pids
+	return pids
 }
 
 // procByCgroup is the unit's process whose leaf pid is in, or nil.

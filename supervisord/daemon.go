@@ -449,7 +449,7 @@ func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error
 		}
 		return api.UnitStatus{}, err
 	}
-	rep, err := u.call(ctx, &request{kind: reqStatus})
+	rep, err := u.call(ctx, &request{kind: reqStatus, full: true})
 	if err != nil {
 		return api.UnitStatus{}, err
 	}

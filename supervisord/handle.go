@@ -66,6 +66,7 @@ func (k reqKind) String() string {
 type request struct {
 	kind   reqKind
 	acked  bool // answered when queued (restart without wait); actor-only
+	full   bool // reqStatus: with what costs more to read (the cgroup's pids)
 	opts   api.RestartOptions
 	svc    *units.Service  // reqUpdate
 	socks  []*units.Socket // reqSockets

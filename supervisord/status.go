@@ -29,7 +29,7 @@ func (u *unit) status() api.UnitStatus {
 			}
 		}
 	}
-	st.ControlGroup, st.CgroupPids = u.cg.describe()
+	st.ControlGroup = u.cg.name()
 	if u.hold != nil {
 		st.HeldBy = u.hold.pid
 	}

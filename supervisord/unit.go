@@ -288,7 +288,11 @@ func jobEvent(k reqKind) evKind {
 func (u *unit) request(r *request) {
 	switch r.kind {
 	case reqStatus:
-		r.reply <- reply{status: u.status()}
+		st := u.status()
+		if r.full {
+			st.Service.CgroupPids = u.cg.pids()
+		}
+		r.reply <- reply{status: st}
 	case reqSockets:
 		r.reply <- reply{err: u.changeSockets(r.socks)}
 	case reqUpdate:
