@@ -86,7 +86,7 @@ install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN)/sockd $(BIN)/sockctl $(DESTDIR)$(BINDIR)/
-	sed 's|/usr/local/bin/|$(BINDIR)/|g' contrib/sockd.service >$(BUILD)/sockd.service
+	sed 's|/usr/local/bin|$(BINDIR)|g' contrib/sockd.service >$(BUILD)/sockd.service
 	install -m 0644 $(BUILD)/sockd.service $(DESTDIR)$(UNITDIR)/sockd.service
 	install -m 0644 contrib/completion/sockctl.bash $(DESTDIR)$(BASHCOMPDIR)/sockctl
 	install -m 0644 contrib/completion/_sockctl $(DESTDIR)$(ZSHCOMPDIR)/_sockctl
