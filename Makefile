@@ -22,6 +22,9 @@ MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+# sockd's unit directory, as in sockd.service and sockd's --units default:
+# made empty (0755, root's) if missing, so that the service starts.
+UNITSDIR ?= /etc/sockd/units
 # The man pages are made here, from the binaries' own help and docs/.
 BUILD    := $(CURDIR)/build
 MANBUILD := $(BUILD)/man
@@ -85,6 +88,7 @@ man: build
 install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -d -m 0755 $(DESTDIR)$(UNITSDIR)
 	install -m 0755 $(BIN)/sockd $(BIN)/sockctl $(DESTDIR)$(BINDIR)/
 	sed 's|/usr/local/bin|$(BINDIR)|g' contrib/sockd.service >$(BUILD)/sockd.service
 	install -m 0644 $(BUILD)/sockd.service $(DESTDIR)$(UNITDIR)/sockd.service
@@ -94,8 +98,10 @@ install: build man
 	install -m 0644 $(MANBUILD)/sockd.units.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 $(MANBUILD)/sockd.8 $(DESTDIR)$(MANDIR)/man8/
 
-# Removes what install installed (the same PREFIX and DESTDIR), no more.
+# Removes what install installed (the same PREFIX and DESTDIR), no more:
+# the unit directory only if it is empty.
 uninstall:
+	rmdir $(DESTDIR)$(UNITSDIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(BINDIR)/sockd $(DESTDIR)$(BINDIR)/sockctl $(DESTDIR)$(UNITDIR)/sockd.service \
 		$(DESTDIR)$(BASHCOMPDIR)/sockctl $(DESTDIR)$(ZSHCOMPDIR)/_sockctl \
 		$(DESTDIR)$(MANDIR)/man1/sockctl.1 $(DESTDIR)$(MANDIR)/man5/sockd.units.5 $(DESTDIR)$(MANDIR)/man8/sockd.8

@@ -93,7 +93,8 @@ func runMake(t *testing.T, ctx context.Context, dir string, args ...string) {
 }
 
 // make install DESTDIR=… on a fresh tree installs exactly the binaries,
-// the systemd unit (its ExecStart= naming the installed sockd), the bash
+// the systemd unit (its ExecStart= naming the installed sockd) and an
+// empty unit directory for it, the bash
 // and zsh completions and the three man pages; man -l renders each page
 // without a warning, with the flags and verbs the binaries have and the
 // sections docs/units.md has; make uninstall takes it all away again.
@@ -130,6 +131,9 @@ func TestMakeInstall(t *testing.T) {
 		if _, ok := want[n]; !ok {
 			t.Errorf("%s installed, not expected", n)
 		}
+	}
+	if st, err := os.Stat(filepath.Join(dest, "etc/sockd/units")); err != nil || st.Mode() != fs.ModeDir|0o755 {
+		t.Errorf("the unit directory /etc/sockd/units: %v %v", st.Mode(), err)
 	}
 	unit, err := os.ReadFile(filepath.Join(dest, "usr/local/lib/systemd/system/sockd.service"))
 	if err != nil || !regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/sockd `).Match(unit) {
@@ -212,6 +216,9 @@ func TestMakeInstall(t *testing.T) {
 	runMake(t, ctx, src, "uninstall", "DESTDIR="+usr, "PREFIX=/usr")
 	if left := tree(t, usr); len(left) > 0 {
 		t.Errorf("make uninstall left %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(usr, "etc/sockd/units")); !os.IsNotExist(err) {
+		t.Errorf("make uninstall left the empty unit directory: %v", err)
 	}
 }
 
