@@ -237,6 +237,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if o.verb == "" {
 		return &usageError{"missing verb"}
 	}
+	if h, ok := hidden[o.verb]; ok {
+		return h(c, ctx, o) // man.go
+	}
 	v, ok := verbs[o.verb]
 	if !ok {
 		return &usageError{fmt.Sprintf("unknown verb %q", o.verb)}
@@ -269,14 +272,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	path := o.flags["api"]
-	if path == "" {
-		path = c.getenv("SOCKD_API")
-	}
-	cl := &api.Client{Path: path}
-	if path == "" {
-		cl.Path = api.DefaultPath
-	}
+	cl := c.client(o)
 	err = v.run(c, ctx, cl, o)
 	var (
 		ae *api.Error
@@ -295,6 +291,19 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: timed out after %s", what, o.flags["timeout"])
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// client is the API client for --api, else $SOCKD_API, else the
+// default path.
+func (c *cli) client(o *options) *api.Client {
+	path := o.flags["api"]
+	if path == "" {
+		path = c.getenv("SOCKD_API")
+	}
+	if path == "" {
+		path = api.DefaultPath
+	}
+	return &api.Client{Path: path}
 }
 
 // printJSON writes v as one line of JSON.

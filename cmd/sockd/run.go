@@ -67,6 +67,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("sockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	var manErr error
+	if len(args) == 1 && args[0] == manVerb {
+		// sockd(8), from this flag set once it is whole: Parse calls
+		// Usage for -help after every flag below is defined (man.go).
+		manEnv()
+		fs.Usage = func() { manErr = writeManPage(stdout, fs) }
+		args = []string{"-help"}
+	}
 	unitsDir := fs.String("units", envOr("SOCKD_UNITS", "/etc/sockd/units"), "directory of unit files")
 	apiPath := fs.String("api", envOr("SOCKD_API", api.DefaultPath), "control socket path")
 	apiMode := fs.String("api-mode", "", "control socket file mode (default 0600, 0660 with --api-group)")
@@ -81,6 +89,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	useHolder := fs.Bool("fd-holder", true, "keep a copy of every socket and output pipe in an fd holder process, so that a sockd started after a crash takes them back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if manErr != nil {
+				return 1, fmt.Errorf("write man page: %w", manErr)
+			}
 			return 0, nil
 		}
 		return 2, nil
