@@ -29,6 +29,8 @@ type backend struct {
 	reload  api.ReloadResult
 	// listFailed adds a failed unit, broken.service, to the list.
 	listFailed bool
+	// events, if set, is every event stream's events.
+	events []api.UnitEvent
 }
 
 func (b *backend) record(s string) {
@@ -166,6 +168,22 @@ func (b *backend) Hold(_ context.Context, unit string, holder api.Peer) (*api.Ho
 		return nil, err
 	}
 	return b.hold(unit, holder)
+}
+
+// Events sends b.events, then ends the stream as a lagging reader's.
+func (b *backend) Events(_ context.Context, unit string) (<-chan api.UnitEvent, func(), error) {
+	b.record("events " + unit)
+	if unit != "" {
+		if _, err := b.find(unit); err != nil {
+			return nil, nil, err
+		}
+	}
+	ch := make(chan api.UnitEvent, len(b.events)+1)
+	for _, ev := range b.events {
+		ch <- ev
+	}
+	close(ch)
+	return ch, func() {}, nil
 }
 
 func okRestart(progress func(api.Event)) (api.RestartResult, error) {
