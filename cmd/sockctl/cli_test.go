@@ -591,6 +591,14 @@ func TestBinaryAndDeployHook(t *testing.T) {
 		if r.code != 0 || r.stdout != "app idle broken\n" {
 			t.Errorf("completion: %d %q %s", r.code, r.stdout, r.stderr)
 		}
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl ev); COMP_CWORD=1; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "events\n" {
+			t.Errorf("completion of the events verb: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl events ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "app idle broken\n" {
+			t.Errorf("completion of events UNIT: %d %q %s", r.code, r.stdout, r.stderr)
+		}
 		// reset-failed offers the failed units only.
 		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl reset-failed ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
 		if r.code != 0 || r.stdout != "broken\n" {
