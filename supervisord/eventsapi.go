@@ -77,6 +77,14 @@ func (d *Daemon) setLoadErrors(diags []units.Diagnostic) {
 		errs[svc] = append(errs[svc], api.Diagnostic{File: dg.File, Line: dg.Line, Option: dg.Option,
 			Severity: "error", Message: dg.Msg, Text: dg.Error()})
 	}
+	for _, ds := range errs { // the same order at each reload
+		sort.SliceStable(ds, func(i, j int) bool {
+			if ds[i].File != ds[j].File {
+				return ds[i].File < ds[j].File
+			}
+			return ds[i].Line < ds[j].Line
+		})
+	}
 	d.mu.Lock()
 	d.loadErrs = errs
 	d.mu.Unlock()
