@@ -19,7 +19,7 @@ import (
 // peer's effective gid and its supplementary groups. The zero Access lets
 // in root and the server's own uid only.
 type Access struct {
-	Groups      []int // may read: list, status, logs, version, debug
+	Groups      []int // may read: list, status, logs, events, version, debug
 	AdminGroups []int // may read and write
 	AdminUIDs   []int // may read and write
 }

@@ -48,6 +48,11 @@ func clientMain(path string, ops []string) int {
 			_, err = c.List(ctx)
 		case "restart":
 			_, err = c.Restart(ctx, "app", RestartOptions{}, nil)
+		case "events":
+			err = c.Events(ctx, "app", func(UnitEvent) error { return errStopEvents })
+			if errors.Is(err, errStopEvents) {
+				err = nil
+			}
 		case "hold":
 			var h *Hold
 			if h, err = c.Hold(ctx, "app"); err == nil {
@@ -152,6 +157,7 @@ func serveAccess(t *testing.T, path string, mode os.FileMode, gid int, acc Acces
 				peers <- p
 				return RestartResult{}, nil
 			},
+			events: subscribedOnly,
 		},
 		Log:    zerolog.New(zerolog.NewTestWriter(t)),
 		Access: acc,
@@ -350,5 +356,19 @@ func TestBodyTooBig(t *testing.T) {
 	status, _, body := ts.raw(t, "POST", "/v1/reload", `{"x":"`+strings.Repeat("a", maxBody)+`"}`)
 	if status != 400 || !strings.Contains(string(body), "larger than 1048576 bytes") {
 		t.Errorf("%d %s", status, body)
+	}
+}
+
+// The event stream is a read route: the read group may follow it,
+// others may not.
+func TestAccessEvents(t *testing.T) {
+	dir, exe := nobodyDir(t)
+	path := filepath.Join(dir, "api.sock")
+	serveAccess(t, path, 0o666, -1, Access{Groups: []int{4242}})
+	if got := runAs(t, exe, path, 65534, []uint32{4242}, "events"); !slices.Equal(got, []string{"ok"}) {
+		t.Errorf("read group: %q, want ok", got)
+	}
+	if got := runAs(t, exe, path, 65534, nil, "events"); len(got) != 1 || !strings.HasPrefix(got[0], "403") {
+		t.Errorf("no group: %q, want 403", got)
 	}
 }

@@ -56,6 +56,12 @@ type Backend interface {
 	// as systemctl reset-failed, and returns the units that were failed.
 	// A unit that is not failed is left alone: no error.
 	ResetFailed(ctx context.Context, unit string) ([]string, error)
+	// Events subscribes to the lifecycle events of unit ("" for every
+	// unit's and sockd's own) from now on: the first is EventSubscribed.
+	// The channel closes after an EventLagged when the subscriber falls
+	// behind, or once cancel is called, which the caller must do. An
+	// unknown unit is ErrNotFound.
+	Events(ctx context.Context, unit string) (<-chan UnitEvent, func(), error)
 }
 
 // ResetFailedResult is the answer to a reset-failed: the units that
@@ -87,6 +93,11 @@ type UnitStatus struct {
 	Name    string         `json:"name"` // "app.service"
 	Service ServiceStatus  `json:"service"`
 	Sockets []SocketStatus `json:"sockets"`
+	// LoadErrors are the errors of the unit's files (its service's and
+	// its sockets') at the last reload: the unit runs as it was loaded
+	// before them, until a reload finds the files fixed. A unit whose
+	// files never loaded is listed as failed, sub-state "load-error".
+	LoadErrors []Diagnostic `json:"load_errors,omitempty"`
 }
 
 // Service states, as systemd names them.

@@ -34,6 +34,7 @@ type fakeBackend struct {
 	logs      func(ctx context.Context, unit string, n int) ([]LogLine, error)
 	hold      func(ctx context.Context, unit string, holder Peer) (*Hold, error)
 	reset     func(ctx context.Context, unit string) ([]string, error)
+	events    func(ctx context.Context, unit string) (<-chan UnitEvent, func(), error)
 }
 
 func notFound(unit string) error { return fmt.Errorf("unit %s: %w", unit, ErrNotFound) }
@@ -106,6 +107,13 @@ func (f *fakeBackend) ResetFailed(ctx context.Context, unit string) ([]string, e
 		return nil, notFound(unit)
 	}
 	return f.reset(ctx, unit)
+}
+
+func (f *fakeBackend) Events(ctx context.Context, unit string) (<-chan UnitEvent, func(), error) {
+	if f.events == nil {
+		return nil, nil, notFound(unit)
+	}
+	return f.events(ctx, unit)
 }
 
 // testServer is a real Server on a real Unix socket.

@@ -50,6 +50,10 @@ const (
 	EventLoadError      = "load-error"        // the unit's file has an error (File, Line, Message)
 	EventReload         = "reload"            // a reload of the unit directory ended (Message: its summary)
 	EventLagged         = "lagged"            // the last event a subscriber that did not keep up gets
+	// EventSubscribed is the first event of every subscription: from
+	// here on the subscriber misses nothing (Seq: the last event sockd
+	// published before it). A client may act once it has it.
+	EventSubscribed = "subscribed"
 )
 
 // The outcomes of a reload (EventReload's Outcome).

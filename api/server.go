@@ -49,6 +49,10 @@ type Server struct {
 	// Metrics, if set, serves GET /metrics (the Prometheus text
 	// format), a read route; without it the route answers 404.
 	Metrics http.Handler
+	// StreamWriteTimeout bounds each write of an event stream to its
+	// client; 0 means DefaultStreamWriteTimeout. A client that does not
+	// read for that long is dropped (eventstream.go).
+	StreamWriteTimeout time.Duration
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -57,6 +61,7 @@ type Server struct {
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
 	shutdown bool
+	streams  streamStop // ends the event streams at Shutdown (eventstream.go)
 }
 
 // socketFile is a socket file the server serves on, identified by inode so
@@ -123,6 +128,7 @@ var routes = []route{
 	{"POST /v1/daemon-reexec", true, (*Server).reexec},
 	{"GET /v1/debug/runtime", false, (*Server).runtimeInfo},
 	{"GET /metrics", false, (*Server).metrics},
+	{"GET /v1/events", false, (*Server).events},
 }
 
 // Handler returns the HTTP handler with every route. Unknown paths get a
@@ -683,6 +689,7 @@ func (s *Server) Serve(l net.Listener) error {
 // long restart stream) are cut and their contexts cancelled; Shutdown
 // then returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.streams.stop() // endless answers end now, not at ctx's end
 	s.mu.Lock()
 	s.shutdown = true
 	srv, cancel, sockets := s.srv, s.cancel, s.sockets

@@ -56,6 +56,7 @@ type acceptor struct {
 	maxConns  int
 	perSource int
 	observed  string
+	events    *eventBus // spawned and exited of its instances (eventsapi.go)
 
 	// ---- owned by run ----
 	svc      *units.Service // the template; reqUpdate replaces it
@@ -149,10 +150,15 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	h.ls, h.lsNames = ls, lsNames
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
+	a.events = d.events
 	a.cg = d.unitCgroup(svc.Name)
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	a.staging = filepath.Join(d.runDir, "sandbox")
 	d.bound(svc.Name)
+	d.events.publish(api.UnitEvent{Unit: svc.Name, Kind: api.EventAdded})
+	for _, l := range ls {
+		d.events.publish(api.UnitEvent{Unit: svc.Name, Kind: api.EventBound, Socket: sock.Name, Listen: l.Addr()})
+	}
 	d.mu.Lock()
 	d.units[svc.Name] = h
 	d.sockets[sock.Name] = svc.Name
@@ -370,6 +376,7 @@ func (a *acceptor) connection(conn *os.File, peer net.Addr, l *activation.Listen
 	a.insts = append(a.insts, in)
 	a.sources[in.source]++
 	a.log.Info().Int("pid", pr.Pid()).Str("instance", in.name).Str("listen", l.Addr()).Msg("spawned")
+	a.publishSpawned(in, l.Addr())
 }
 
 func (a *acceptor) handleRequest(r *request) {

@@ -103,6 +103,8 @@ type Daemon struct {
 	units   map[string]*handle
 	sockets map[string]string // socket unit name → service name
 	closed  bool
+	// loadErrs are the last reload's errors by service (eventsapi.go).
+	loadErrs map[string][]api.Diagnostic
 }
 
 var _ api.Backend = (*Daemon)(nil)
@@ -433,11 +435,14 @@ func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rep.status)
+		out = append(out, d.withLoadErrors(rep.status))
 		answered = append(answered, u)
 	}
 	d.fillQueues(out, answered) // one sock_diag dump for every unit
-	return append(out, d.busyStatus("")...), nil
+	out = append(out, d.busyStatus("")...)
+	out = append(out, d.unloadedStatus("")...) // eventsapi.go
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // Status returns one unit's status.
@@ -445,6 +450,9 @@ func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error
 	u, err := d.lookup(name)
 	if err != nil {
 		if w := d.busyStatus(name); len(w) == 1 {
+			return d.withLoadErrors(w[0]), nil
+		}
+		if w := d.unloadedStatus(name); len(w) == 1 {
 			return w[0], nil
 		}
 		return api.UnitStatus{}, err
@@ -453,7 +461,7 @@ func (d *Daemon) Status(ctx context.Context, name string) (api.UnitStatus, error
 	if err != nil {
 		return api.UnitStatus{}, err
 	}
-	sts := []api.UnitStatus{rep.status}
+	sts := []api.UnitStatus{d.withLoadErrors(rep.status)}
 	d.fillQueues(sts, []*handle{u})
 	return sts[0], nil
 }

@@ -71,12 +71,14 @@ func (b *eventBus) publish(ev api.UnitEvent) {
 	}
 }
 
-// subscribe returns the events of unit ("" for all) from now on, until
+// subscribe returns the events of unit ("" for all) from now on, the
+// first being "subscribed" (api.EventSubscribed), until
 // cancel, or until the subscriber lags (the channel then closes after a
 // "lagged" event).
 func (b *eventBus) subscribe(unit string) (<-chan api.UnitEvent, func()) {
 	s := &eventSub{unit: unit, ch: make(chan api.UnitEvent, eventBuffer)}
 	b.mu.Lock()
+	s.ch <- api.UnitEvent{Seq: b.seq, Time: time.Now(), Unit: unit, Kind: api.EventSubscribed}
 	b.subs[s] = true
 	b.mu.Unlock()
 	return s.ch, func() {

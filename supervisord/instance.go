@@ -111,6 +111,7 @@ func (a *acceptor) instExited(in *instance) {
 	default:
 		a.result = "exit-code"
 	}
+	a.publishExited(in, st, a.result)
 	kept := a.waits[:0]
 	for _, w := range a.waits {
 		if w.pending[in] {

@@ -41,7 +41,8 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		return res, err
 	}
 	diags = append(diags, d.resourceDiagnostics(set)...)
-	d.planFDs(set) // fdbudget.go
+	d.setLoadErrors(diags) // status and list show them (eventsapi.go)
+	d.planFDs(set)         // fdbudget.go
 	broken := map[string]bool{}
 	for _, dg := range diags {
 		ev := d.log.Warn()
@@ -52,7 +53,15 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		}
 		ev.Str("file", dg.File).Int("line", dg.Line).Str("option", dg.Option).Msg(dg.Msg)
 		if dg.Severity == units.Error {
-			d.events.publish(api.UnitEvent{Unit: dg.Unit, Kind: api.EventLoadError, File: dg.File, Line: dg.Line, Message: dg.Error()})
+			// A socket's error is its service's: a subscriber follows the service.
+			le := api.UnitEvent{Unit: d.serviceOf(dg.Unit), Kind: api.EventLoadError, File: dg.File, Line: dg.Line, Message: dg.Error()}
+			if strings.HasSuffix(dg.Unit, ".socket") {
+				le.Socket = dg.Unit
+			}
+			if le.Unit == "" {
+				le.Unit = dg.Unit
+			}
+			d.events.publish(le)
 		}
 		res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: dg.File, Line: dg.Line, Option: dg.Option,
 			Severity: sev, Message: dg.Msg, Text: dg.Error()})

@@ -46,8 +46,9 @@ func TestReloadUntrustedKeepsRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload(app + ": owned by uid 65534, mode 0644: writable by a user other than root; refused (--allow-untrusted-units overrides)")
-	if _, err := e.d.Status(e.ctx(), "new"); err == nil {
-		t.Fatal("new.service, world-writable, was loaded")
+	// Listed as failed with its error (eventsapi.go), not loaded.
+	if st, err := e.d.Status(e.ctx(), "new"); err != nil || st.Service.SubState != "load-error" || len(st.LoadErrors) == 0 {
+		t.Fatalf("new.service, world-writable: %+v, %v; want it failed, load-error", st, err)
 	}
 	if err := os.Chown(app, 0, 0); err != nil {
 		t.Fatal(err)

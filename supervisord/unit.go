@@ -435,12 +435,13 @@ func (u *unit) answer(j *job) {
 		}
 		lvl.Str("outcome", res.Outcome).Int64("ms", res.Millis).Ints("old", res.OldPids).Ints("new", res.NewPids).
 			Str("cause", res.Cause).Msg("restart")
-		u.publish(api.UnitEvent{Kind: api.EventRestartDone, Outcome: res.Outcome, Millis: res.Millis, Message: res.Cause})
 		if res.OK {
 			j.emit(api.PhaseDone, 0, fmt.Sprintf("done in %d ms", res.Millis))
 		} else {
 			j.emit(api.PhaseFailed, 0, res.Cause)
 		}
+		// The last event of a restart: a follower may stop at it.
+		u.publish(api.UnitEvent{Kind: api.EventRestartDone, Outcome: res.Outcome, Millis: res.Millis, Message: res.Cause})
 	}
 	for _, w := range j.waiters {
 		if w.reply != nil && !w.acked {

@@ -31,6 +31,9 @@ Verbs:
                             limits and its back-off, and listen again
   reload                    re-read the unit directory and apply changes
   logs UNIT [-n N]          show the last N output lines (default 100)
+  events [UNIT]             follow lifecycle events (of UNIT, else of all
+                            units and of sockd) as they happen, one a line
+                            (--json: NDJSON), until Ctrl-C
   exec UNIT -- CMD [ARGS]   run CMD on the unit's sockets (LISTEN_FDS) in
                             place of its service, which no connection
                             starts until CMD exits; exits with CMD's status
@@ -222,6 +225,7 @@ var verbs = map[string]verb{
 	"logs":          {[]string{"UNIT"}, (*cli).logs, false, ""},
 	"exec":          {[]string{"UNIT"}, (*cli).exec, true, ""}, // exec_linux.go
 	"daemon-reexec": {nil, (*cli).daemonReexec, false, ""},
+	"events":        {nil, (*cli).events, false, "UNIT"}, // events.go
 }
 
 // run runs sockctl with args (without the program name).
@@ -334,10 +338,20 @@ func (c *cli) list(ctx context.Context, cl *api.Client, o *options) error {
 		for _, s := range u.Sockets {
 			listen = append(listen, s.Listen)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, state(u.Service), orDash(joinInts(u.Service.Pids, ",")), orDash(strings.Join(listen, ",")))
+		st := state(u.Service)
+		if len(u.LoadErrors) > 0 && u.Service.SubState != loadErrorState {
+			st += ", load error"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, st, orDash(joinInts(u.Service.Pids, ",")), orDash(strings.Join(listen, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// Where the load errors are: the unit runs as loaded before.
+	for _, u := range units {
+		for _, d := range u.LoadErrors {
+			fmt.Fprintf(c.stderr, "%s: load error: %s\n", u.Name, diagText(d))
+		}
 	}
 	// sockd's own problems, which no unit shows (an older sockd has
 	// none to tell).
@@ -463,7 +477,39 @@ func (c *cli) status(ctx context.Context, cl *api.Client, o *options) error {
 		}
 		line("Last restart", "%s", txt)
 	}
+	for i, d := range u.LoadErrors {
+		label := ""
+		if i == 0 {
+			label = "Load error"
+		}
+		line(label, "%s", diagText(d))
+	}
+	switch {
+	case s.SubState == loadErrorState:
+		fmt.Fprintln(w, "The unit's files did not load: it does not run. Fix them; sockd loads them at the next reload.")
+		return &exitError{1}
+	case len(u.LoadErrors) > 0:
+		fmt.Fprintln(w, "The unit runs as loaded before its files had these errors; a reload after the fix clears them.")
+	}
 	return nil
+}
+
+// loadErrorState is the sub-state of a unit whose files never loaded.
+const loadErrorState = "load-error"
+
+// diagText is a diagnostic as "file:line: Option: message".
+func diagText(d api.Diagnostic) string {
+	if d.Text != "" {
+		return d.Text
+	}
+	text := d.File
+	if d.Line > 0 {
+		text += ":" + strconv.Itoa(d.Line)
+	}
+	if d.Option != "" {
+		text += ": " + d.Option
+	}
+	return text + ": " + d.Message
 }
 
 func (c *cli) start(ctx context.Context, cl *api.Client, o *options) error {
@@ -675,17 +721,7 @@ func (c *cli) reload(ctx context.Context, cl *api.Client, o *options) error {
 	}
 	failed := false
 	for _, d := range res.Diagnostics {
-		text := d.Text
-		if text == "" {
-			text = d.File
-			if d.Line > 0 {
-				text += ":" + strconv.Itoa(d.Line)
-			}
-			if d.Option != "" {
-				text += ": " + d.Option
-			}
-			text += ": " + d.Message
-		}
+		text := diagText(d)
 		if !o.bool("json") {
 			fmt.Fprintf(c.stderr, "%s: %s\n", orDefault(d.Severity, "error"), text)
 		}

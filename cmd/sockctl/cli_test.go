@@ -29,6 +29,8 @@ type backend struct {
 	reload  api.ReloadResult
 	// listFailed adds a failed unit, broken.service, to the list.
 	listFailed bool
+	// events, if set, is every event stream's events.
+	events []api.UnitEvent
 }
 
 func (b *backend) record(s string) {
@@ -171,6 +173,22 @@ func (b *backend) Hold(_ context.Context, unit string, holder api.Peer) (*api.Ho
 		return nil, err
 	}
 	return b.hold(unit, holder)
+}
+
+// Events sends b.events, then ends the stream as a lagging reader's.
+func (b *backend) Events(_ context.Context, unit string) (<-chan api.UnitEvent, func(), error) {
+	b.record("events " + unit)
+	if unit != "" {
+		if _, err := b.find(unit); err != nil {
+			return nil, nil, err
+		}
+	}
+	ch := make(chan api.UnitEvent, len(b.events)+1)
+	for _, ev := range b.events {
+		ch <- ev
+	}
+	close(ch)
+	return ch, func() {}, nil
 }
 
 func okRestart(progress func(api.Event)) (api.RestartResult, error) {
@@ -594,6 +612,14 @@ func TestBinaryAndDeployHook(t *testing.T) {
 		r := run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl restart ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
 		if r.code != 0 || r.stdout != "app idle broken\n" {
 			t.Errorf("completion: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl ev); COMP_CWORD=1; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "events\n" {
+			t.Errorf("completion of the events verb: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl events ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "app idle broken\n" {
+			t.Errorf("completion of events UNIT: %d %q %s", r.code, r.stdout, r.stderr)
 		}
 		// reset-failed offers the failed units only.
 		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl reset-failed ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)

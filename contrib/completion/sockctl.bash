@@ -26,7 +26,7 @@ _sockctl() {
 	local cur prev verb="" i
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="list status start stop restart reload-app reload reset-failed logs exec help"
+	local verbs="list status start stop restart reload-app reload reset-failed logs events exec help"
 	local global="--api --json --timeout --help"
 
 	case $prev in
@@ -79,7 +79,7 @@ _sockctl() {
 		return
 	fi
 	case $verb in
-	status | start | stop | restart | reload-app | reset-failed | logs | exec)
+	status | start | stop | restart | reload-app | reset-failed | logs | events | exec)
 		# Complete the unit only as the verb's first argument.
 		local n=0
 		for ((i = i + 1; i < COMP_CWORD; i++)); do
