@@ -621,6 +621,16 @@ func TestBinaryAndDeployHook(t *testing.T) {
 		if r.code != 0 || r.stdout != "app idle broken\n" {
 			t.Errorf("completion of events UNIT: %d %q %s", r.code, r.stdout, r.stderr)
 		}
+		// Flags come from sockctl itself, per verb; a flag's value is not
+		// taken for the verb.
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl restart --w); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "--wait\n" {
+			t.Errorf("completion of restart's flags: %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl --timeout 5s da); COMP_CWORD=3; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
+		if r.code != 0 || r.stdout != "daemon-reexec\n" {
+			t.Errorf("completion after --timeout VALUE: %d %q %s", r.code, r.stdout, r.stderr)
+		}
 		// reset-failed offers the failed units only.
 		r = run(path, "bash", "-c", `source "$1"; COMP_WORDS=(sockctl reset-failed ""); COMP_CWORD=2; _sockctl; echo "${COMPREPLY[*]}"`, "bash", script)
 		if r.code != 0 || r.stdout != "broken\n" {

@@ -1,48 +1,43 @@
 # bash completion for sockctl. Source it, or install it as
-# /usr/share/bash-completion/completions/sockctl.
+# /usr/share/bash-completion/completions/sockctl (make install does).
 #
-# Unit names come from "sockctl list --json" on the same --api socket as
-# the command line being completed (or $SOCKD_API); reset-failed offers
-# the failed units only.
+# It keeps no list of its own: verbs, flags, the flags that take a value,
+# the verbs that take a unit, and the unit names (from the sockd at the
+# command line's --api, or $SOCKD_API) come from `sockctl __complete`, as
+# for the zsh completion. reset-failed offers the failed units only.
 
-# _sockctl_units [failed]: the unit names, or only the failed ones.
-_sockctl_units() {
-	local api=() i
+# _sockctl_api: the --api of the command line being completed.
+_sockctl_api() {
+	local i
 	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
 		case ${COMP_WORDS[i]} in
-		--api | -api) api=(--api "${COMP_WORDS[i + 1]}") ;;
-		--api=* | -api=*) api=("${COMP_WORDS[i]}") ;;
+		--api | -api) echo "--api=${COMP_WORDS[i + 1]}" ;;
+		--api=* | -api=*) echo "${COMP_WORDS[i]}" ;;
 		esac
 	done
-	local match='"name":"[^"]*"'
-	if [[ $1 == failed ]]; then
-		match='"name":"[^"]*","service":{"state":"failed"'
-	fi
-	sockctl "${api[@]}" list --json 2>/dev/null |
-		grep -o "$match" | sed -e 's/^"name":"//' -e 's/",.*$//' -e 's/"$//' -e 's/\.service$//'
 }
 
 _sockctl() {
 	local cur prev verb="" i
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="list status start stop restart reload-app reload reset-failed logs events exec help"
-	local global="--api --json --timeout --help"
+	local values
+	values=" $(sockctl __complete values 2>/dev/null | tr '\n' ' ') "
 
 	case $prev in
 	--api | -api)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
-	--timeout | -timeout | -n | --n)
-		return
-		;;
 	esac
+	if [[ $prev == -* && $values == *" $prev "* ]]; then
+		return # a flag's value: nothing to offer
+	fi
 
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--api | -api | --timeout | -timeout | -n | --n) ((i++)) ;;
-		-*) ;;
+		-*=*) ;;
+		-*) [[ $values == *" ${COMP_WORDS[i]} "* ]] && ((i++)) ;;
 		*)
 			verb=${COMP_WORDS[i]}
 			break
@@ -66,35 +61,29 @@ _sockctl() {
 	fi
 
 	if [[ $cur == -* ]]; then
-		local flags=$global
-		case $verb in
-		restart) flags+=" --wait --stop-first" ;;
-		logs) flags+=" -n" ;;
-		esac
-		COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+		COMPREPLY=($(compgen -W "$(sockctl __complete flags $verb 2>/dev/null)" -- "$cur"))
 		return
 	fi
 	if [[ -z $verb ]]; then
-		COMPREPLY=($(compgen -W "$verbs" -- "$cur"))
+		COMPREPLY=($(compgen -W "$(sockctl __complete verbs 2>/dev/null | cut -d: -f1)" -- "$cur"))
 		return
 	fi
-	case $verb in
-	status | start | stop | restart | reload-app | reset-failed | logs | events | exec)
-		# Complete the unit only as the verb's first argument.
-		local n=0
-		for ((i = i + 1; i < COMP_CWORD; i++)); do
-			case ${COMP_WORDS[i]} in
-			--api | -api | --timeout | -timeout | -n | --n) ((i++)) ;;
-			-*) ;;
-			*) ((n++)) ;;
-			esac
-		done
-		if ((n == 0)); then
-			local which=
-			[[ $verb == reset-failed ]] && which=failed
-			COMPREPLY=($(compgen -W "$(_sockctl_units $which)" -- "$cur"))
-		fi
-		;;
-	esac
+	if ! sockctl __complete unit-verbs 2>/dev/null | grep -qx -- "$verb"; then
+		return
+	fi
+	# Complete the unit only as the verb's first argument.
+	local n=0
+	for ((i = i + 1; i < COMP_CWORD; i++)); do
+		case ${COMP_WORDS[i]} in
+		-*=*) ;;
+		-*) [[ $values == *" ${COMP_WORDS[i]} "* ]] && ((i++)) ;;
+		*) ((n++)) ;;
+		esac
+	done
+	if ((n == 0)); then
+		local which=
+		[[ $verb == reset-failed ]] && which=failed
+		COMPREPLY=($(compgen -W "$(sockctl $(_sockctl_api) __complete units $which 2>/dev/null)" -- "$cur"))
+	fi
 }
 complete -F _sockctl sockctl
