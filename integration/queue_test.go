@@ -136,4 +136,13 @@ func TestAcceptQueueDepth(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"queue_depth":6,"backlog":8`) {
 		t.Errorf("sockctl list --json: exit %d: %s\n%s", code, errs, out)
 	}
+	// And so does /metrics, read at the scrape.
+	fams := scrapeMetrics(t, client("unix", a.s.api))
+	labels := map[string]string{"unit": "slow.service", "socket": "slow.socket", "listen": a.tcp}
+	if v, ok := sample(fams, "sockd_socket_queue_depth", labels); !ok || v != 6 {
+		t.Errorf("sockd_socket_queue_depth%v = %v (found %v), want 6", labels, v, ok)
+	}
+	if v, ok := sample(fams, "sockd_socket_backlog", labels); !ok || v != float64(a.backlog) {
+		t.Errorf("sockd_socket_backlog%v = %v (found %v), want %d", labels, v, ok, a.backlog)
+	}
 }
