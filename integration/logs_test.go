@@ -98,6 +98,8 @@ func (f *follower) expect(want string) {
 func TestLogsFollowFilters(t *testing.T) {
 	dir := t.TempDir()
 	fifo := mkfifo(t, dir, "in")
+	// The child opens the FIFO read-write, so that it never reads an
+	// end of file between the test's writes.
 	units := writeUnits(t, map[string]string{
 		"app.service": "[Service]\nExecStart=/bin/sh -c 'echo before; exec 3<>" + fifo +
 			"; while read -r l <&3; do case $$l in err*) echo \"$$l\" >&2;; *) echo \"$$l\";; esac; done; exec sleep 600'\n",
