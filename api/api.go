@@ -41,8 +41,13 @@ type Backend interface {
 	ReloadApp(ctx context.Context, unit string) error
 	// Reload re-reads the unit directory and applies the changes.
 	Reload(ctx context.Context) (ReloadResult, error)
-	// Logs returns up to n of the unit's last output lines, oldest first.
-	Logs(ctx context.Context, unit string, n int) ([]LogLine, error)
+	// Logs returns up to q.N of the unit's last output lines that match
+	// q, oldest first.
+	Logs(ctx context.Context, unit string, q LogQuery) ([]LogLine, error)
+	// FollowLogs returns a follower of the unit's output (logs.go): its
+	// last q.N matching lines, then each as it comes. A reader that
+	// falls behind is dropped (a LogEndError), never waited for.
+	FollowLogs(ctx context.Context, unit string, q LogQuery) (LogFollower, error)
 	// Hold lends unit's listening sockets to holder, a program outside
 	// sockd (sockctl exec), until the returned Hold's Release: meanwhile
 	// a connection does not start the unit's service, and start,

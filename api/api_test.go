@@ -31,7 +31,8 @@ type fakeBackend struct {
 	restart   func(ctx context.Context, unit string, opts RestartOptions, progress func(Event)) (RestartResult, error)
 	reloadApp func(ctx context.Context, unit string) error
 	reload    func(ctx context.Context) (ReloadResult, error)
-	logs      func(ctx context.Context, unit string, n int) ([]LogLine, error)
+	logs      func(ctx context.Context, unit string, q LogQuery) ([]LogLine, error)
+	follow    func(ctx context.Context, unit string, q LogQuery) (LogFollower, error)
 	hold      func(ctx context.Context, unit string, holder Peer) (*Hold, error)
 	reset     func(ctx context.Context, unit string) ([]string, error)
 	events    func(ctx context.Context, unit string) (<-chan UnitEvent, func(), error)
@@ -88,11 +89,18 @@ func (f *fakeBackend) Reload(ctx context.Context) (ReloadResult, error) {
 	return f.reload(ctx)
 }
 
-func (f *fakeBackend) Logs(ctx context.Context, unit string, n int) ([]LogLine, error) {
+func (f *fakeBackend) Logs(ctx context.Context, unit string, q LogQuery) ([]LogLine, error) {
 	if f.logs == nil {
 		return nil, notFound(unit)
 	}
-	return f.logs(ctx, unit, n)
+	return f.logs(ctx, unit, q)
+}
+
+func (f *fakeBackend) FollowLogs(ctx context.Context, unit string, q LogQuery) (LogFollower, error) {
+	if f.follow == nil {
+		return nil, notFound(unit)
+	}
+	return f.follow(ctx, unit, q)
 }
 
 func (f *fakeBackend) Hold(ctx context.Context, unit string, holder Peer) (*Hold, error) {
@@ -228,8 +236,8 @@ func TestRoutes(t *testing.T) {
 		reload: func(context.Context) (ReloadResult, error) {
 			return ReloadResult{Added: []string{"new.service"}, Diagnostics: []Diagnostic{{File: "x.socket", Line: 3, Severity: "warning", Message: "m", Text: "x.socket:3: m"}}}, nil
 		},
-		logs: func(_ context.Context, unit string, n int) ([]LogLine, error) {
-			record(fmt.Sprintf("logs %s %d", unit, n))
+		logs: func(_ context.Context, unit string, q LogQuery) ([]LogLine, error) {
+			record(fmt.Sprintf("logs %s %d", unit, q.N))
 			return []LogLine{{Time: sampleStatus.Service.Since, Pid: 42, Stream: "stdout", Line: "hello"}}, nil
 		},
 	}
@@ -259,11 +267,11 @@ func TestRoutes(t *testing.T) {
 	if err != nil || len(rr.Added) != 1 || rr.Diagnostics[0].Line != 3 {
 		t.Fatalf("Reload = %+v, %v", rr, err)
 	}
-	lines, err := c.Logs(ctx, "app", 0)
+	lines, err := c.Logs(ctx, "app", LogQuery{})
 	if err != nil || len(lines) != 1 || lines[0].Line != "hello" {
 		t.Fatalf("Logs = %+v, %v", lines, err)
 	}
-	if _, err := c.Logs(ctx, "app", 7); err != nil {
+	if _, err := c.Logs(ctx, "app", LogQuery{N: 7}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := c.Version(ctx)
@@ -336,7 +344,7 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestLogsN(t *testing.T) {
-	ts := startServer(t, &fakeBackend{logs: func(context.Context, string, int) ([]LogLine, error) { return nil, nil }})
+	ts := startServer(t, &fakeBackend{logs: func(context.Context, string, LogQuery) ([]LogLine, error) { return nil, nil }})
 	for _, q := range []string{"0", "-1", "10001", "abc", "", "1.5"} {
 		code, _, body := ts.raw(t, "GET", "/v1/units/app/logs?n="+q, "")
 		var eb errorBody
@@ -351,7 +359,7 @@ func TestLogsN(t *testing.T) {
 			t.Errorf("n=%q: %d %s", q, code, body)
 		}
 	}
-	_, err := ts.client.Logs(testCtx(t), "app", -3)
+	_, err := ts.client.Logs(testCtx(t), "app", LogQuery{N: -3})
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Field != "n" || !errors.Is(err, ErrInvalid) {
 		t.Errorf("Logs(-3) = %v", err)

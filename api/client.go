@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -282,20 +281,4 @@ func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult
 	err := c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, &res, http.StatusOK)
 	return res, err
-}
-
-// Logs returns up to n of unit's last output lines, oldest first. n of 0
-// means the server's default (DefaultLogLines); the server accepts 1 to
-// MaxLogLines.
-func (c *Client) Logs(ctx context.Context, unit string, n int) ([]LogLine, error) {
-	p, err := unitPath(unit, "logs")
-	if err != nil {
-		return nil, err
-	}
-	if n != 0 {
-		p += "?n=" + strconv.Itoa(n)
-	}
-	var lines []LogLine
-	err = c.do(ctx, http.MethodGet, p, nil, &lines, http.StatusOK)
-	return lines, err
 }

@@ -63,7 +63,8 @@ func FuzzRequest(f *testing.F) {
 			},
 			reloadApp: func(_ context.Context, n string) error { return unit(n) },
 			reload:    func(context.Context) (ReloadResult, error) { return ReloadResult{}, nil },
-			logs:      func(_ context.Context, n string, _ int) ([]LogLine, error) { return nil, unit(n) },
+			logs:      func(_ context.Context, n string, _ LogQuery) ([]LogLine, error) { return nil, unit(n) },
+			follow:    func(_ context.Context, n string, _ LogQuery) (LogFollower, error) { return nil, unit(n) },
 		}
 		h := (&Server{Backend: b, Log: zerolog.Nop()}).Handler()
 		serve := func(method, target, body string) (*httptest.ResponseRecorder, bool) {

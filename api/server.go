@@ -61,7 +61,7 @@ type Server struct {
 	cancel   context.CancelFunc // cancels every request context
 	sockets  []socketFile       // files Shutdown removes
 	shutdown bool
-	streams  streamStop // ends the event streams at Shutdown (eventstream.go)
+	streams  streamStop // ends the endless answers (event streams, followed logs) at Shutdown
 }
 
 // socketFile is a socket file the server serves on, identified by inode so
@@ -431,30 +431,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
-	n := DefaultLogLines
-	if q := r.URL.Query(); q.Has("n") {
-		v, err := strconv.Atoi(q.Get("n"))
-		if err != nil || v < 1 || v > MaxLogLines {
-			return &FieldError{Field: "n", Message: fmt.Sprintf("must be an integer from 1 to %d, not %q", MaxLogLines, q.Get("n"))}
-		}
-		n = v
-	}
-	name, err := unitName(r)
-	if err != nil {
-		return err
-	}
-	lines, err := s.Backend.Logs(r.Context(), name, n)
-	if err != nil {
-		return err
-	}
-	if lines == nil {
-		lines = []LogLine{}
-	}
-	writeJSON(w, http.StatusOK, lines)
-	return nil
-}
-
 // maxUnitName is the longest unit name, as systemd's UNIT_NAME_MAX.
 const maxUnitName = 255
 
@@ -605,15 +581,15 @@ func (st *stream) event(e Event) {
 	st.line(e)
 }
 
-// line writes v as one JSON line. Write errors mean the client has gone;
-// the request context is then cancelled, which the Backend sees.
-func (st *stream) line(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(errorBody{Error: fmt.Sprintf("encode stream line: %v", err), Status: http.StatusInternalServerError})
-	}
+// open sends the header now, before any line.
+func (st *stream) open() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.headerLocked()
+	st.rc.Flush()
+}
+
+func (st *stream) headerLocked() {
 	if !st.started {
 		h := st.w.Header()
 		h.Set("Content-Type", "application/x-ndjson")
@@ -622,9 +598,23 @@ func (st *stream) line(v any) {
 		st.w.WriteHeader(http.StatusOK)
 		st.started = true
 	}
-	if _, err := st.w.Write(append(b, '\n')); err == nil {
-		st.rc.Flush()
+}
+
+// line writes v as one JSON line, and reports whether it went out. Write
+// errors mean the client has gone; the request context is then
+// cancelled, which the Backend sees.
+func (st *stream) line(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(errorBody{Error: fmt.Sprintf("encode stream line: %v", err), Status: http.StatusInternalServerError})
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.headerLocked()
+	if _, err := st.w.Write(append(b, '\n')); err != nil {
+		return false
+	}
+	return st.rc.Flush() == nil
 }
 
 // Serve serves l until Shutdown, then returns nil; it returns an error

@@ -15,10 +15,10 @@ import (
 	"github.com/sockd/sockd/api"
 )
 
-// follow runs `sockctl events --json UNIT` and returns its events as they
+// followEvents runs `sockctl events --json UNIT` and returns its events as they
 // come, once it is subscribed, and a function that interrupts it (as
 // Ctrl-C) and returns its exit code.
-func (s *sockd) follow(unit string) (<-chan api.UnitEvent, func() int) {
+func (s *sockd) followEvents(unit string) (<-chan api.UnitEvent, func() int) {
 	s.t.Helper()
 	cmd := exec.Command(bin.sockctl, "--api", s.api, "events", "--json", unit)
 	out, err := cmd.StdoutPipe()
@@ -113,7 +113,7 @@ func TestEventsFollowRestartAndRollback(t *testing.T) {
 	s := startSockd(t, dir)
 	c := client("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	old := pidOf(t, get(t, c))
-	evs, stop := s.follow("demo")
+	evs, stop := s.followEvents("demo")
 
 	if out, errs, code := s.ctl("restart", "demo", "--wait"); code != 0 {
 		t.Fatalf("restart: exit %d\n%s%s", code, out, errs)

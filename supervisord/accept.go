@@ -147,7 +147,7 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 		sockSt = append(sockSt, api.SocketStatus{Unit: sock.Name, Type: l.Spec().Kind.String(), Listen: l.Addr(), FDName: acceptFDName})
 	}
 	h := newHandle(svc.Name, svc, socks)
-	h.ls, h.lsNames = ls, lsNames
+	h.ls, h.lsNames, h.out = ls, lsNames, d.cfg.Output
 	a := newAcceptor(h, svc, sock, d.log)
 	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
 	a.events = d.events

@@ -318,7 +318,7 @@ func TestAcceptInstancePerConnection(t *testing.T) {
 	if st := e.status("echo").Service; st.State != api.StateInactive || st.Result != "success" {
 		t.Errorf("after the instances: %+v", st)
 	}
-	logs, err := e.d.Logs(e.ctx(), "echo", 100)
+	logs, err := e.d.Logs(e.ctx(), "echo", api.LogQuery{N: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

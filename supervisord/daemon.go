@@ -45,6 +45,11 @@ type Config struct {
 	// actor): it must be cheap and must not block. The metrics count
 	// with it.
 	OnEvent func(api.UnitEvent)
+	// Output, if set, gets every line the units' processes print, from
+	// the goroutine that reads it (after the unit's log ring has it),
+	// in place of a line in Log: the journal (cmd/sockd). It must not
+	// keep l's goroutine long: the process's pipe fills meanwhile.
+	Output func(l OutputLine)
 	// Reloaded, if set, is called after Watch has reloaded the directory.
 	Reloaded func(api.ReloadResult)
 	// Keepers keep copies of every listening socket and output pipe
@@ -356,7 +361,7 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 		}
 	}
 	h := newHandle(svc.Name, svc, socks)
-	h.ls, h.lsNames = ls, lsNames
+	h.ls, h.lsNames, h.out = ls, lsNames, d.cfg.Output
 	u := newUnit(h, svc, d.log)
 	u.keep, u.state = d.keep, d.state
 	u.observe = d.cfg.Observe
@@ -581,11 +586,20 @@ func (d *Daemon) Reload(ctx context.Context) (api.ReloadResult, error) {
 	return d.reload(ctx)
 }
 
-// Logs returns a unit's last output lines.
-func (d *Daemon) Logs(ctx context.Context, name string, n int) ([]api.LogLine, error) {
+// Logs returns a unit's last output lines that match q.
+func (d *Daemon) Logs(ctx context.Context, name string, q api.LogQuery) ([]api.LogLine, error) {
 	u, err := d.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return u.logs.last(n), nil
+	return u.logs.query(q), nil
+}
+
+// FollowLogs returns a follower of a unit's log ring (logs.go).
+func (d *Daemon) FollowLogs(ctx context.Context, name string, q api.LogQuery) (api.LogFollower, error) {
+	u, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return u.logs.follow(q), nil
 }

@@ -169,10 +169,11 @@ func stopHelper(p process) {
 // helperLog returns the line sink for a unit's helper commands: the
 // unit's log ring and sockd's log, tagged with the command kind.
 func (u *unit) helperLog(what string) func(stream, line string) {
-	logs, log := u.logs, u.log
+	h, log := u.handle, u.log
 	return func(stream, line string) {
-		logs.add(api.LogLine{Time: time.Now(), Stream: stream, Line: line})
-		log.Info().Str("command", what).Str("stream", stream).Msg(line)
+		l := api.LogLine{Time: time.Now(), Stream: stream, Line: line}
+		h.logs.add(l)
+		h.output(&log, OutputLine{Unit: h.name, Command: what, LogLine: l})
 	}
 }
 

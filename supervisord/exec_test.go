@@ -61,7 +61,7 @@ func TestExecStartPreFails(t *testing.T) {
 	if st := e.status(); len(st.Pids) != 0 || st.State != api.StateFailed {
 		t.Fatalf("after the failed start: %+v", st)
 	}
-	logs, _ := e.d.Logs(e.ctx(), "app", 10)
+	logs, _ := e.d.Logs(e.ctx(), "app", api.LogQuery{N: 10})
 	found := false
 	for _, l := range logs {
 		found = found || l.Line == "migration failed"

@@ -20,6 +20,9 @@ type handle struct {
 	reqs chan *request
 	quit chan struct{} // closed when the actor returns
 	logs *logRing
+	// out is Config.Output: where output lines go besides the ring; nil:
+	// sockd's log (see output).
+	out func(OutputLine)
 	// mu guards socks, ls and lsNames for readers outside the actor (a
 	// reload); the actor, which replaces a dead socket, writes them under
 	// it and reads them without.

@@ -42,11 +42,12 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	env = addEnvDefaults(env, in.execEnv...)
 	// Output lines go to the socket unit's log ring, tagged with the
 	// instance.
-	logs, log := a.logs, a.log.With().Str("instance", svc.Name).Logger()
+	h, log := a.handle, a.log.With().Str("instance", svc.Name).Logger()
 	sink := func(stream, line string) {
 		pr.addTail(line)
-		logs.add(api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line})
-		log.Info().Int("pid", pr.Pid()).Str("stream", stream).Msg(line)
+		l := api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line}
+		h.logs.add(l)
+		h.output(&log, OutputLine{Unit: h.name, Instance: svc.Name, LogLine: l})
 	}
 	box, err := sandboxSetup(svc, a.roots, in.privTmp, a.staging)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockd/sockd/api"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,7 @@ func (e *env) startWaiting() (int, int) {
 
 func (e *env) hasLine(line string) bool {
 	e.t.Helper()
-	ls, err := e.d.Logs(e.ctx(), "app", 1000)
+	ls, err := e.d.Logs(e.ctx(), "app", api.LogQuery{N: 1000})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -223,7 +223,7 @@ func TestExecStopEnvironmentFileGone(t *testing.T) {
 	if alive(st.Pids[0]) {
 		t.Fatalf("pid %d alive after stop", st.Pids[0])
 	}
-	logs, _ := e.d.Logs(e.ctx(), "app", 50)
+	logs, _ := e.d.Logs(e.ctx(), "app", api.LogQuery{N: 50})
 	var text []string
 	for _, l := range logs {
 		text = append(text, l.Line)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/internal/testutil"
 )
@@ -123,7 +124,7 @@ func TestOutputMemoryBounded(t *testing.T) {
 	runtime.GC()
 	after := heapInuse()
 
-	ls, err := d.Logs(ctx, "spew", 1000)
+	ls, err := d.Logs(ctx, "spew", api.LogQuery{N: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package supervisord
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/units"
@@ -28,6 +31,12 @@ const logHeader = 8 + 4 + 4 + 1
 // The buffer grows as lines come, up to the budget: a unit that never
 // prints costs nothing. Output goroutines add, API calls read, behind a
 // mutex.
+//
+// Positions only grow, so a position names one record for good: a
+// follower (sockctl logs -f) is a position in the ring, which it reads
+// on from when add wakes it. It costs add one non-blocking send, and
+// never holds a line itself; one that falls so far behind that its
+// position was evicted has lagged, and is dropped.
 type logRing struct {
 	mu     sync.Mutex
 	budget int
@@ -35,6 +44,8 @@ type logRing struct {
 	start  uint64 // position of the oldest record
 	end    uint64 // position after the newest record
 	count  int    // records between start and end
+	subs   map[*logFollower]struct{}
+	closed bool // the unit is gone: followers end
 }
 
 func newLogRing(budget int) *logRing { return &logRing{budget: budget} }
@@ -79,6 +90,12 @@ func (r *logRing) add(l api.LogLine) {
 	r.putString(stream)
 	r.putString(line)
 	r.count++
+	for f := range r.subs {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // setBudget changes the budget, dropping the oldest lines that no longer
@@ -96,36 +113,179 @@ func (r *logRing) setBudget(budget int) {
 }
 
 // last returns up to n lines, oldest first.
-func (r *logRing) last(n int) []api.LogLine {
+func (r *logRing) last(n int) []api.LogLine { return r.query(api.LogQuery{N: n}) }
+
+// query returns the last q.N lines that match q, oldest first.
+func (r *logRing) query(q api.LogQuery) []api.LogLine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n = max(0, min(n, r.count))
-	p := r.start
-	for range r.count - n {
-		p += r.recordSize(p)
+	return r.queryLocked(q)
+}
+
+func (r *logRing) queryLocked(q api.LogQuery) []api.LogLine {
+	n := max(0, min(q.N, r.count))
+	if n == 0 {
+		return nil
 	}
-	out := make([]api.LogLine, 0, n)
-	for range n {
-		var h [logHeader]byte
-		r.get(p, h[:])
-		sl, ll := int(h[16]), int(binary.LittleEndian.Uint32(h[12:]))
-		stream := make([]byte, sl)
-		r.get(p+logHeader, stream)
-		line := make([]byte, ll)
-		r.get(p+logHeader+uint64(sl), line)
-		var t time.Time
-		if ns := int64(binary.LittleEndian.Uint64(h[0:])); ns != 0 {
-			t = time.Unix(0, ns)
+	// The positions of the matching records, then the last n of them.
+	var at []uint64
+	for p := r.start; p < r.end; p += r.recordSize(p) {
+		if r.matchAt(p, q) {
+			at = append(at, p)
 		}
-		out = append(out, api.LogLine{
-			Time:   t,
-			Pid:    int(binary.LittleEndian.Uint32(h[8:])),
-			Stream: streamName(stream),
-			Line:   string(line),
-		})
-		p += logHeader + uint64(sl+ll)
+	}
+	at = at[max(0, len(at)-n):]
+	out := make([]api.LogLine, 0, len(at))
+	for _, p := range at {
+		l, _ := r.recordAt(p)
+		out = append(out, l)
 	}
 	return out
+}
+
+// matchAt reports whether the record at p passes q's filters, from its
+// header and stream name alone.
+func (r *logRing) matchAt(p uint64, q api.LogQuery) bool {
+	if q.Since.IsZero() && q.Stream == "" {
+		return true
+	}
+	var h [logHeader]byte
+	r.get(p, h[:])
+	if ns := int64(binary.LittleEndian.Uint64(h[0:])); !q.Since.IsZero() && (ns == 0 || ns < q.Since.UnixNano()) {
+		return false
+	}
+	if q.Stream != "" {
+		sl := int(h[16])
+		if sl != len(q.Stream) {
+			return false
+		}
+		var name [255]byte
+		r.get(p+logHeader, name[:sl])
+		return string(name[:sl]) == q.Stream
+	}
+	return true
+}
+
+// recordAt decodes the record at p and returns it with its size.
+func (r *logRing) recordAt(p uint64) (api.LogLine, uint64) {
+	var h [logHeader]byte
+	r.get(p, h[:])
+	sl, ll := int(h[16]), int(binary.LittleEndian.Uint32(h[12:]))
+	stream := make([]byte, sl)
+	r.get(p+logHeader, stream)
+	line := make([]byte, ll)
+	r.get(p+logHeader+uint64(sl), line)
+	var t time.Time
+	if ns := int64(binary.LittleEndian.Uint64(h[0:])); ns != 0 {
+		t = time.Unix(0, ns)
+	}
+	return api.LogLine{
+		Time:   t,
+		Pid:    int(binary.LittleEndian.Uint32(h[8:])),
+		Stream: streamName(stream),
+		Line:   string(line),
+	}, logHeader + uint64(sl+ll)
+}
+
+// followBatch bounds the bytes of lines one logFollower.Next returns.
+const followBatch = 256 << 10
+
+// logFollower reads a logRing from a position on (see logRing).
+type logFollower struct {
+	r       *logRing
+	q       api.LogQuery
+	wake    chan struct{} // 1-buffered: add has written since the last read
+	backlog []api.LogLine // what the first Next returns
+	first   bool
+	pos     uint64 // the next record to read
+}
+
+// follow returns a follower of r whose first Next gives the last q.N
+// lines matching q, and the next ones the lines added after them.
+func (r *logRing) follow(q api.LogQuery) *logFollower {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := &logFollower{r: r, q: q, wake: make(chan struct{}, 1), backlog: r.queryLocked(q), first: true, pos: r.end}
+	if r.subs == nil {
+		r.subs = map[*logFollower]struct{}{}
+	}
+	r.subs[f] = struct{}{}
+	return f
+}
+
+// Next implements api.LogFollower.
+func (f *logFollower) Next(ctx context.Context) ([]api.LogLine, error) {
+	if f.first {
+		f.first = false
+		if b := f.backlog; len(b) > 0 {
+			f.backlog = nil
+			return b, nil
+		}
+	}
+	for {
+		lines, err := f.read()
+		if err != nil || len(lines) > 0 {
+			return lines, err
+		}
+		select {
+		case <-f.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// read returns the matching lines from f's position on, at most
+// followBatch bytes of them.
+func (f *logFollower) read() ([]api.LogLine, error) {
+	r := f.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.subs[f]; !ok {
+		return nil, &api.LogEndError{End: api.LogEndRemoved, Message: "the follower was closed"}
+	}
+	if f.pos < r.start {
+		delete(r.subs, f)
+		return nil, &api.LogEndError{End: api.LogEndLagged, Message: "the reader fell behind the unit's log ring: lines from here on are lost to it"}
+	}
+	var out []api.LogLine
+	size := 0
+	for f.pos < r.end && size < followBatch {
+		if !r.matchAt(f.pos, f.q) {
+			f.pos += r.recordSize(f.pos)
+			continue
+		}
+		l, n := r.recordAt(f.pos)
+		f.pos += n
+		size += int(n)
+		out = append(out, l)
+	}
+	if len(out) == 0 && r.closed {
+		delete(r.subs, f)
+		return nil, &api.LogEndError{End: api.LogEndRemoved, Message: "the unit was removed"}
+	}
+	return out, nil
+}
+
+// Close implements api.LogFollower.
+func (f *logFollower) Close() {
+	f.r.mu.Lock()
+	defer f.r.mu.Unlock()
+	delete(f.r.subs, f)
+}
+
+// close ends r's followers, once they have read what is left: the unit
+// is gone.
+func (r *logRing) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for f := range r.subs {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // streamName returns the usual stream names without allocating.
@@ -149,9 +309,6 @@ func (r *logRing) recordSize(p uint64) uint64 {
 func (r *logRing) evictLocked() {
 	r.start += r.recordSize(r.start)
 	r.count--
-	if r.count == 0 {
-		r.start, r.end = 0, 0
-	}
 }
 
 // resizeLocked moves the records into a buffer of size bytes (at least
@@ -200,10 +357,40 @@ func (r *logRing) get(p uint64, dst []byte) {
 	}
 }
 
+// OutputLine is one line of output of a unit's process, as
+// Config.Output gets it.
+type OutputLine struct {
+	Unit string // the unit whose log ring has it: "app.service", "echo@.service"
+	// Instance is the Accept=yes instance that printed it
+	// ("echo@3-….service"); "" for any other unit.
+	Instance string
+	// Command is the Exec*= list of a helper command ("ExecStartPre");
+	// "" for the service's own processes.
+	Command string
+	api.LogLine
+}
+
+// output sends l to the Config.Output of h's daemon, else to sockd's
+// log (log, which names the unit).
+func (h *handle) output(log *zerolog.Logger, l OutputLine) {
+	if h.out != nil {
+		h.out(l)
+		return
+	}
+	ev := log.Info()
+	if l.Command != "" {
+		ev = ev.Str("command", l.Command)
+	}
+	if l.Pid != 0 {
+		ev = ev.Int("pid", l.Pid)
+	}
+	ev.Str("stream", l.Stream).Msg(l.Line)
+}
+
 // outputLine records one line of a child's output and logs it.
 func (u *unit) outputLine(pr *proc, stream, line string) {
-	pid := pr.Pid()
 	pr.addTail(line)
-	u.logs.add(api.LogLine{Time: time.Now(), Pid: pid, Stream: stream, Line: line})
-	u.log.Info().Int("pid", pid).Str("stream", stream).Msg(line)
+	l := api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line}
+	u.logs.add(l)
+	u.output(&u.log, OutputLine{Unit: u.name, LogLine: l})
 }

@@ -1,6 +1,8 @@
 package supervisord
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -168,4 +170,124 @@ func TestLogRingConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestLogRingQuery(t *testing.T) {
+	r := newLogRing(64 << 10)
+	t0 := time.Now()
+	for i := range 10 {
+		stream := "stdout"
+		if i%2 == 1 {
+			stream = "stderr"
+		}
+		r.add(api.LogLine{Time: t0.Add(time.Duration(i) * time.Second), Pid: i, Stream: stream, Line: fmt.Sprint(i)})
+	}
+	lines := func(ls []api.LogLine) string {
+		var s []string
+		for _, l := range ls {
+			s = append(s, l.Line)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		q    api.LogQuery
+		want string
+	}{
+		{api.LogQuery{N: 3}, "7,8,9"},
+		{api.LogQuery{N: 3, Stream: "stderr"}, "5,7,9"},
+		{api.LogQuery{N: 100, Stream: "stdout"}, "0,2,4,6,8"},
+		{api.LogQuery{N: 100, Since: t0.Add(6 * time.Second)}, "6,7,8,9"},
+		{api.LogQuery{N: 2, Since: t0.Add(6 * time.Second), Stream: "stdout"}, "6,8"},
+		{api.LogQuery{N: 100, Since: t0.Add(time.Hour)}, ""},
+		{api.LogQuery{N: 100, Stream: "std"}, ""},
+	} {
+		if got := lines(r.query(tc.q)); got != tc.want {
+			t.Errorf("query(%+v) = %q, want %q", tc.q, got, tc.want)
+		}
+	}
+}
+
+// next calls f.Next with a bounded wait.
+func next(t *testing.T, f *logFollower) ([]api.LogLine, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return f.Next(ctx)
+}
+
+func TestLogRingFollow(t *testing.T) {
+	r := newLogRing(64 << 10)
+	r.add(api.LogLine{Time: time.Now(), Stream: "stdout", Line: "old1"})
+	r.add(api.LogLine{Time: time.Now(), Stream: "stderr", Line: "old2"})
+	f := r.follow(api.LogQuery{N: 1, Stream: "stderr"})
+	defer f.Close()
+	if ls, err := next(t, f); err != nil || len(ls) != 1 || ls[0].Line != "old2" {
+		t.Fatalf("backlog: %v, %v", ls, err)
+	}
+	// Lines added while the reader waits wake it, in order, filtered.
+	go func() {
+		for i := range 100 {
+			r.add(api.LogLine{Time: time.Now(), Stream: "stdout", Line: "out"})
+			r.add(api.LogLine{Time: time.Now(), Stream: "stderr", Line: fmt.Sprint(i)})
+		}
+	}()
+	for i := 0; i < 100; {
+		ls, err := next(t, f)
+		if err != nil {
+			t.Fatalf("after %d lines: %v", i, err)
+		}
+		for _, l := range ls {
+			if l.Line != fmt.Sprint(i) || l.Stream != "stderr" {
+				t.Fatalf("line %d: %+v", i, l)
+			}
+			i++
+		}
+	}
+	// A waiting reader whose context ends returns its error.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := f.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next with nothing new = %v", err)
+	}
+	// The unit goes: what is left is read, then the end.
+	r.add(api.LogLine{Time: time.Now(), Stream: "stderr", Line: "last"})
+	r.close()
+	if ls, err := next(t, f); err != nil || len(ls) != 1 || ls[0].Line != "last" {
+		t.Fatalf("after close: %v, %v", ls, err)
+	}
+	var end *api.LogEndError
+	if _, err := next(t, f); !errors.As(err, &end) || end.End != api.LogEndRemoved {
+		t.Fatalf("after close and the last line: %v", err)
+	}
+}
+
+// A follower that does not read never holds the writer back; once the
+// ring has dropped the line it was at, it has lagged and ends.
+func TestLogRingFollowerLags(t *testing.T) {
+	per := lineCost(api.LogLine{Stream: "stdout", Line: "00000"})
+	r := newLogRing(10 * per)
+	f := r.follow(api.LogQuery{N: 10})
+	defer f.Close()
+	for i := range 5 {
+		r.add(api.LogLine{Stream: "stdout", Line: fmt.Sprintf("%05d", i)})
+	}
+	if ls, err := next(t, f); err != nil || len(ls) != 5 {
+		t.Fatalf("first read: %v, %v", ls, err)
+	}
+	for i := range 1000 {
+		r.add(api.LogLine{Stream: "stdout", Line: fmt.Sprintf("%05d", i)})
+	}
+	if got := r.last(1); got[0].Line != "00999" {
+		t.Fatalf("the ring stopped at %v", got)
+	}
+	var end *api.LogEndError
+	if ls, err := next(t, f); !errors.As(err, &end) || end.End != api.LogEndLagged {
+		t.Fatalf("after falling behind: %d lines, %v", len(ls), err)
+	}
+	r.mu.Lock()
+	n := len(r.subs)
+	r.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d followers left in the ring after the lagging one", n)
+	}
 }

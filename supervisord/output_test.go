@@ -49,7 +49,7 @@ func TestOptionsOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.await(func(st api.ServiceStatus) bool { return len(st.Pids) == 0 && st.Result != "" })
-			ls, err := e.d.Logs(e.ctx(), "app", 100)
+			ls, err := e.d.Logs(e.ctx(), "app", api.LogQuery{N: 100})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -260,6 +260,7 @@ func (d *Daemon) removeUnit(ctx context.Context, u *handle) error {
 	d.mu.Lock()
 	if d.units[u.name] == u {
 		delete(d.units, u.name)
+		u.logs.close()        // its followers end
 		d.fds.release(u.name) // its sockets are closed
 	}
 	for _, s := range u.socks {

@@ -230,7 +230,7 @@ func (e *env) runReport() (*report, []api.LogLine) {
 
 func (e *env) reportFromLogs(unit string) (*report, []api.LogLine) {
 	e.t.Helper()
-	lines, err := e.d.Logs(e.ctx(), unit, 1000)
+	lines, err := e.d.Logs(e.ctx(), unit, api.LogQuery{N: 1000})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -175,7 +175,7 @@ func TestNonBlockingEveryProcess(t *testing.T) {
 	if !res.OK || len(res.NewPids) != 1 {
 		t.Fatalf("restart: %+v", res)
 	}
-	logs, err := e.d.Logs(e.ctx(), "app", 100)
+	logs, err := e.d.Logs(e.ctx(), "app", api.LogQuery{N: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

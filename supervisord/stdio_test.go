@@ -107,7 +107,7 @@ func logLines(t *testing.T, d *Daemon, unit string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ls, err := d.Logs(ctx, unit, 100)
+	ls, err := d.Logs(ctx, unit, api.LogQuery{N: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

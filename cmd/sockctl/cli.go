@@ -30,7 +30,13 @@ Verbs:
                             unit) forget its failure, its start and trigger
                             limits and its back-off, and listen again
   reload                    re-read the unit directory and apply changes
-  logs UNIT [-n N]          show the last N output lines (default 100)
+  logs UNIT [-n N] [-f] [--since TIME] [--stream stdout|stderr]
+                            show the last N output lines (default 100); -f
+                            (--follow) then shows new lines as they come,
+                            until interrupted; --since keeps the lines
+                            written since TIME (RFC 3339, "2006-01-02
+                            15:04:05" local time, or a duration ago: 10m,
+                            -1h30m, "2h ago"); --stream keeps one stream
   events [UNIT]             follow lifecycle events (of UNIT, else of all
                             units and of sockd) as they happen, one a line
                             (--json: NDJSON), until Ctrl-C
@@ -126,6 +132,10 @@ var flagSpecs = map[string]flagSpec{
 	"wait":       {verb: "restart"},
 	"stop-first": {verb: "restart"},
 	"n":          {value: true, verb: "logs"},
+	"f":          {verb: "logs"},
+	"follow":     {verb: "logs"},
+	"since":      {value: true, verb: "logs"},
+	"stream":     {value: true, verb: "logs"},
 }
 
 // options are the parsed command line.
@@ -739,15 +749,41 @@ func (c *cli) reload(ctx context.Context, cl *api.Client, o *options) error {
 }
 
 func (c *cli) logs(ctx context.Context, cl *api.Client, o *options) error {
-	n := 0
+	var q api.LogQuery
 	if s, ok := o.flags["n"]; ok {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > api.MaxLogLines {
 			return &usageError{fmt.Sprintf("-n: not an integer from 1 to %d: %q", api.MaxLogLines, s)}
 		}
-		n = v
+		q.N = v
 	}
-	lines, err := cl.Logs(ctx, o.args[0], n)
+	if s, ok := o.flags["since"]; ok {
+		t, err := parseSince(s, time.Now())
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		q.Since = t
+	}
+	if s, ok := o.flags["stream"]; ok {
+		if s != api.StreamStdout && s != api.StreamStderr {
+			return &usageError{fmt.Sprintf("--stream: stdout or stderr, not %q", s)}
+		}
+		q.Stream = s
+	}
+	if o.bool("f") || o.bool("follow") {
+		err := cl.FollowLogs(ctx, o.args[0], q, func(l api.LogLine) {
+			if o.bool("json") {
+				c.printJSON(l)
+			} else {
+				c.printLogLine(l)
+			}
+		})
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // interrupted, or --timeout: the end the user asked for
+		}
+		return err
+	}
+	lines, err := cl.Logs(ctx, o.args[0], q)
 	if err != nil {
 		return err
 	}
@@ -758,11 +794,38 @@ func (c *cli) logs(ctx context.Context, cl *api.Client, o *options) error {
 		return c.printJSON(lines)
 	}
 	for _, l := range lines {
-		who := strconv.Itoa(l.Pid)
-		if l.Stream == "stderr" {
-			who += " stderr"
-		}
-		fmt.Fprintf(c.stdout, "%s [%s] %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), who, l.Line)
+		c.printLogLine(l)
 	}
 	return nil
+}
+
+// printLogLine prints one output line: local time, [pid], a stderr
+// mark, the line.
+func (c *cli) printLogLine(l api.LogLine) {
+	who := strconv.Itoa(l.Pid)
+	if l.Stream == api.StreamStderr {
+		who += " stderr"
+	}
+	fmt.Fprintf(c.stdout, "%s [%s] %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), who, l.Line)
+}
+
+// parseSince reads --since: an RFC 3339 time, a local "2006-01-02
+// 15:04:05" (or without seconds, or a date alone: its midnight), or a
+// duration before now ("10m", "-10m", "10m ago"), as journalctl --since
+// reads most of them.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	d := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "ago"))
+	d = strings.TrimPrefix(d, "-")
+	if v, err := time.ParseDuration(d); err == nil && v >= 0 {
+		return now.Add(-v), nil
+	}
+	return time.Time{}, fmt.Errorf("--since: not a time (RFC 3339, \"2006-01-02 15:04:05\") or a duration ago (10m): %q", s)
 }

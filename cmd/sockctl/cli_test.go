@@ -138,16 +138,75 @@ func (b *backend) Reload(context.Context) (api.ReloadResult, error) {
 	return b.reload, nil
 }
 
-func (b *backend) Logs(_ context.Context, unit string, n int) ([]api.LogLine, error) {
-	b.record(fmt.Sprintf("logs %s %d", unit, n))
+func (b *backend) Logs(_ context.Context, unit string, q api.LogQuery) ([]api.LogLine, error) {
+	b.record(logsCall("logs", unit, q))
 	if _, err := b.find(unit); err != nil {
 		return nil, err
 	}
-	return []api.LogLine{
-		{Time: time.Now(), Pid: 1234, Stream: "stdout", Line: "listening"},
-		{Time: time.Now(), Pid: 1234, Stream: "stderr", Line: "warning: x"},
-	}, nil
+	return cannedLines(q), nil
 }
+
+// logsCall records a logs call with its query.
+func logsCall(what, unit string, q api.LogQuery) string {
+	s := fmt.Sprintf("%s %s %d", what, unit, q.N)
+	if q.Stream != "" {
+		s += " stream=" + q.Stream
+	}
+	if !q.Since.IsZero() {
+		s += " since=" + q.Since.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// cannedLines are the backend's log lines that match q.
+func cannedLines(q api.LogQuery) []api.LogLine {
+	t := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	var out []api.LogLine
+	for _, l := range []api.LogLine{
+		{Time: t, Pid: 1234, Stream: "stdout", Line: "listening"},
+		{Time: t.Add(time.Minute), Pid: 1234, Stream: "stderr", Line: "warning: x"},
+	} {
+		if q.Match(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// FollowLogs gives the canned lines, then "new line" (stdout), then, for
+// unit "gone", the end of a removed unit; "app" waits for the reader to
+// go.
+func (b *backend) FollowLogs(_ context.Context, unit string, q api.LogQuery) (api.LogFollower, error) {
+	b.record(logsCall("follow", unit, q))
+	if _, err := b.find(unit); err != nil && unit != "gone" {
+		return nil, err
+	}
+	batches := [][]api.LogLine{cannedLines(q)}
+	if l := (api.LogLine{Time: time.Now(), Pid: 1234, Stream: "stdout", Line: "new line"}); q.Match(l) {
+		batches = append(batches, []api.LogLine{l})
+	}
+	return &cannedFollower{batches: batches, removed: unit == "gone"}, nil
+}
+
+type cannedFollower struct {
+	batches [][]api.LogLine
+	removed bool
+}
+
+func (f *cannedFollower) Next(ctx context.Context) ([]api.LogLine, error) {
+	if len(f.batches) > 0 {
+		b := f.batches[0]
+		f.batches = f.batches[1:]
+		return b, nil
+	}
+	if f.removed {
+		return nil, &api.LogEndError{End: api.LogEndRemoved, Message: "the unit was removed"}
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (f *cannedFollower) Close() {}
 
 // ResetFailed answers as a daemon whose failed units are "result" and
 // "backoff".
@@ -268,6 +327,7 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{}, {"frobnicate"}, {"status"}, {"list", "--bogus"}, {"status", "app", "extra"},
 		{"status", "app", "--wait"}, {"logs", "app", "-n", "0"}, {"logs", "app", "-n", "many"},
+		{"logs", "app", "--since", "yesterday"}, {"logs", "app", "--stream", "both"}, {"status", "app", "-f"},
 		{"--api"}, {"restart", "app", "--timeout", "soon"},
 	} {
 		r := sockctl(t, nil, false, args...)
@@ -524,6 +584,67 @@ func TestLogs(t *testing.T) {
 	var lines []api.LogLine
 	if r.code != 0 || b.lastCall() != "logs app 100" || json.Unmarshal([]byte(r.stdout), &lines) != nil || len(lines) != 2 {
 		t.Errorf("--json: exit %d %q\n%s", r.code, b.lastCall(), r.stdout)
+	}
+}
+
+func TestLogsFilters(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	r := sockctl(t, nil, false, "--api", path, "logs", "app", "--stream", "stderr", "--since", "2025-06-01T12:00:30Z")
+	if r.code != 0 || b.lastCall() != "logs app 100 stream=stderr since=2025-06-01T12:00:30Z" || r.stdout == "" ||
+		strings.Contains(r.stdout, "listening") || !strings.Contains(r.stdout, "[1234 stderr] warning: x\n") {
+		t.Errorf("exit %d %q\n%s%s", r.code, b.lastCall(), r.stdout, r.stderr)
+	}
+	r = sockctl(t, nil, false, "--api", path, "logs", "app", "--since=2025-06-01T12:05:00Z")
+	if r.code != 0 || r.stdout != "" {
+		t.Errorf("nothing since: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestLogsFollow(t *testing.T) {
+	b := &backend{}
+	path := serve(t, b)
+	// Followed until sockd ends the stream: the lines, then the reason,
+	// exit 1.
+	r := sockctl(t, nil, false, "--api", path, "logs", "gone", "-f", "--stream", "stdout")
+	if r.code != 1 || b.lastCall() != "follow gone 100 stream=stdout" ||
+		!strings.Contains(r.stdout, "[1234] listening\n") || !strings.Contains(r.stdout, "[1234] new line\n") || strings.Contains(r.stdout, "warning") ||
+		!strings.Contains(r.stderr, "the unit was removed") {
+		t.Errorf("exit %d %q\nstdout:\n%s\nstderr:\n%s", r.code, b.lastCall(), r.stdout, r.stderr)
+	}
+	// Followed until the user's end (here --timeout): exit 0; --json is
+	// one object per line.
+	r = sockctl(t, nil, false, "--api", path, "logs", "app", "--follow", "--json", "-n", "7", "--timeout", "300ms")
+	if r.code != 0 || b.lastCall() != "follow app 7" || strings.Count(r.stdout, "\n") != 3 {
+		t.Fatalf("exit %d %q\nstdout:\n%s\nstderr:\n%s", r.code, b.lastCall(), r.stdout, r.stderr)
+	}
+	for i, s := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var l api.LogLine
+		if err := json.Unmarshal([]byte(s), &l); err != nil || l.Pid != 1234 {
+			t.Errorf("line %d: %q: %v", i, s, err)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2025-06-01T11:00:00Z":      now.Add(-time.Hour),
+		"2025-06-01T13:00:00+02:00": now.Add(-time.Hour),
+		"10m":                       now.Add(-10 * time.Minute),
+		"-1h30m":                    now.Add(-90 * time.Minute),
+		"2h ago":                    now.Add(-2 * time.Hour),
+		"2025-06-01 10:11:12":       time.Date(2025, 6, 1, 10, 11, 12, 0, time.Local),
+		"2025-06-01":                time.Date(2025, 6, 1, 0, 0, 0, 0, time.Local),
+	} {
+		if got, err := parseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "ago", "10", "1x", "2025-13-01"} {
+		if got, err := parseSince(in, now); err == nil {
+			t.Errorf("parseSince(%q) = %v, want an error", in, got)
+		}
 	}
 }
 

@@ -108,6 +108,13 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 2, err
 	}
+	// Under systemd, with stderr on the journal: sockd's own log and its
+	// units' output go to the journal with fields (journal.go).
+	var output func(supervisord.OutputLine)
+	if j := detectJournal(stderr); j != nil {
+		log = zerolog.New(j).Level(log.GetLevel())
+		output = j.output
+	}
 	// The metrics count every event from the first unit's on; the
 	// --metrics listener is bound before any unit starts, so a taken
 	// address stops sockd with nothing to undo.
@@ -190,7 +197,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return []supervisord.FDKeeper{c}, &supervisord.Held{Files: h.Files, Output: h.Output}, nil
 	}
 	d := supervisord.New(supervisord.Config{UnitsDir: *unitsDir, AllowUntrustedUnits: *allowUntrusted, RuntimeDir: *runDir, Log: log,
-		Keepers: keepers, Held: held, Keep: keep, Cgroup: *cgroupDir, OnEvent: m.Observe})
+		Keepers: keepers, Held: held, Keep: keep, Cgroup: *cgroupDir, OnEvent: m.Observe, Output: output})
 	m.SetSource(d)
 	// A sockd that fails to start leaves no holder behind, unless it
 	// holds what a previous sockd's units still use (a state file).
