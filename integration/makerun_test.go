@@ -72,9 +72,18 @@ func TestMakeRun(t *testing.T) {
 	if body := get(t, client("tcp", "127.0.0.1:8080")); !strings.HasPrefix(body, "hello from sockd (pid ") {
 		t.Fatalf("curl http://127.0.0.1:8080/: %q", body)
 	}
-	st, err = exec.Command(sockctl, "--api", api, "status", "demo", "--json").Output()
-	if err != nil || !strings.Contains(string(st), `"state":"active"`) {
-		t.Fatalf("sockctl status after the request: %v %s", err, st)
+	// The demo answers as soon as it accepts, and says READY=1 right
+	// after: under load sockd may read that a moment later.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err = exec.Command(sockctl, "--api", api, "status", "demo", "--json").Output()
+		if err == nil && strings.Contains(string(st), `"state":"active"`) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("sockctl status after the request: %v %s", err, st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling what an operator sees
 	}
 	// Ctrl-C in the terminal: SIGINT to the foreground process group.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)

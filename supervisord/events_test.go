@@ -14,6 +14,9 @@ func TestEventsOfALife(t *testing.T) {
 	ch, cancel := e.d.subscribeEvents("")
 	defer cancel()
 	pid, _ := e.mustGet()
+	// The app may answer before its READY=1 is read: the restart is of
+	// a running unit.
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
 	res, _ := e.restart(api.RestartOptions{})
 	if !res.OK {
 		t.Fatalf("restart: %+v", res)
@@ -56,6 +59,7 @@ func TestEventsSlowReader(t *testing.T) {
 	ch, cancel := e.d.subscribeEvents("app.service")
 	defer cancel()
 	e.mustGet()
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
 	for range 40 { // more events than the buffer holds
 		done := make(chan api.RestartResult, 1)
 		go func() { r, _ := e.restart(api.RestartOptions{}); done <- r }()
