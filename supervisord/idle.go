@@ -186,9 +186,13 @@ func (w *idleWatch) connected(c *sockdiag.Conns) bool {
 }
 
 // syncIdle watches the unit while it runs, if it sets X-IdleTimeoutSec=
-// and has a socket; settle calls it.
+// and has a socket; settle calls it. A reload that changes the timeout
+// applies at once.
 func (u *unit) syncIdle() {
 	want := u.idleMon != nil && u.svc.IdleTimeout > 0 && u.phase == phaseRunning && !u.exiting && len(u.ls) > 0
+	if want && u.idle != nil && u.idle.timeout != u.svc.IdleTimeout {
+		u.disarmIdle() // a reload changed the timeout: the clock starts again
+	}
 	switch {
 	case want && u.idle == nil:
 		u.armIdle()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockd/sockd/api"
 	"github.com/sockd/sockd/internal/sockdiag"
 )
 
@@ -90,5 +91,36 @@ func TestIdleMonitor(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if calls.Load() != n {
 		t.Error("checks go on with nothing watched")
+	}
+}
+
+// TestIdleRestartResetsClock: the idle clock starts when the unit
+// becomes running, and again after a restart; the idle stop is a clean
+// stop (result success) back to listening, and a connection starts the
+// unit again. Real Daemon, real child, real sock_diag.
+func TestIdleRestartResetsClock(t *testing.T) {
+	const timeout = 2 * time.Second
+	e := newEnv(t, notifyService+"X-IdleTimeoutSec=2s\n")
+	first, _ := e.mustGet()
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
+	time.Sleep(timeout * 3 / 4) // most of the timeout passes; no event marks it
+	begin := time.Now()
+	if res, _ := e.restart(api.RestartOptions{}); !res.OK {
+		t.Fatalf("restart: %+v", res)
+	}
+	for len(e.obs) > 0 {
+		<-e.obs
+	}
+	// The first phase that is not active is the idle stop's.
+	st := e.await(func(st api.ServiceStatus) bool { return st.State != api.StateActive })
+	if d := st.Since.Sub(begin); d < timeout {
+		t.Fatalf("stopped %s after the restart began (%s/%s), before the timeout counted from the restart", d, st.State, st.SubState)
+	}
+	st = e.await(func(st api.ServiceStatus) bool { return st.SubState == "listening" })
+	if st.State != api.StateInactive || st.Result != "success" {
+		t.Fatalf("after the idle stop: %+v, want inactive/listening, result success", st)
+	}
+	if again, _ := e.mustGet(); again == first {
+		t.Fatalf("pid %d answered again after the stop", again)
 	}
 }
