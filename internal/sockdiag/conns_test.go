@@ -205,3 +205,57 @@ func TestParseConnsBounds(t *testing.T) {
 		t.Errorf("malformed messages gave %+v", c)
 	}
 }
+
+// BenchmarkConnections1000: one check's dumps with 1,000 TCP and 1,000
+// Unix listeners open, each with one accepted connection (the cost of an
+// X-IdleTimeoutSec= check on a host of 1,000 busy units).
+func BenchmarkConnections1000(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		for _, s := range []struct {
+			network string
+			family  int
+			sa      unix.Sockaddr
+		}{
+			{"tcp", unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}},
+			{"unix", unix.AF_UNIX, &unix.SockaddrUnix{Name: filepath.Join(dir, strconv.Itoa(i))}},
+		} {
+			fd, err := unix.Socket(s.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { unix.Close(fd) })
+			if err := unix.Bind(fd, s.sa); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Listen(fd, 128); err != nil {
+				b.Fatal(err)
+			}
+			sa, _ := unix.Getsockname(fd)
+			addr := ""
+			switch sa := sa.(type) {
+			case *unix.SockaddrInet4:
+				addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.Port))
+			case *unix.SockaddrUnix:
+				addr = sa.Name
+			}
+			c, err := net.Dial(s.network, addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.Close() })
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { unix.Close(nfd) })
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		c, err := Connections()
+		if err != nil || len(c.Queues) < 2000 || len(c.unix) < 1000 {
+			b.Fatalf("%d listeners, %d unix names, %v", len(c.Queues), len(c.unix), err)
+		}
+	}
+}
