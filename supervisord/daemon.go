@@ -98,6 +98,7 @@ type Daemon struct {
 	busy       busyUnits         // units not opened: address in use, too few fds (busy.go)
 	fds        fdBudget          // the units' share of RLIMIT_NOFILE (fdbudget.go)
 	events     *eventBus         // lifecycle events to subscribers (events.go)
+	idle       *idleMonitor      // X-IdleTimeoutSec= checks (idle.go)
 	cg         *cgroup.Hierarchy // the units' cgroups; nil: process groups (cgroup.go)
 	cgOwn      bool              // cg is sockd's own delegated cgroup
 	// reexec is set (under mu) while sockd prepares to re-exec; closed
@@ -118,7 +119,8 @@ var _ api.Backend = (*Daemon)(nil)
 func New(cfg Config) *Daemon {
 	life, end := context.WithCancel(context.Background())
 	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*handle{}, sockets: map[string]string{}, pids: newPidTable(),
-		start: startChild, roots: defaultExecRoots(), life: life, endLife: end, events: newEventBus(cfg.OnEvent)}
+		start: startChild, roots: defaultExecRoots(), life: life, endLife: end, events: newEventBus(cfg.OnEvent),
+		idle: newIdleMonitor(func(err error) { cfg.Log.Warn().Err(err).Msg("X-IdleTimeoutSec=: counting connections") })}
 }
 
 // Open loads the unit directory, opens every socket and starts each
@@ -369,6 +371,7 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	u.lsSock, u.sockSt = lsSock, sockSt
 	u.pids = d.pids
 	u.waiter = d.waiter
+	u.idleMon = d.idle
 	u.start = d.start
 	if u.cg = d.unitCgroup(svc.Name); u.cg != nil {
 		d.pids.addCgroup(u.cg.g.Path(), u)

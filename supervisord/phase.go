@@ -90,12 +90,13 @@ const (
 	evSocketDead                 // the kernel reports a socket of the unit dead (EPOLLHUP/EPOLLERR)
 	evBackoff                    // the pause before a failed unit listens again passed
 	evResetFailed                // sockctl reset-failed
+	evIdle                       // a check of X-IdleTimeoutSec= (idle.go)
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"trigger", "start", "stop", "restart", "reload-app", "ready", "reloading",
 	"stopping", "exit", "helpers-done", "start-timeout", "stop-timeout", "restart-timer", "watchdog", "runtime-max",
-	"hold", "release", "socket-dead", "backoff", "reset-failed"}
+	"hold", "release", "socket-dead", "backoff", "reset-failed", "idle"}
 
 func (k evKind) String() string { return evNames[k] }
 
@@ -212,6 +213,7 @@ var table = map[phase]map[evKind]transition{
 		evWatchdog:     rowWatchdog,
 		evStopTimeout:  rowKill,
 		evRuntimeMax:   rowRuntimeMax,
+		evIdle:         {"no connection for X-IdleTimeoutSec=: stop every process (result success); listening after", stopping, (*unit).idleCheck},
 		evStop:         rowStop,
 	},
 	phaseReloading: {

@@ -30,7 +30,8 @@ type unit struct {
 	pids    *pidTable
 	waiter  *activation.Waiter // the daemon's, for lazy starts
 	observe func(string, api.ServiceStatus)
-	events  *eventBus // the daemon's; nil in tests without
+	events  *eventBus    // the daemon's; nil in tests without
+	idleMon *idleMonitor // the daemon's; nil in tests without (no X-IdleTimeoutSec=)
 	// life ends with the actor: every Exec*= command still running then
 	// (ExecStop= of a process that exited meanwhile) is killed.
 	life    context.Context
@@ -70,6 +71,7 @@ type unit struct {
 	nextStart   time.Time              // when the RestartSec= timer or the back-off ends
 	nRestarts   int                    // starts in a row after a failure (systemd's n_restarts): RestartSteps='s step
 	runtimeTok  token                  // the RuntimeMaxSec= timer, 0 when none
+	idle        *idleWatch             // X-IdleTimeoutSec= while running (idle.go), nil otherwise
 	why         string                 // why the start under way began, for the log
 	postNext    afterPost              // what follows ExecStopPost= (stop-post)
 	execEnv     []string               // from setUpExec: $*_DIRECTORY, a dynamic user's $USER
@@ -160,6 +162,7 @@ func (u *unit) run() {
 		u.settle()
 	}
 	u.unwatchSockets()
+	u.disarmIdle()
 	activation.CloseAll(u.retired)
 	u.cancelHelper()
 	u.endLife()
@@ -203,6 +206,9 @@ func (u *unit) enter(next phase) {
 	}
 	u.log.Info().Str("from", u.phase.String()).Str("to", next.String()).Msg("phase")
 	u.phase, u.since = next, time.Now()
+	if next != phaseRunning {
+		u.disarmIdle() // the idle clock starts again when it runs again
+	}
 	u.publish(api.UnitEvent{Time: u.since, Kind: api.EventPhase, Phase: next.String(), Result: u.result})
 }
 
@@ -256,6 +262,7 @@ func (u *unit) settle() {
 	} else if !want && u.armed {
 		u.disarmWaiter()
 	}
+	u.syncIdle()
 	u.closeRetired()
 	u.saveState()
 	if len(u.freezing) > 0 && u.job == nil && len(u.queue) == 0 {

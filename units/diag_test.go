@@ -186,6 +186,8 @@ func TestDiagnostics(t *testing.T) {
 			[]string{`app.service:3: X-Instances: invalid value "0" (want a number from 1 to 1024)`}, false},
 		{"bad ready after", "app.service", okService + "X-ReadyAfterSec=soon\n",
 			[]string{`app.service:3: X-ReadyAfterSec: invalid time span "soon"`}, false},
+		{"bad idle timeout", "app.service", okService + "X-IdleTimeoutSec=-1\n",
+			[]string{`app.service:3: X-IdleTimeoutSec: invalid time span "-1"`}, false},
 		{"old start limit", "app.service", okService + "StartLimitInterval=5\n",
 			[]string{`app.service:3: warning: StartLimitInterval: deprecated; use StartLimitIntervalSec= in [Unit]`}, true},
 		{"sockets missing", "app.service", okService + "Sockets=other.socket\n",

@@ -36,7 +36,7 @@ func TestSystemdOptions(t *testing.T) {
 		}
 	}
 	// Every option sockd implements is systemd's, or sockd's own.
-	own := map[string]bool{"Service.X-Instances": true, "Service.X-ReadyAfterSec": true, "Service.X-LogBufferBytes": true,
+	own := map[string]bool{"Service.X-Instances": true, "Service.X-ReadyAfterSec": true, "Service.X-IdleTimeoutSec": true, "Service.X-LogBufferBytes": true,
 		"Service.StartLimitIntervalSec": true, "Socket.NonBlocking": true}
 	for name := range serviceOptions {
 		if !systemdKnows("Service", name) && !own["Service."+name] {

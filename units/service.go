@@ -274,6 +274,15 @@ func init() {
 			b.s.Instances = int(n)
 			return nil
 		},
+		"X-IdleTimeoutSec": func(b *serviceBuild, o rawOption) error {
+			if err := setSeconds(&b.s.IdleTimeout, o.Value); err != nil {
+				return err
+			}
+			if b.s.IdleTimeout == Infinity {
+				b.s.IdleTimeout = 0
+			}
+			return nil
+		},
 		"X-ReadyAfterSec": func(b *serviceBuild, o rawOption) error {
 			if err := setSeconds(&b.s.ReadyAfter, o.Value); err != nil {
 				return err

@@ -319,6 +319,10 @@ type Service struct {
 	// a restart counts it ready. 0 means ready at once (systemd's
 	// Type=simple behaviour).
 	ReadyAfter time.Duration
+	// IdleTimeout is the sockd extension X-IdleTimeoutSec=: a running
+	// unit whose sockets have had no connection for that long is
+	// stopped, and waits for the next connection (0: never).
+	IdleTimeout time.Duration
 	// LogBufferBytes is the sockd extension X-LogBufferBytes=: the bytes
 	// of output lines sockd keeps for `sockctl logs` (0: the default,
 	// 1 MiB).

@@ -173,6 +173,7 @@ NotifyAccess=all
 WatchdogSec=30
 X-Instances=3
 X-ReadyAfterSec=2s
+X-IdleTimeoutSec=5min
 X-Other=ignored
 `,
 	})
@@ -206,7 +207,7 @@ X-Other=ignored
 			{Resource: unix.RLIMIT_NICE, Soft: 30, Hard: 30},
 		},
 		StandardOutput: Output{Kind: "append", Path: "/var/log/app.log"}, StandardError: Output{Kind: "null"},
-		NotifyAccess: NotifyAll, WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, WatchdogSignal: syscall.SIGABRT,
+		NotifyAccess: NotifyAll, WatchdogSec: 30 * time.Second, Instances: 3, ReadyAfter: 2 * time.Second, IdleTimeout: 5 * time.Minute, GuessMainPID: true, ReloadSignal: syscall.SIGHUP, WatchdogSignal: syscall.SIGABRT,
 		ExecDirs: defaultExecDirs,
 	}
 	if !reflect.DeepEqual(s, want) {

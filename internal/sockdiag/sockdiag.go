@@ -4,6 +4,11 @@
 // how many connections wait to be accepted (ss's Recv-Q) and the
 // backlog given to listen(2) (ss's Send-Q).
 //
+// Connections counts the connections that processes hold on the
+// listeners' addresses (established TCP and Unix stream sockets), with
+// the same three dumps: how sockd tells that a unit is idle
+// (X-IdleTimeoutSec=) without touching its connections.
+//
 // One call to Listeners makes three dumps on one netlink socket (TCP over
 // IPv4, TCP over IPv6, Unix) of the listening sockets of the calling
 // process's network namespace, whatever their number, and keys them by
@@ -57,23 +62,11 @@ const (
 // If a family cannot be dumped (its diag module is missing, say),
 // Listeners returns the queues of the others with an error naming it.
 func Listeners() (map[uint64]Queue, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	fd, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("sock_diag: %w", os.NewSyscallError("socket", err))
+		return nil, err
 	}
 	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(Timeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, fmt.Errorf("sock_diag: %w", os.NewSyscallError("setsockopt SO_RCVTIMEO", err))
-	}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-		return nil, fmt.Errorf("sock_diag: %w", os.NewSyscallError("setsockopt SO_SNDTIMEO", err))
-	}
-	// Connected to the kernel, the socket takes messages from no one
-	// else: another process of the host cannot forge an answer.
-	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("sock_diag: %w", os.NewSyscallError("connect", err))
-	}
 	out := make(map[uint64]Queue)
 	var errs []error
 	for i, q := range []struct {
@@ -90,6 +83,31 @@ func Listeners() (map[uint64]Queue, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// open returns a NETLINK_SOCK_DIAG socket connected to the kernel, whose
+// sends and receives time out after Timeout.
+func open() (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return -1, fmt.Errorf("sock_diag: %w", os.NewSyscallError("socket", err))
+	}
+	tv := unix.NsecToTimeval(Timeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("sock_diag: %w", os.NewSyscallError("setsockopt SO_RCVTIMEO", err))
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("sock_diag: %w", os.NewSyscallError("setsockopt SO_SNDTIMEO", err))
+	}
+	// Connected to the kernel, the socket takes messages from no one
+	// else: another process of the host cannot forge an answer.
+	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("sock_diag: %w", os.NewSyscallError("connect", err))
+	}
+	return fd, nil
 }
 
 // inetRequest is an inet_diag_req_v2 for the listening TCP sockets of
