@@ -74,7 +74,7 @@ func (d *Daemon) listUnits(ctx context.Context, opts api.ListOptions) ([]api.Uni
 		out[i].LoadErrors = d.loadErrs[out[i].Name]
 	}
 	d.mu.Unlock()
-	d.fillQueues(out, answered) // one sock_diag dump for every unit
+	d.fillQueues(out, answered)                               // one sock_diag dump for every unit
 	more := append(d.busyStatus(""), d.unloadedStatus("")...) // busy.go, eventsapi.go
 	for _, u := range more {
 		if opts.Match(u) {
