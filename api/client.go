@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -160,9 +161,23 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 
 // List returns every unit's status.
 func (c *Client) List(ctx context.Context) ([]UnitStatus, error) {
+	return c.ListFiltered(ctx, ListOptions{})
+}
+
+// ListFiltered returns the status of the units that pass opts, sorted
+// by name. Bad options are a *FieldError, found before asking. What
+// sockd answers is filtered here again, so that a sockd too old to
+// filter (which answers every unit) gives the same list.
+func (c *Client) ListFiltered(ctx context.Context, opts ListOptions) ([]UnitStatus, error) {
+	opts, err := opts.Normalize()
+	if err != nil {
+		return nil, err
+	}
 	var units []UnitStatus
-	err := c.do(ctx, http.MethodGet, "/v1/units", nil, &units, http.StatusOK)
-	return units, err
+	if err := c.do(ctx, http.MethodGet, "/v1/units"+opts.query(), nil, &units, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(units, func(u UnitStatus) bool { return !opts.Match(u) }), nil
 }
 
 // Status returns one unit's status.

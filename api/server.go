@@ -406,18 +406,6 @@ func (s *Server) reexec(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
-	units, err := s.Backend.List(r.Context())
-	if err != nil {
-		return err
-	}
-	if units == nil {
-		units = []UnitStatus{}
-	}
-	writeJSON(w, http.StatusOK, units)
-	return nil
-}
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	name, err := unitName(r)
 	if err != nil {

@@ -426,31 +426,13 @@ func (d *Daemon) lookup(name string) (*handle, error) {
 
 // List returns the status of every unit, sorted by name.
 func (d *Daemon) List(ctx context.Context) ([]api.UnitStatus, error) {
-	d.mu.Lock()
-	all := make([]*handle, 0, len(d.units))
-	for _, u := range d.units {
-		all = append(all, u)
-	}
-	d.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
-	out := make([]api.UnitStatus, 0, len(all))
-	answered := make([]*handle, 0, len(all))
-	for _, u := range all {
-		rep, err := u.call(ctx, &request{kind: reqStatus})
-		if errors.Is(err, api.ErrNotFound) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d.withLoadErrors(rep.status))
-		answered = append(answered, u)
-	}
-	d.fillQueues(out, answered) // one sock_diag dump for every unit
-	out = append(out, d.busyStatus("")...)
-	out = append(out, d.unloadedStatus("")...) // eventsapi.go
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return d.ListUnits(ctx, api.ListOptions{})
+}
+
+// ListUnits returns the status of the units that pass opts (Normalized),
+// sorted by name (list.go).
+func (d *Daemon) ListUnits(ctx context.Context, opts api.ListOptions) ([]api.UnitStatus, error) {
+	return d.listUnits(ctx, opts)
 }
 
 // Status returns one unit's status.

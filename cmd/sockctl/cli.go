@@ -18,7 +18,13 @@ import (
 const usage = `usage: sockctl [--api PATH] [--json] [--timeout DUR] VERB [ARGS]
 
 Verbs:
-  list                      list units: UNIT, STATE, PIDS, LISTEN
+  list [PATTERN] [--state S]
+                            list units: UNIT, STATE, PIDS, LISTEN; PATTERN
+                            keeps the units whose name or socket's name
+                            matches a glob ("app-*", "web.socket"; "app" is
+                            app.service; several: "a*,b*"); --state keeps
+                            those in a state or sub-state (failed, active,
+                            running, listening, …; several: failed,activating)
   status UNIT               show one unit, with each socket's accept queue
   start UNIT                start the unit's service now
   stop UNIT                 stop the unit's service (its sockets stay open)
@@ -136,6 +142,7 @@ var flagSpecs = map[string]flagSpec{
 	"follow":     {verb: "logs"},
 	"since":      {value: true, verb: "logs"},
 	"stream":     {value: true, verb: "logs"},
+	"state":      {value: true, verb: "list"},
 }
 
 // options are the parsed command line.
@@ -224,7 +231,7 @@ type verb struct {
 }
 
 var verbs = map[string]verb{
-	"list":          {nil, (*cli).list, false, ""},
+	"list":          {nil, (*cli).list, false, "PATTERN"},
 	"status":        {[]string{"UNIT"}, (*cli).status, false, ""},
 	"start":         {[]string{"UNIT"}, (*cli).start, false, ""},
 	"stop":          {[]string{"UNIT"}, (*cli).stop, false, ""},
@@ -330,8 +337,42 @@ func (c *cli) printJSON(v any) error {
 	return err
 }
 
+// listOptions are list's PATTERN and --state as the API takes them: a
+// service state (api.State*) filters the state, any other value the
+// sub-state, as systemctl's --state takes either.
+func listOptions(o *options) (api.ListOptions, error) {
+	var lo api.ListOptions
+	if len(o.args) > 0 {
+		lo.Names = strings.Split(o.args[0], ",")
+	}
+	if s, ok := o.flags["state"]; ok {
+		for _, v := range strings.Split(s, ",") {
+			switch v {
+			case api.StateInactive, api.StateActivating, api.StateActive, api.StateDeactivating, api.StateFailed:
+				lo.States = append(lo.States, v)
+			default:
+				lo.SubStates = append(lo.SubStates, v)
+			}
+		}
+	}
+	lo, err := lo.Normalize()
+	var fe *api.FieldError
+	if errors.As(err, &fe) {
+		what := "PATTERN"
+		if fe.Field != "name" {
+			what = "--state"
+		}
+		return lo, &usageError{fmt.Sprintf("list: %s: %s", what, fe.Message)}
+	}
+	return lo, err
+}
+
 func (c *cli) list(ctx context.Context, cl *api.Client, o *options) error {
-	units, err := cl.List(ctx)
+	lo, err := listOptions(o)
+	if err != nil {
+		return err
+	}
+	units, err := cl.ListFiltered(ctx, lo)
 	if err != nil {
 		return err
 	}

@@ -819,3 +819,38 @@ func TestResetFailed(t *testing.T) {
 		t.Errorf("usage lacks reset-failed:\n%s", r.stdout)
 	}
 }
+
+// TestListFilters: PATTERN and --state reach the API's filters, and a bad
+// one is a usage error naming it.
+func TestListFilters(t *testing.T) {
+	path := serve(t, &backend{})
+	for _, tc := range []struct {
+		args []string
+		code int
+		rows string // the units listed, in order
+	}{
+		{[]string{"list", "app*"}, 0, "app.service"},
+		{[]string{"list", "app"}, 0, "app.service"},
+		{[]string{"list", "idle.service"}, 0, "idle.service"},
+		{[]string{"list", "app,idle"}, 0, "app.service idle.service"},
+		{[]string{"list", "--state", "inactive"}, 0, "idle.service"},
+		{[]string{"list", "--state=running"}, 0, "app.service"},
+		{[]string{"list", "--state", "failed,active"}, 0, "app.service"},
+		{[]string{"list", "idle", "--state", "active"}, 0, ""},
+		{[]string{"list", "--state", "Running!"}, 2, ""},
+		{[]string{"list", "["}, 2, ""},
+		{[]string{"status", "app", "--state", "active"}, 2, ""},
+	} {
+		r := sockctl(t, nil, false, append(tc.args, "--api", path)...)
+		var rows []string
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
+			rows = append(rows, strings.Fields(line)[0])
+		}
+		if r.code != tc.code || tc.code == 0 && strings.Join(rows, " ") != tc.rows {
+			t.Errorf("%q: exit %d, rows %q; want %d, %q\n%s", tc.args, r.code, rows, tc.code, tc.rows, r.stderr)
+		}
+		if tc.code == 2 && !strings.Contains(r.stderr, "--state") && !strings.Contains(r.stderr, "PATTERN") {
+			t.Errorf("%q: the error names neither --state nor PATTERN: %s", tc.args, r.stderr)
+		}
+	}
+}
