@@ -49,7 +49,7 @@ func benchOpen(b *testing.B, kind string, n int) {
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		g0 := runtime.NumGoroutine()
+		g0, fd0 := runtime.NumGoroutine(), openFDs()
 		if *idleHeap != "" {
 			runtime.MemProfileRate = 1
 		}
@@ -78,6 +78,7 @@ func benchOpen(b *testing.B, kind string, n int) {
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(n), "heapB/unit")
 		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(n), "stackB/unit")
 		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/float64(n), "goroutines/unit")
+		b.ReportMetric(float64(openFDs()-fd0)/float64(n), "fds/unit")
 		if *idleHeap != "" {
 			writeHeap(b, *idleHeap)
 			runtime.MemProfileRate = 512 * 1024
