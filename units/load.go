@@ -6,8 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // loader loads units into a Set and collects diagnostics.
@@ -30,6 +33,21 @@ type loader struct {
 	// looked for (10,000 units: 10,000 failed opens fewer).
 	listedDir string
 	listed    map[string]bool
+	// lexed holds the unit files of the unit directory read and lexed
+	// ahead, in parallel (prelex), until build takes them.
+	lexed map[lexKey]lexResult
+	// sequential turns prelex off (a test compares both ways).
+	sequential bool
+}
+
+type lexKey struct{ path, unit string }
+
+// lexResult is what lexFile returned.
+type lexResult struct {
+	opts   []rawOption
+	diags  Diagnostics
+	masked string
+	err    error
 }
 
 func newLoader(dir string, o LoadOptions) *loader {
@@ -154,7 +172,7 @@ func (l *loader) load(base, file, dropDir string) {
 // errors (or is masked).
 func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagnostics, ok bool) {
 	base := n.Full
-	opts, diags, masked, err := l.lexFile(file, base)
+	opts, diags, masked, err := l.lexFileAhead(file, base)
 	if err != nil {
 		return nil, append(diags, readDiag(file, base, "unit", err)), false
 	}
@@ -191,6 +209,45 @@ func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagno
 	}
 	diags = append(diags, bd...)
 	return unit, diags, diags.Err() == nil
+}
+
+// lexFileAhead is lexFile, taking what prelex read if it did.
+func (l *loader) lexFileAhead(path, unit string) ([]rawOption, Diagnostics, string, error) {
+	k := lexKey{path, unit}
+	if r, ok := l.lexed[k]; ok {
+		delete(l.lexed, k)
+		return r.opts, r.diags, r.masked, r.err
+	}
+	return l.lexFile(path, unit)
+}
+
+// prelex reads and lexes the unit files paths (each the file of the
+// unit its base name names) with one goroutine per CPU, for build to
+// take in its own order: lexFile reads only the file and the loader's
+// trust policy, so the units, their diagnostics and their order are
+// those of reading one file after the other.
+func (l *loader) prelex(paths []string) {
+	if l.sequential {
+		return
+	}
+	res := make([]lexResult, len(paths))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
+				r := &res[i]
+				r.opts, r.diags, r.masked, r.err = l.lexFile(paths[i], filepath.Base(paths[i]))
+			}
+		}()
+	}
+	wg.Wait()
+	l.lexed = make(map[lexKey]lexResult, len(paths))
+	for i, p := range paths {
+		l.lexed[lexKey{p, filepath.Base(p)}] = res[i]
+	}
 }
 
 // readDiag is the error diagnostic of a unit file or drop-in (what) that
@@ -377,9 +434,15 @@ func (l *loader) loadDir(dir string) (*Set, Diagnostics, error) {
 		return nil, nil, fmt.Errorf("load units %s: %w", dir, err)
 	}
 	l.listedDir, l.listed = filepath.Clean(dir), make(map[string]bool, len(ents))
+	var ahead []string // regular unit files, read in parallel
 	for _, e := range ents {
 		l.listed[e.Name()] = true
+		// Not a socket template: only recorded (load), never read.
+		if isUnitFile(e.Name()) && !strings.HasSuffix(e.Name(), "@.socket") && e.Type().IsRegular() && untrusted == nil {
+			ahead = append(ahead, filepath.Join(dir, e.Name()))
+		}
 	}
+	l.prelex(ahead)
 	for _, e := range ents {
 		if !isUnitFile(e.Name()) {
 			continue

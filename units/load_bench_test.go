@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -101,5 +102,60 @@ func BenchmarkLoadDir(b *testing.B) {
 			cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
 			b.ReportMetric(float64(cpu)/1e3/float64(b.N)/float64(n), "cpuµs/unit")
 		})
+	}
+}
+
+// TestPrelexSameAsSequential loads a directory of units with errors,
+// warnings, masked and instance files both ways, files read ahead in
+// parallel and one after the other, and checks that the units and the
+// diagnostics, in their order, are the same.
+func TestPrelexSameAsSequential(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 60 {
+		name := fmt.Sprintf("u%02d", i)
+		sock, svc := "[Socket]\nListenStream=/tmp/"+name+".sock\n", "[Service]\nExecStart=/bin/sleep infinity\n"
+		switch i % 6 {
+		case 1:
+			svc += "Bogus=1\n" // a warning
+		case 2:
+			sock = "[Socket]\nListenStream=\n" // an error: the unit is left out
+		case 3:
+			svc = "" // masked
+		case 4:
+			svc += "Restart=sometimes\n" // an error
+		case 5:
+			sock = "ListenStream=outside a section\n"
+		}
+		write(name+".socket", sock)
+		write(name+".service", svc)
+	}
+	write("echo@.socket", "[Socket]\nListenStream=/tmp/echo-%i.sock\n")
+	write("echo@.service", "[Service]\nExecStart=/bin/cat\n")
+	if err := os.Symlink("echo@.socket", filepath.Join(dir, "echo@a.socket")); err != nil {
+		t.Fatal(err)
+	}
+	par, pd, err := newLoader(dir, LoadOptions{}).loadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoader(dir, LoadOptions{})
+	l.sequential = true
+	seq, sd, err := l.loadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(par, seq) {
+		t.Errorf("units differ:\nparallel   %v %v\nsequential %v %v", sortedKeys(par.Services), sortedKeys(par.Sockets), sortedKeys(seq.Services), sortedKeys(seq.Sockets))
+	}
+	if !reflect.DeepEqual(pd, sd) {
+		t.Errorf("diagnostics differ:\nparallel   %v\nsequential %v", pd, sd)
+	}
+	if len(pd) < 30 || len(par.Services) < 10 || len(par.Services) > 50 {
+		t.Errorf("%d diagnostics, %d services: the directory does not test what it should", len(pd), len(par.Services))
 	}
 }
