@@ -256,13 +256,14 @@ func (d *Daemon) initFDs() {
 	d.fds.init(d.fds.readLimit(), max(openFDs()-held, 0))
 }
 
-// planFDs records what the units of set need, and says it in the log:
+// planFDs records what the units of set need (socksOf is
+// set.SocketIndex()), and says it in the log:
 // at the first load (sockd's start) and whenever they stop or start
 // fitting, at Warn when they do not fit; at Debug otherwise.
-func (d *Daemon) planFDs(set *units.Set) {
+func (d *Daemon) planFDs(set *units.Set, socksOf map[string][]*units.Socket) {
 	n, need := 0, 0
 	for name, svc := range set.Services {
-		socks := set.SocketsFor(name)
+		socks := socksOf[name]
 		if svc.Template && !hasAcceptSocket(socks) {
 			continue
 		}

@@ -41,8 +41,9 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		return res, err
 	}
 	diags = append(diags, d.resourceDiagnostics(set)...)
-	d.setLoadErrors(diags) // status and list show them (eventsapi.go)
-	d.planFDs(set)         // fdbudget.go
+	d.setLoadErrors(diags)       // status and list show them (eventsapi.go)
+	socksOf := set.SocketIndex() // each service's sockets, in one pass
+	d.planFDs(set, socksOf)      // fdbudget.go
 	broken := map[string]bool{}
 	for _, dg := range diags {
 		ev := d.log.Warn()
@@ -76,7 +77,8 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	var reopenOld []*handle
 	for _, name := range names {
 		svc := set.Services[name]
-		if svc.Template && !hasAcceptSocket(set.SocketsFor(name)) {
+		socks := socksOf[name]
+		if svc.Template && !hasAcceptSocket(socks) {
 			continue // instantiated only by an Accept=yes socket (accept.go)
 		}
 		want[name] = true
@@ -86,7 +88,6 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 			d.log.Error().Str("unit", name).Str("socket", dep).Msg("not loaded: its socket has errors")
 			continue
 		}
-		socks := set.SocketsFor(name)
 		d.mu.Lock()
 		old := d.units[name]
 		d.mu.Unlock()
@@ -152,7 +153,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		}
 	}
 	for _, svc := range added {
-		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
+		if err := d.addUnit(svc, socksOf[svc.Name]); err != nil {
 			d.addFailed(svc, err) // listed as failed (busy.go)
 			res.Diagnostics = append(res.Diagnostics, api.Diagnostic{File: svc.File, Severity: "error",
 				Message: err.Error(), Text: err.Error()})
@@ -164,7 +165,7 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		if !isStopped[svc.Name] {
 			continue // still stopping: its sockets are still open
 		}
-		if err := d.addUnit(svc, set.SocketsFor(svc.Name)); err != nil {
+		if err := d.addUnit(svc, socksOf[svc.Name]); err != nil {
 			d.addFailed(svc, err) // listed as failed (busy.go)
 			d.log.Error().Err(err).Str("unit", svc.Name).Msg("unit not restarted")
 			continue

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Loading refuses what is not a regular file without opening it, so
@@ -149,5 +151,53 @@ func TestDiagnosticEscapes(t *testing.T) {
 	d := Diagnostic{File: "a\nb\xff", Line: 1, Option: "X\u0085", Severity: Error, Msg: "m\x7f\t"}
 	if got, want := d.Error(), `a\x0ab\xff:1: X\u0085: m\x7f\x09`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// TestStatInfo checks that readUnitFile's fstat gives the FileInfo
+// os.Stat gives, for each kind of file a unit path may name.
+func TestStatInfo(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "a.service")
+	if err := os.WriteFile(reg, []byte("[Service]\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	suid := filepath.Join(dir, "suid")
+	if err := os.WriteFile(suid, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(dir, "sticky")
+	if err := os.Mkdir(sticky, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeDir|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{reg, suid, sticky, fifo, "/dev/null"} {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &statInfo{name: filepath.Base(p)}
+		err = syscall.Fstat(fd, &got.st)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mode() != want.Mode() || got.Size() != want.Size() || !got.ModTime().Equal(want.ModTime()) ||
+			got.IsDir() != want.IsDir() || got.Name() != want.Name() {
+			t.Errorf("%s: statInfo %v %d %v, os.Stat %v %d %v", p, got.Mode(), got.Size(), got.ModTime(), want.Mode(), want.Size(), want.ModTime())
+		}
 	}
 }

@@ -256,6 +256,7 @@ func decodeBase64(v string) ([]byte, error) {
 // socket), fd:NAME one whose FileDescriptorName= is NAME. Every start of
 // such a service fails, as in systemd. A oneshot's streams do not apply.
 func (l *loader) checkStdio() {
+	idx := l.set.SocketIndex()
 	for _, name := range sortedKeys(l.set.Services) {
 		svc := l.set.Services[name]
 		if svc.Type == TypeOneshot {
@@ -263,7 +264,7 @@ func (l *loader) checkStdio() {
 		}
 		var fds []string // the LISTEN_FDNAMES a process gets
 		accept := false
-		for _, sock := range l.set.SocketsFor(name) {
+		for _, sock := range idx[name] {
 			accept = accept || sock.Accept
 			for range sock.Listens {
 				fds = append(fds, sock.FDName())
