@@ -63,6 +63,7 @@ func main() {
 	out := flag.String("out", "", "also write the table to this file")
 	timeout := flag.Duration("timeout", 12*time.Minute, "bound of the whole run")
 	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,recovery,leaks,oneunit,tenants); default all")
+	flag.IntVar(&tenantsWant, "tenants", tenantUnits, "how many units the tenants step loads (fewer where the open-files limit holds fewer)")
 	flag.Parse()
 	if err := run(*binDir, *out, *timeout, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

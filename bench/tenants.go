@@ -38,6 +38,9 @@ const (
 	tenantNofile = tenantUnits*tenantFDs + 1000
 )
 
+// tenantsWant is how many tenants the step loads at most (-tenants).
+var tenantsWant = tenantUnits
+
 // tenantCount raises the bench's RLIMIT_NOFILE (sockd inherits it) as
 // far as it may and returns how many tenants fit sockd's fd budget:
 // tenantUnits, or fewer, in steps of 500, where the hard limit is lower
@@ -64,7 +67,7 @@ func tenantCount() (int, uint64, error) {
 	// What sockd opens besides the units (about 20) and keeps in
 	// reserve (32), with room to spare.
 	n := (int(rl.Cur) - 200) / tenantFDs
-	n = min(tenantUnits, n-n%500)
+	n = min(tenantsWant, n-n%500)
 	if n <= tenantSmall {
 		return 0, rl.Cur, fmt.Errorf("RLIMIT_NOFILE %d fits only %d tenants", rl.Cur, n)
 	}
@@ -90,11 +93,15 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	if n < tenantUnits {
 		label = fmt.Sprintf("%d units (10,000 do not fit: see note)", n)
 		scale = float64(tenantUnits) / float64(n)
+	}
+	if n < tenantsWant {
 		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
 			"sockd's fd budget counts each idle unit of one socket for %d fds (the socket, its cgroup directory, "+
-			"and for the process it may run two output pipes and a pidfd), so %d tenants are loaded, not 10,000; "+
+			"and for the process it may run two output pipes and a pidfd), so %d tenants are loaded, not %d; "+
 			"figures that grow with the units are also given extrapolated to 10,000 (× %.2f, or with the per-unit cost for RSS), "+
-			"and the targets are checked against those", limit, tenantFDs, n, scale)
+			"and the targets are checked against those", limit, tenantFDs, n, tenantsWant, scale)
+	} else if n < tenantUnits {
+		label = fmt.Sprintf("%d units (-tenants)", n)
 	}
 	extra := func(d time.Duration) string {
 		if scale == 1 {
@@ -126,7 +133,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 
 	// (a) Unix sockets: the floor, then sockd.
-	floor, err := floorLoad(ctx, b, unitDir, n, func() (int, error) { return listeningUnix(sockDir) })
+	floor, err := floorLoad(ctx, b, unitDir, 3, n, func() (int, error) { return listeningUnix(sockDir) })
 	if err != nil {
 		return err
 	}
@@ -206,7 +213,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 
 	// (f) A reload with nothing changed.
 	var same []time.Duration
-	for range 5 {
+	for range 3 {
 		r, d, err := reload(ctx, b, s)
 		if err != nil {
 			return err
@@ -217,7 +224,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 		same = append(same, d)
 	}
 	res.add(row{
-		figure: "tenants: `sockctl reload` of " + label + ", nothing changed (median of 5)",
+		figure: "tenants: `sockctl reload` of " + label + ", nothing changed (median of 3)",
 		sockd:  ms(median(same)),
 		peer:   fmt.Sprintf("min %s, max %s%s", ms(minD(same)), ms(maxD(same)), extra(median(same))),
 		target: "little (no figure set)",
@@ -293,12 +300,12 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
-// floorLoad runs bench/floor on dir three times and returns the median
+// floorLoad runs bench/floor on dir reps times and returns the median
 // time from exec to its "floor ready" line; count says how many sockets
 // listen meanwhile, which must be want.
-func floorLoad(ctx context.Context, b *bins, dir string, want int, count func() (int, error)) (time.Duration, error) {
+func floorLoad(ctx context.Context, b *bins, dir string, reps, want int, count func() (int, error)) (time.Duration, error) {
 	var ds []time.Duration
-	for range 3 {
+	for range reps {
 		cmd := exec.CommandContext(ctx, b.floor, dir)
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -389,10 +396,16 @@ func reload(ctx context.Context, b *bins, s *sockdProc) (reloadResult, time.Dura
 	return r, d, nil
 }
 
-// churn triggers every tenant once, churnBatch at a time: one connection
-// each, answered by the tenant's freshly spawned process, then a stop of
-// each unit of the batch through the API. It reports sockd's RSS 10 s
-// after the last batch beside its idle RSS.
+// churnBudget bounds the churn: batches start until every tenant has
+// been triggered or this much time has passed, so that the step stays
+// within minutes on a busy machine; the row says how many were churned.
+const churnBudget = 45 * time.Second
+
+// churn triggers the tenants in turn, churnBatch at a time: one
+// connection each, answered by the tenant's freshly spawned process,
+// then a stop of each unit of the batch through the API. It reports
+// sockd's RSS 10 s after the last batch beside its idle RSS, what each
+// churned tenant left behind, and sockd's goroutines before and after.
 //
 // The stop stands in for an idle timeout (X-IdleTimeoutSec=, being added
 // in supervisord/idle.go): once that lands, the tenants' service files
@@ -400,28 +413,41 @@ func reload(ctx context.Context, b *bins, s *sockdProc) (reloadResult, time.Dura
 // listening on their own instead of calling stop.
 func churn(ctx context.Context, s *sockdProc, sockDir string, n int, idleRSS int64, res *results) error {
 	const mb = 1 << 20
+	rt0, err := s.client.Runtime(ctx)
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
-	var peak int64
-	for start := 0; start < n; start += churnBatch {
+	var (
+		peak       int64
+		trig, stop time.Duration
+		churned    int
+	)
+	for start := 0; start < n && time.Since(t0) < churnBudget; start += churnBatch {
 		if ctx.Err() != nil {
 			return fmt.Errorf("churn at tenant %d: %w", start, ctx.Err())
 		}
 		end := min(start+churnBatch, n)
+		t1 := time.Now()
 		if err := parallel(start, end, 64, func(i int) error {
 			return oneRequest(filepath.Join(sockDir, fmt.Sprintf("t%05d.sock", i)))
 		}); err != nil {
 			return err
 		}
+		t2 := time.Now()
 		if r, err := vmRSS(s.pid()); err == nil {
 			peak = max(peak, r)
 		}
 		if err := parallel(start, end, 16, func(i int) error {
-			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
 			return s.client.Stop(sctx, fmt.Sprintf("t%05d.service", i))
 		}); err != nil {
 			return err
 		}
+		trig += t2.Sub(t1)
+		stop += time.Since(t2)
+		churned = end
 	}
 	took := time.Since(t0)
 	after, err := vmRSS(s.pid())
@@ -432,13 +458,26 @@ func churn(ctx context.Context, s *sockdProc, sockDir string, n int, idleRSS int
 	if err != nil {
 		return err
 	}
-	if kids := childrenOf(s.pid()); len(kids) > 0 {
-		res.note("tenants: %d processes still children of sockd after the churn", len(kids))
+	rt1, err := s.client.Runtime(ctx)
+	if err != nil {
+		return err
+	}
+	left := 0
+	for _, k := range childrenOf(s.pid()) {
+		if !cmdline(k.pid, "__sockd-fdholder") {
+			left++
+		}
+	}
+	if left > 0 {
+		res.note("tenants: %d processes besides the fd holder still children of sockd after the churn", left)
 	}
 	res.add(row{
-		figure: fmt.Sprintf("tenants: RSS after churn (%d cold tenants, %d at a time, one request each, then stopped), 10 s later", n, churnBatch),
+		figure: fmt.Sprintf("tenants: RSS after churn (%d of %d cold tenants, %d at a time, one request each, then stopped), 10 s later", churned, n, churnBatch),
 		sockd:  fmt.Sprintf("%.1f MB", float64(settled)/mb),
-		peer:   fmt.Sprintf("idle before: %.1f MB; right after: %.1f MB; peak: %.1f MB; churn took %.1f s", float64(idleRSS)/mb, float64(after)/mb, float64(peak)/mb, took.Seconds()),
+		peer: fmt.Sprintf("idle before: %.1f MB; right after: %.1f MB; peak: %.1f MB; %.0f bytes per churned tenant; goroutines %d → %d; "+
+			"churn took %.1f s (requests %.1f s, stops %.1f s)",
+			float64(idleRSS)/mb, float64(after)/mb, float64(peak)/mb, float64(settled-idleRSS)/float64(max(churned, 1)),
+			rt0.Goroutines, rt1.Goroutines, took.Seconds(), trig.Seconds(), stop.Seconds()),
 		diff:   fmt.Sprintf("%+.1f %%", (float64(settled)/float64(idleRSS)-1)*100),
 		target: "within 10 % of idle",
 		met:    yesNo(float64(settled) <= 1.1*float64(idleRSS)),
@@ -535,7 +574,7 @@ func tenantsTCP(ctx context.Context, b *bins, p *ports, n int, label string, sca
 	if err := writeTenants(b, unitDir, n, func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ps[i]) }); err != nil {
 		return err
 	}
-	floor, err := floorLoad(ctx, b, unitDir, n, func() (int, error) { return listeningTCP(want) })
+	floor, err := floorLoad(ctx, b, unitDir, 1, n, func() (int, error) { return listeningTCP(want) })
 	if err != nil {
 		return err
 	}
@@ -553,7 +592,7 @@ func tenantsTCP(ctx context.Context, b *bins, p *ports, n int, label string, sca
 		return err
 	}
 	at10k := time.Duration(float64(s.ready) * scale)
-	peer := fmt.Sprintf("floor (median of 3): %s", ms(floor))
+	peer := fmt.Sprintf("floor (one run): %s", ms(floor))
 	if scale != 1 {
 		peer += fmt.Sprintf("; sockd at 10,000: ~%s", ms(at10k))
 	}
