@@ -120,7 +120,7 @@ func run(binDir, out string, timeout time.Duration, only string) error {
 		{"recovery", recovery, 90 * time.Second},
 		{"leaks", leaks, 150 * time.Second},
 		{"oneunit", oneUnit, 60 * time.Second},
-		{"tenants", tenants, 240 * time.Second},
+		{"tenants", tenants, 300 * time.Second},
 	}
 	res := &results{}
 	p := newPorts()
