@@ -23,9 +23,10 @@ const (
 	// a host of 10,000 idle tenants, each one service with one socket.
 	tenantUnits = 10000
 	// tenantFDs is what sockd's fd budget counts an idle unit of one
-	// socket for, with cgroups: the socket, the cgroup directory, and
-	// for the process it may run two output pipes and a pidfd
-	// (supervisord/fdbudget.go, unitFDs); without cgroups it is 3.
+	// socket for, with cgroups: the socket and the unit's cgroup, open
+	// while it is loaded, and for the process it may run two output
+	// pipes and the process's cgroup leaf (supervisord/fdbudget.go,
+	// unitFDs); without cgroups it is 3.
 	tenantFDs = 5
 	// tenantSmall is the same shape at 1,000 units, for the per-unit
 	// cost: (RSS(10,000) − RSS(1,000)) / 9,000.
@@ -96,8 +97,8 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	if n < tenantsWant {
 		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
-			"sockd's fd budget counts each idle unit of one socket for %d fds (the socket, its cgroup directory, "+
-			"and for the process it may run two output pipes and a pidfd), so %d tenants are loaded, not %d; "+
+			"sockd's fd budget counts each idle unit of one socket for %d fds (the socket and its cgroup, "+
+			"and for the process it may run two output pipes and its cgroup leaf), so %d tenants are loaded, not %d; "+
 			"figures that grow with the units are also given extrapolated to 10,000 (× %.2f, or with the per-unit cost for RSS), "+
 			"and the targets are checked against those", limit, tenantFDs, n, tenantsWant, scale)
 	} else if n < tenantUnits {
