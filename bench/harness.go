@@ -25,6 +25,7 @@ import (
 // bins are the programs the bench runs.
 type bins struct {
 	sockd, sockctl, demo, loadgen string
+	floor, acceptone              string // bench/floor, bench/acceptone (the tenants step)
 	ssa                           string // systemd-socket-activate
 	python                        string // /usr/bin/python3 with gunicorn
 }
@@ -133,7 +134,6 @@ type sockdProc struct {
 	cleanup func()
 }
 
-// startSockd runs sockd on unitsDir and waits for "sockd ready".
 // startUnit runs sockd on a fresh unit directory holding one unit, NAME
 // on TCP addr with the given service file, and makes a first request
 // (bounded by warm) so that the app runs. stop stops sockd and removes
@@ -162,14 +162,16 @@ func startUnit(ctx context.Context, b *bins, name, addr, service string, warm ti
 	return s, stop, nil
 }
 
-func startSockd(ctx context.Context, b *bins, unitsDir string) (*sockdProc, error) {
+// startSockd runs sockd on unitsDir, with extra flags, and waits for
+// "sockd ready".
+func startSockd(ctx context.Context, b *bins, unitsDir string, extra ...string) (*sockdProc, error) {
 	dir, cleanup, err := shortDir("sockd-bench-api")
 	if err != nil {
 		return nil, err
 	}
 	s := &sockdProc{apiPath: filepath.Join(dir, "api.sock"), log: &tail{}, done: make(chan struct{}), cleanup: cleanup}
 	s.client = &api.Client{Path: s.apiPath}
-	s.cmd = exec.Command(b.sockd, "--units", unitsDir, "--api", s.apiPath, "--log-format", "json", "--runtime-dir", filepath.Join(dir, "run"))
+	s.cmd = exec.Command(b.sockd, append([]string{"--units", unitsDir, "--api", s.apiPath, "--log-format", "json", "--runtime-dir", filepath.Join(dir, "run")}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(b.sockd)+":"+os.Getenv("PATH"))
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

@@ -2,7 +2,8 @@
 // generator in one go and prints one table of figures, each beside the
 // peer it is compared with, measured in the same run (cold start, data
 // path, restart under load, scale, recovery after a re-exec and after a
-// crash, leaks). It writes the table to -out as well. It expects `make
+// crash, leaks, one unit's idle RSS beside its peers', 10,000 tenants).
+// It writes the table to -out as well. It expects `make
 // build` to have written bin/ and builds bench/loadgen itself; it bounds
 // its own time with -timeout.
 //
@@ -61,7 +62,8 @@ func main() {
 	binDir := flag.String("bin", "bin", "directory of sockd, sockctl and sockd-demo (make build)")
 	out := flag.String("out", "", "also write the table to this file")
 	timeout := flag.Duration("timeout", 12*time.Minute, "bound of the whole run")
-	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,recovery,leaks); default all")
+	only := flag.String("only", "", "comma-separated steps to run (cold,datapath,restart,scale,recovery,leaks,oneunit,tenants); default all")
+	flag.IntVar(&tenantsWant, "tenants", tenantUnits, "how many units the tenants step loads (fewer where the open-files limit holds fewer)")
 	flag.Parse()
 	if err := run(*binDir, *out, *timeout, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -96,10 +98,14 @@ func run(binDir, out string, timeout time.Duration, only string) error {
 	}
 	defer os.RemoveAll(tmp)
 	b.loadgen = filepath.Join(tmp, "loadgen")
-	build := exec.CommandContext(ctx, "go", "build", "-o", b.loadgen, "./bench/loadgen")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build bench/loadgen: %w", err)
+	b.floor = filepath.Join(tmp, "floor")
+	b.acceptone = filepath.Join(tmp, "acceptone")
+	for _, prog := range []string{b.loadgen, b.floor, b.acceptone} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", prog, "./bench/"+filepath.Base(prog))
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build bench/%s: %w", filepath.Base(prog), err)
+		}
 	}
 
 	steps := []struct {
@@ -113,6 +119,8 @@ func run(binDir, out string, timeout time.Duration, only string) error {
 		{"scale", scale, 120 * time.Second},
 		{"recovery", recovery, 90 * time.Second},
 		{"leaks", leaks, 150 * time.Second},
+		{"oneunit", oneUnit, 60 * time.Second},
+		{"tenants", tenants, 300 * time.Second},
 	}
 	res := &results{}
 	p := newPorts()
