@@ -35,6 +35,7 @@ type instance struct {
 func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, error) {
 	svc := in.svc
 	pr := &proc{started: time.Now()}
+	defer pr.spawning()()
 	env, err := environment(svc)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (a *acceptor) spawn(in *instance, conn *os.File, info connFacts) (*proc, er
 	h, log := a.handle, a.log.With().Str("instance", svc.Name).Logger()
 	sink := func(stream, line string) {
 		pr.addTail(line)
-		l := api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line}
+		l := api.LogLine{Time: time.Now(), Pid: pr.linePid(), Stream: stream, Line: line}
 		h.logs.add(l)
 		h.output(&log, OutputLine{Unit: h.name, Instance: svc.Name, LogLine: l})
 	}

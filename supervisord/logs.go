@@ -390,7 +390,7 @@ func (h *handle) output(log *zerolog.Logger, l OutputLine) {
 // outputLine records one line of a child's output and logs it.
 func (u *unit) outputLine(pr *proc, stream, line string) {
 	pr.addTail(line)
-	l := api.LogLine{Time: time.Now(), Pid: pr.Pid(), Stream: stream, Line: line}
+	l := api.LogLine{Time: time.Now(), Pid: pr.linePid(), Stream: stream, Line: line}
 	u.logs.add(l)
 	u.output(&u.log, OutputLine{Unit: u.name, LogLine: l})
 }

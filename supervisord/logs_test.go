@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
 )
 
 // lineCost is what a line costs a logRing's budget.
@@ -289,5 +290,50 @@ func TestLogRingFollowerLags(t *testing.T) {
 	r.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d followers left in the ring after the lagging one", n)
+	}
+}
+
+// A line the child prints at once, before the spawn has stored its pid
+// (the output readers run from the fork on), still carries the pid.
+func TestOutputLineCarriesPid(t *testing.T) {
+	e := newEnv(t, "")
+	// The spawn returns late, as when the scheduler runs the child and
+	// its output reader first (a seam over the real start, not a wait).
+	e.d.start = func(s children.Spec) (process, error) {
+		p, err := startChild(s)
+		time.Sleep(20 * time.Millisecond)
+		return p, err
+	}
+	e.write("echo.service", "[Service]\nExecStart=/bin/echo first\n") // no socket: starts when added
+	e.mustReload()
+	for i := 1; i < 20; i++ {
+		e.await(func(st api.ServiceStatus) bool { return st.Generation == i && len(st.Pids) == 0 })
+		if err := e.d.Start(e.ctx(), "echo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines []api.LogLine
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var err error
+		if lines, err = e.d.Logs(e.ctx(), "echo", api.LogQuery{N: 100}); err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) >= 20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the last lines are read asynchronously
+	}
+	n := 0
+	for _, l := range lines {
+		if l.Line == "first" {
+			n++
+			if l.Pid == 0 {
+				t.Fatalf("a line without its pid: %+v", l)
+			}
+		}
+	}
+	if n != 20 {
+		t.Fatalf("%d first lines, want 20: %+v", n, lines)
 	}
 }

@@ -99,11 +99,31 @@ type proc struct {
 
 	tailMu sync.Mutex
 	tail   []string // last output lines, for a failed restart's report
+
+	pidKnown chan struct{} // closed when the spawn has stored the pid (spawning)
 }
 
 const tailLines = 20
 
 func (p *proc) Pid() int { return int(p.pid.Load()) }
+
+// spawning marks p as being started: its output readers run from the
+// fork on, so a line can come before the spawn has stored the pid;
+// linePid waits for the returned func, which the spawn defers.
+func (p *proc) spawning() (done func()) {
+	p.pidKnown = make(chan struct{})
+	return func() { close(p.pidKnown) }
+}
+
+// linePid is the pid an output line of p carries: it waits, if need
+// be, for the spawn under way to have stored it (0 if the start failed).
+func (p *proc) linePid() int {
+	if pid := p.Pid(); pid != 0 || p.pidKnown == nil {
+		return pid
+	}
+	<-p.pidKnown
+	return p.Pid()
+}
 
 // tailLineMax bounds each line a failed restart reports: 20 lines of up
 // to 64 KiB each would hold 1.25 MiB per process.
@@ -132,6 +152,7 @@ func (p *proc) Tail() []string {
 func (u *unit) spawn(slot, gen int) (*proc, error) {
 	svc := u.svc
 	pr := &proc{gen: gen, slot: slot, started: time.Now(), starter: svc.Type == units.TypeForking}
+	defer pr.spawning()()
 	env, err := environment(svc)
 	if err != nil {
 		return nil, err
