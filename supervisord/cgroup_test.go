@@ -244,9 +244,9 @@ func TestCgroupRestartNoLeaks(t *testing.T) {
 		}
 	}
 	e.mustGet()
-	g1, f1 := settleGoroutines(g0), countFDs(t)
+	g1, f1 := settleGoroutines(g0), settleFDs(t, f0)
 	if g1 > g0 || f1 > f0 {
-		t.Fatalf("after %d restarts: goroutines %d→%d, fds %d→%d", n, g0, g1, f0, f1)
+		t.Fatalf("after %d restarts: goroutines %d→%d, fds %d→%d:%s", n, g0, g1, f0, f1, fdList(t))
 	}
 	if z := zombies(t); len(z) > 0 {
 		t.Fatalf("zombies: %v", z)
