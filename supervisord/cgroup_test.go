@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -234,23 +233,7 @@ func TestCgroupResourceWarnings(t *testing.T) {
 // leaf's, an inotify's), no cgroup and no zombie behind.
 func TestCgroupRestartNoLeaks(t *testing.T) {
 	e := newEnvCgroup(t, notifyService, testCgroup(t))
-	e.mustGet()
-	e.restart(api.RestartOptions{})
-	g0, f0 := runtime.NumGoroutine(), countFDs(t)
-	const n = 50
-	for range n {
-		if res, _ := e.restart(api.RestartOptions{}); !res.OK {
-			t.Fatalf("restart: %+v", res)
-		}
-	}
-	e.mustGet()
-	g1, f1 := settleGoroutines(g0), settleFDs(t, f0)
-	if g1 > g0 || f1 > f0 {
-		t.Fatalf("after %d restarts: goroutines %d→%d, fds %d→%d:%s", n, g0, g1, f0, f1, fdList(t))
-	}
-	if z := zombies(t); len(z) > 0 {
-		t.Fatalf("zombies: %v", z)
-	}
+	restartsLeaveNothing(t, e, 50)
 	ents, err := os.ReadDir(filepath.Join(e.d.cg.Dir(), "app.service"))
 	if err != nil {
 		t.Fatal(err)

@@ -194,11 +194,17 @@ func TestRestartWithoutWait(t *testing.T) {
 // After many restarts, sockd's goroutines and fds are what they were
 // after the first, and no zombie exists.
 func TestRestartNoLeaks(t *testing.T) {
-	e := newEnv(t, notifyService)
+	restartsLeaveNothing(t, newEnv(t, notifyService), 200)
+}
+
+// restartsLeaveNothing restarts e's unit n times after a first one, and
+// fails unless sockd's goroutines and fds are back to what they were
+// after the first, and no zombie exists.
+func restartsLeaveNothing(t *testing.T, e *env, n int) {
+	t.Helper()
 	e.mustGet()
 	e.restart(api.RestartOptions{})
 	g0, f0 := runtime.NumGoroutine(), countFDs(t)
-	const n = 200
 	for range n {
 		if res, _ := e.restart(api.RestartOptions{}); !res.OK {
 			t.Fatalf("restart: %+v", res)
