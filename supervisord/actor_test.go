@@ -6,6 +6,7 @@ package supervisord
 // end.
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"syscall"
@@ -315,10 +316,14 @@ func TestActorQueuedAndLastExit(t *testing.T) {
 	e.notify(p.pid, "READY=1")
 	e.awaitSub("running")
 	first := &request{kind: reqRestart, opts: api.RestartOptions{Wait: true}, reply: make(chan reply, 1), events: make(chan api.Event, 64)}
-	e.u.reqs <- first
+	if err := e.u.ask(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
 	n := e.proc()
 	second := &request{kind: reqRestart, opts: api.RestartOptions{Wait: true}, reply: make(chan reply, 1), events: make(chan api.Event, 64)}
-	e.u.reqs <- second
+	if err := e.u.ask(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
 	e.notify(n.pid, "READY=1")
 	e.wait(first.reply)
 	n2 := e.proc()

@@ -365,6 +365,7 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	h := newHandle(svc.Name, svc, socks)
 	h.ls, h.lsNames, h.out = ls, lsNames, d.cfg.Output
 	u := newUnit(h, svc, d.log)
+	u.enableParking()
 	u.keep, u.state = d.keep, d.state
 	u.observe = d.cfg.Observe
 	u.events = d.events

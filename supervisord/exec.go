@@ -38,7 +38,7 @@ func (u *unit) runHelper(what string, cmds []units.Command, mainPid int) {
 func (u *unit) offActor(what string, fn func(context.Context) error) {
 	u.cancelHelper()
 	tok := u.nextToken()
-	ctx, cancel := context.WithCancel(u.life)
+	ctx, cancel := context.WithCancel(u.lifetime())
 	u.helper = &helperRun{what: what, tok: tok, cancel: cancel}
 	u.helpers.Add(1)
 	go func() {

@@ -149,6 +149,8 @@ type actorEnv struct {
 	k   *fakeKernel
 	u   *unit
 	obs chan api.ServiceStatus
+	// parked has a value each time the actor parks (park.go).
+	parked chan struct{}
 }
 
 // newActor loads a service from [Service] lines and runs its actor on a
@@ -176,6 +178,14 @@ func newActor(t *testing.T, serviceLines string) *actorEnv {
 	e.u.observe = func(_ string, st api.ServiceStatus) {
 		select {
 		case e.obs <- st:
+		default:
+		}
+	}
+	e.u.enableParking()
+	e.parked = make(chan struct{}, 1)
+	e.u.park.onPark = func() {
+		select {
+		case e.parked <- struct{}{}:
 		default:
 		}
 	}
@@ -295,7 +305,9 @@ func (e *actorEnv) async(kind reqKind, opts api.RestartOptions) chan reply {
 	if kind == reqRestart {
 		r.events = make(chan api.Event, 64)
 	}
-	e.u.reqs <- r // the actor takes requests in the order sent
+	if err := e.u.ask(context.Background(), r); err != nil { // the actor takes requests in the order sent
+		e.t.Fatal(err)
+	}
 	return r.reply
 }
 

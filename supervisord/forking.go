@@ -99,7 +99,7 @@ func (u *unit) waitPIDFile(p *proc) error {
 		w.Close()
 		return err
 	}
-	ctx, cancel := context.WithCancel(u.life)
+	ctx, cancel := context.WithCancel(u.lifetime())
 	p.pidWait = cancel
 	u.log.Info().Str("PIDFile", path).Msg("Type=forking: waiting for the PID file")
 	u.helpers.Add(1)

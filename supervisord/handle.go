@@ -36,6 +36,8 @@ type handle struct {
 	svcSnapshot *units.Service
 	// helpers counts the Exec*= goroutines; removeUnit waits for them.
 	helpers sync.WaitGroup
+	// park wakes a parked actor (park.go); an acceptor's does nothing.
+	park parking
 }
 
 func newHandle(name string, svc *units.Service, socks []*units.Socket) *handle {
@@ -87,17 +89,34 @@ type reply struct {
 	err    error
 }
 
-// call sends r to the actor and waits for the reply.
+// ask hands r to the actor, waking it if it is parked.
+func (h *handle) ask(ctx context.Context, r *request) error {
+	h.park.enter()
+	select {
+	case h.reqs <- r:
+		return nil
+	case <-h.quit:
+		h.park.leave()
+		return fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
+	case <-ctx.Done():
+		h.park.leave()
+		return ctx.Err()
+	}
+}
+
+// call sends r to the actor and waits for the reply. A parked actor's
+// status is read without waking it.
 func (h *handle) call(ctx context.Context, r *request) (reply, error) {
+	if r.kind == reqStatus {
+		if st, ok := h.park.parkedStatus(r.full); ok {
+			return reply{status: st}, nil
+		}
+	}
 	if r.reply == nil {
 		r.reply = make(chan reply, 1)
 	}
-	select {
-	case h.reqs <- r:
-	case <-h.quit:
-		return reply{}, fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
-	case <-ctx.Done():
-		return reply{}, ctx.Err()
+	if err := h.ask(ctx, r); err != nil {
+		return reply{}, err
 	}
 	select {
 	case rep := <-r.reply:
@@ -114,12 +133,8 @@ func (h *handle) restart(ctx context.Context, opts api.RestartOptions, progress 
 	if opts.Wait {
 		r.events = make(chan api.Event, 64)
 	}
-	select {
-	case h.reqs <- r:
-	case <-h.quit:
-		return api.RestartResult{}, fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
-	case <-ctx.Done():
-		return api.RestartResult{}, ctx.Err()
+	if err := h.ask(ctx, r); err != nil {
+		return api.RestartResult{}, err
 	}
 	relay := func(ev api.Event) {
 		if progress != nil {

@@ -1,6 +1,7 @@
 package supervisord
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,10 +87,10 @@ func (e *env) queueRestart() error {
 		e.t.Fatal(err)
 	}
 	rc := make(chan reply, 1)
-	select {
-	case u.reqs <- &request{kind: reqRestart, reply: rc}:
-	case <-time.After(20 * time.Second):
-		e.t.Fatal("actor does not take requests")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := u.ask(ctx, &request{kind: reqRestart, reply: rc}); err != nil {
+		e.t.Fatalf("actor does not take requests: %v", err)
 	}
 	select {
 	case rep := <-rc:

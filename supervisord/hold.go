@@ -54,12 +54,8 @@ func (d *Daemon) Hold(ctx context.Context, name string, holder api.Peer) (*api.H
 		return nil, fmt.Errorf("hold %s: an Accept=yes unit: sockd accepts its connections itself: %w", h.name, api.ErrConflict)
 	}
 	r := &request{kind: reqHold, hold: holdArgs{pid: holder.PID}, reply: make(chan reply, 1)}
-	select {
-	case h.reqs <- r:
-	case <-h.quit:
-		return nil, fmt.Errorf("unit %s: %w", h.name, api.ErrNotFound)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := h.ask(ctx, r); err != nil {
+		return nil, err
 	}
 	// The actor answers at once. Once it has taken the request its
 	// answer must be read, whatever ctx says: a hold nobody returns

@@ -157,10 +157,7 @@ func (m *idleMonitor) check() {
 		}
 		// Never blocks: an actor whose queue is full finds the same
 		// facts at the next check.
-		select {
-		case w.u.evs <- event{kind: evIdle, tok: w.tok}:
-		default:
-		}
+		w.u.trySend(event{kind: evIdle, tok: w.tok})
 	}
 }
 

@@ -37,7 +37,7 @@ func TestIdleMonitor(t *testing.T) {
 		}
 		return &sockdiag.Conns{}, nil
 	}
-	u := &unit{evs: make(chan event, 16)}
+	u := &unit{handle: &handle{}, evs: make(chan event, 16)}
 	w := &idleWatch{u: u, tok: 7, timeout: time.Second, every: 10 * time.Millisecond, since: time.Now()}
 	m.add(w)
 	for range 3 {

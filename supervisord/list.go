@@ -36,20 +36,26 @@ func (d *Daemon) listUnits(ctx context.Context, opts api.ListOptions) ([]api.Uni
 	d.mu.Unlock()
 	slices.SortFunc(all, func(a, b *handle) int { return strings.Compare(a.name, b.name) })
 
+	// Parked actors (idle units, most of them on a host of tenants) are
+	// read here; the others are asked at once, then their answers taken.
 	replies := make(chan reply, len(all))
 	reqs := make([]request, len(all))
+	out := make([]api.UnitStatus, 0, len(all))
 	asked := 0
 	for i, u := range all {
+		if st, ok := u.park.parkedStatus(false); ok {
+			out = append(out, st)
+			continue
+		}
 		reqs[i] = request{kind: reqStatus, reply: replies}
-		select {
-		case u.reqs <- &reqs[i]:
+		switch err := u.ask(ctx, &reqs[i]); {
+		case err == nil:
 			asked++
-		case <-u.quit: // removed meanwhile
-		case <-ctx.Done():
+		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		}
+		// else removed meanwhile
 	}
-	out := make([]api.UnitStatus, 0, asked)
 	for range asked {
 		select {
 		case rep := <-replies:

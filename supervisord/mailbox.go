@@ -42,7 +42,7 @@ type senderNotes struct {
 }
 
 func newMailbox() *mailbox {
-	return &mailbox{senders: map[int]*senderNotes{}, wake: make(chan struct{}, 1)}
+	return &mailbox{wake: make(chan struct{}, 1)} // senders: made at the first message
 }
 
 // put queues n; it never blocks.
@@ -50,6 +50,9 @@ func (m *mailbox) put(n children.Notification) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.senders[n.Pid]
+	if m.senders == nil {
+		m.senders = map[int]*senderNotes{}
+	}
 	if s == nil {
 		if len(m.senders) >= maxSenders {
 			m.dropped++
@@ -111,7 +114,7 @@ func (m *mailbox) take() []children.Notification {
 			out = append(out, note(pid, s.uid, withNonState(map[string]string{}, s)))
 		}
 	}
-	m.senders, m.order = map[int]*senderNotes{}, nil
+	m.senders, m.order = nil, nil
 	return out
 }
 

@@ -140,7 +140,10 @@ func (d *Daemon) listenNotify() error {
 
 // deliverNotify hands n to the unit's actor without blocking the router
 // (see mailbox).
-func (u *unit) deliverNotify(n children.Notification) { u.mail.put(n) }
+func (u *unit) deliverNotify(n children.Notification) {
+	u.mail.put(n)
+	u.park.poke()
+}
 
 // notification applies one sd_notify message from one of the unit's
 // processes, as NotifyAccess= allows.

@@ -68,10 +68,10 @@ func TestStartDuringShutdownRefused(t *testing.T) {
 	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateDeactivating })
 	// Sent on u.reqs directly: the send returns once the actor has it.
 	r := &request{kind: reqStart, reply: make(chan reply, 1)}
-	select {
-	case u.reqs <- r:
-	case <-time.After(20 * time.Second):
-		t.Fatal("actor does not take requests")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := u.ask(ctx, r); err != nil {
+		t.Fatalf("actor does not take requests: %v", err)
 	}
 	g.release()
 	if err := <-shut; err != nil {

@@ -201,7 +201,7 @@ func (u *unit) terminate(p *proc, sig syscall.Signal, timeout time.Duration, exe
 	// ExecStop= runs first, then KillSignal= goes to what is left, as
 	// systemd does; both share TimeoutStopSec=.
 	run := u.helperRunner("ExecStop")
-	ctx, cancel := context.WithCancel(u.life)
+	ctx, cancel := context.WithCancel(u.lifetime())
 	p.stopCancel = cancel
 	list := make(chan struct{})
 	p.stopMu.Lock()

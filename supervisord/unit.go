@@ -33,7 +33,8 @@ type unit struct {
 	events  *eventBus    // the daemon's; nil in tests without
 	idleMon *idleMonitor // the daemon's; nil in tests without (no X-IdleTimeoutSec=)
 	// life ends with the actor: every Exec*= command still running then
-	// (ExecStop= of a process that exited meanwhile) is killed.
+	// (ExecStop= of a process that exited meanwhile) is killed. Made at
+	// its first use (lifetime), by the actor.
 	life    context.Context
 	endLife context.CancelFunc
 	// notifyPath is the daemon's NOTIFY_SOCKET, "" when the unit does not
@@ -107,7 +108,7 @@ func newUnit(h *handle, svc *units.Service, log zerolog.Logger) *unit {
 		handle: h,
 		svc:    svc,
 		log:    log.Hook(unitField(h.name)),
-		evs:    make(chan event, 16),
+		evs:    make(chan event, 2), // small: every sender but the idle check may block
 		roots:  defaultExecRoots(),
 		start:  startChild,
 		adopt:  adoptChild,
@@ -117,7 +118,6 @@ func newUnit(h *handle, svc *units.Service, log zerolog.Logger) *unit {
 	}
 	u.slots = make([]*proc, instances(svc))
 	u.mail = newMailbox()
-	u.life, u.endLife = context.WithCancel(context.Background())
 	return u
 }
 
@@ -136,7 +136,6 @@ func instances(svc *units.Service) int {
 
 // run is the unit's actor: the only goroutine that changes its state.
 func (u *unit) run() {
-	defer close(u.quit)
 	switch {
 	case u.recovered:
 		u.phase = phaseRunning // recover.go
@@ -148,11 +147,23 @@ func (u *unit) run() {
 	}
 	u.watchSockets()
 	u.settle()
+	u.loop()
+}
+
+// loop takes requests, events and mail until the actor ends, or until
+// it parks (park.go): then it returns, and the next send runs it again
+// in a new goroutine.
+func (u *unit) loop() {
 	for !u.exiting || u.phase != phaseDead {
+		if u.parkable() && u.park.park() {
+			return
+		}
 		select {
 		case r := <-u.reqs:
+			u.park.took()
 			u.request(r)
 		case e := <-u.evs:
+			u.park.took()
 			u.dispatch(e)
 		case <-u.mail.wake:
 			for _, n := range u.mail.take() {
@@ -161,11 +172,51 @@ func (u *unit) run() {
 		}
 		u.settle()
 	}
+	u.end()
+}
+
+// parkable reports that the unit has nothing to do until a request or
+// an event comes: an idle phase, no process, no job, no timer, no
+// Exec*= list running. (A timer left armed, or an event of a process,
+// would wake it anyway; parking only with none keeps it simple.)
+func (u *unit) parkable() bool {
+	switch u.phase {
+	case phaseDead, phaseListening, phaseFailed, phaseFailedListening:
+	default:
+		return false
+	}
+	return !u.exiting && u.job == nil && len(u.queue) == 0 && len(u.freezing) == 0 &&
+		u.running() == 0 && len(u.draining) == 0 && u.helper == nil && u.hold == nil &&
+		u.rstTok == 0 && u.backoffTok == 0 && u.runtimeTok == 0 && u.idle == nil &&
+		len(u.retired) == 0
+}
+
+// enableParking lets the actor park while idle. Whoever then sends to it
+// must go through the handle's ask, or send/trySend (unit.go).
+func (u *unit) enableParking() {
+	u.park.u = u
+}
+
+func (u *unit) statusNow(full bool) api.UnitStatus {
+	st := u.status()
+	if full {
+		st.Service.CgroupPids = u.cg.pids()
+	}
+	return st
+}
+
+func (u *unit) mailWaiting() bool { return len(u.mail.wake) > 0 }
+
+// end is the actor's last act.
+func (u *unit) end() {
+	defer close(u.quit)
 	u.unwatchSockets()
 	u.disarmIdle()
 	activation.CloseAll(u.retired)
 	u.cancelHelper()
-	u.endLife()
+	if u.endLife != nil {
+		u.endLife()
+	}
 	u.closeCgroup()
 	// Nothing may wait for an answer from an actor that is gone.
 	for _, j := range append(u.queue, u.job) {
@@ -221,6 +272,14 @@ func containsPhase(ps []phase, p phase) bool {
 	return false
 }
 
+// lifetime returns the context that ends with the actor.
+func (u *unit) lifetime() context.Context {
+	if u.life == nil {
+		u.life, u.endLife = context.WithCancel(context.Background())
+	}
+	return u.life
+}
+
 // nextToken returns a token no one holds.
 func (u *unit) nextToken() token {
 	u.tokens++
@@ -229,9 +288,24 @@ func (u *unit) nextToken() token {
 
 // send delivers e to the actor from another goroutine.
 func (u *unit) send(e event) {
+	u.park.enter()
 	select {
 	case u.evs <- e:
 	case <-u.quit:
+		u.park.leave()
+	}
+}
+
+// trySend delivers e if the actor's queue has room, and reports whether
+// it did.
+func (u *unit) trySend(e event) bool {
+	u.park.enter()
+	select {
+	case u.evs <- e:
+		return true
+	default:
+		u.park.leave()
+		return false
 	}
 }
 
@@ -295,11 +369,7 @@ func jobEvent(k reqKind) evKind {
 func (u *unit) request(r *request) {
 	switch r.kind {
 	case reqStatus:
-		st := u.status()
-		if r.full {
-			st.Service.CgroupPids = u.cg.pids()
-		}
-		r.reply <- reply{status: st}
+		r.reply <- reply{status: u.statusNow(r.full)}
 	case reqSockets:
 		r.reply <- reply{err: u.changeSockets(r.socks)}
 	case reqUpdate:
