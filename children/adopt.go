@@ -175,7 +175,13 @@ func adoptWith(pid int, readers []*lineReader) (*Process, error) {
 func (p *Process) watch() {
 	defer live.Done()
 	a := p.adopted
-	err := waitReadable(a.pidfd)
+	var err error = unix.EBADF
+	if fd, derr := unix.FcntlInt(uintptr(a.pidfd), unix.F_DUPFD_CLOEXEC, 0); derr == nil {
+		err = awaitExit(fd) // the netpoller waits, not a thread (exitwait.go)
+	}
+	if err != nil {
+		err = waitReadable(a.pidfd) // no fd to spare: a thread waits
+	}
 	notChild := false
 	if err == nil {
 		var info unix.Siginfo

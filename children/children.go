@@ -542,10 +542,7 @@ func (r *lineReader) run() {
 // and may have been reused.
 func (p *Process) wait(readers []*lineReader) {
 	defer live.Done()
-	var info unix.Siginfo
-	err := ignoringEINTR(func() error {
-		return unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-	})
+	err := awaitExitPid(p.pid) // the netpoller waits, not a thread (exitwait.go)
 	p.mu.Lock()
 	if err == nil && p.killGroupOnExit {
 		// The leader is a zombie, not yet reaped: -pid is still our group.

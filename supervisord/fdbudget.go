@@ -40,10 +40,11 @@ const (
 	// rest.
 	fdReserve = 32
 	// fdsPerProcess is what a running process costs sockd: the read
-	// ends of its stdout and stderr pipes. Each unit is counted for one
+	// ends of its stdout and stderr pipes, and the pidfd the netpoller
+	// waits on for its exit (children/exitwait.go). Each unit is counted for one
 	// running process (a restart's overlapping second process uses the
 	// reserve), an Accept=yes unit for MaxConnections= instances.
-	fdsPerProcess = 2
+	fdsPerProcess = 3
 )
 
 // fdBudget counts the fds the loaded units are counted for against the

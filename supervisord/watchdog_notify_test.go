@@ -14,7 +14,9 @@ import (
 // WatchdogSec= gives the child WATCHDOG_USEC; a child that never pings is
 // stopped and the unit's result is "watchdog".
 func TestOptionsWatchdog(t *testing.T) {
-	e := newEnv(t, reportService("WatchdogSec=300ms"))
+	// Long enough for the child to write its report first, under -race
+	// on a loaded machine (300 ms was not).
+	e := newEnv(t, reportService("WatchdogSec=1500ms"))
 	t0 := time.Now() // the watchdog counts from the spawn, before Start returns
 	if err := e.d.Start(e.ctx(), "app"); err != nil {
 		t.Fatal(err)
@@ -23,11 +25,11 @@ func TestOptionsWatchdog(t *testing.T) {
 	if st.Result != "watchdog" || st.State != api.StateFailed {
 		t.Fatalf("status %+v, want failed with result watchdog", st)
 	}
-	if d := time.Since(t0); d < 300*time.Millisecond {
-		t.Fatalf("killed after %v, before WatchdogSec=300ms", d)
+	if d := time.Since(t0); d < 1500*time.Millisecond {
+		t.Fatalf("killed after %v, before WatchdogSec=1500ms", d)
 	}
 	r, _ := e.reportFromLogs("app")
-	checkEnv(t, r, map[string]string{"WATCHDOG_USEC": "300000"})
+	checkEnv(t, r, map[string]string{"WATCHDOG_USEC": "1500000"})
 	if _, ok := r.env("NOTIFY_SOCKET"); !ok {
 		t.Errorf("no NOTIFY_SOCKET for a service with WatchdogSec=")
 	}
@@ -45,7 +47,8 @@ func TestOptionsNotifyAccess(t *testing.T) {
 		{"all", true},
 	} {
 		t.Run("access="+tc.access, func(t *testing.T) {
-			lines := "Type=notify\nTimeoutStartSec=1s\nEnvironment=CHILD_GRANDCHILD=notify\n"
+			// 2 s: the grandchild must be up and sending under -race on a loaded machine.
+			lines := "Type=notify\nTimeoutStartSec=2s\nEnvironment=CHILD_GRANDCHILD=notify\n"
 			if tc.access != "" {
 				lines += "NotifyAccess=" + tc.access + "\n"
 			}
