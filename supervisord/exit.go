@@ -4,6 +4,7 @@ package supervisord
 // where the unit goes when its last process is gone.
 
 import (
+	"slices"
 	"time"
 
 	"github.com/sockd/sockd/api"
@@ -22,8 +23,10 @@ func (u *unit) forget(p *proc) (slotted bool) {
 		u.keep.remove(p.kept...)
 		p.kept = nil
 	}
-	if p.wdTimer != nil {
-		p.wdTimer.Stop()
+	for _, t := range []*time.Timer{p.wdTimer, p.startTimer, p.stopTimer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	lg := u.log.Info()
 	if !st.Success() && !p.stopping {
@@ -33,7 +36,10 @@ func (u *unit) forget(p *proc) (slotted bool) {
 	u.publishExit(p, st)
 	for i, d := range u.draining {
 		if d == p {
-			u.draining = append(u.draining[:i], u.draining[i+1:]...)
+			u.draining = slices.Delete(u.draining, i, i+1) // zeroes the freed slot
+			if len(u.draining) == 0 {
+				u.draining = nil
+			}
 			break
 		}
 	}

@@ -77,7 +77,9 @@ func (r *logRing) add(l api.LogLine) {
 		r.evictLocked()
 	}
 	if need := int(r.end-r.start) + size; need > len(r.buf) {
-		r.resizeLocked(min(r.budget, max(need, 2*len(r.buf), 4<<10)))
+		// From 256 bytes: a tenant that printed one line keeps a small
+		// ring after it stops, not 4 KiB.
+		r.resizeLocked(min(r.budget, max(need, 2*len(r.buf), 256)))
 	}
 	var h [logHeader]byte
 	if !l.Time.IsZero() {

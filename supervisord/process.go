@@ -89,6 +89,10 @@ type proc struct {
 	wdTok      token         // WatchdogSec=
 	wdInterval time.Duration // set by WATCHDOG_USEC=; 0: WatchdogSec=, <0: off
 	wdTimer    *time.Timer
+	// startTimer and stopTimer are startTok's and stopTok's: stopped at
+	// the exit, so that a timer of 90 s does not keep the process's
+	// books alive long after it (memory under churn).
+	startTimer, stopTimer *time.Timer
 	stopCancel context.CancelFunc // of its ExecStop=, nil if none runs
 
 	// stopList is closed when its ExecStop= has ended; nil if none

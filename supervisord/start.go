@@ -296,14 +296,14 @@ func (u *unit) armReadiness(pr *proc, gated bool) {
 		// exited and the main one is known.
 		if t := u.svc.TimeoutStartSec; t > 0 && t != units.Infinity {
 			pr.startTok = u.nextToken()
-			u.after(t, event{kind: evStartTimeout, p: pr, tok: pr.startTok})
+			pr.startTimer = u.after(t, event{kind: evStartTimeout, p: pr, tok: pr.startTok})
 		}
 		u.progress(api.PhaseWaiting, pr.Pid(), "")
 		return
 	}
 	if u.svc.ReadyAfter > 0 && gated {
 		pr.startTok = u.nextToken()
-		u.after(u.svc.ReadyAfter, event{kind: evReady, p: pr, tok: pr.startTok})
+		pr.startTimer = u.after(u.svc.ReadyAfter, event{kind: evReady, p: pr, tok: pr.startTok})
 		u.job.emit(api.PhaseWaiting, pr.Pid(), "")
 		return
 	}

@@ -192,7 +192,7 @@ func (u *unit) terminate(p *proc, sig syscall.Signal, timeout time.Duration, exe
 	u.log.Info().Int("pid", p.Pid()).Str("signal", sig.String()).Msg("stopping")
 	if kill != children.None && timeout != units.Infinity {
 		p.stopTok = u.nextToken()
-		u.after(timeout, event{kind: evStopTimeout, p: p, tok: p.stopTok})
+		p.stopTimer = u.after(timeout, event{kind: evStopTimeout, p: p, tok: p.stopTok})
 	}
 	if len(svc.ExecStop) == 0 || !execStop {
 		signalTarget(p.p, to, sig)

@@ -324,7 +324,7 @@ func (u *unit) settle() {
 		if _, ok := table[u.phase][kind]; !ok {
 			break // waits for a phase that takes it
 		}
-		u.queue = u.queue[1:]
+		u.queue = dropFirst(u.queue)
 		u.job = j
 		j.begun = time.Now()
 		u.dispatch(event{kind: kind, j: j})
@@ -350,6 +350,17 @@ func (u *unit) settle() {
 			u.observe(u.name, s)
 		}
 	}
+}
+
+// dropFirst removes s's first element, and lets the backing array go
+// once s is empty: an idle unit keeps no finished job (its waiters, their
+// reply channels) alive.
+func dropFirst[T any](s []*T) []*T {
+	s[0] = nil
+	if len(s) == 1 {
+		return nil
+	}
+	return s[1:]
 }
 
 func jobEvent(k reqKind) evKind {
@@ -420,6 +431,7 @@ func (u *unit) enqueue(r *request) {
 			j.failure = "canceled by stop"
 			u.answer(j)
 		}
+		clear(u.queue[len(kept):]) // no job is kept alive by the array
 		u.queue = kept
 		if u.job != nil && u.job.kind != reqStop {
 			u.cancelJob("canceled by stop")
