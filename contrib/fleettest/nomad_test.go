@@ -25,8 +25,8 @@ func hclFile(t *testing.T, p string) *hclsyntax.Body {
 
 // hblock is a block of an HCL file, where the test looks things up.
 type hblock struct {
-	t    *testing.T
-	name string // "job.group.task", for messages
+	t      *testing.T
+	name   string // "job.group.task", for messages
 	body   *hclsyntax.Body
 	labels []string
 }
