@@ -262,4 +262,3 @@ func filepathAbs(t *testing.T, p string) string {
 	}
 	return a
 }
-
