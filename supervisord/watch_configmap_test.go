@@ -1,7 +1,6 @@
 package supervisord
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,23 +119,7 @@ func TestWatchConfigMapVolume(t *testing.T) {
 		Log:      zerolog.New(zerolog.NewTestWriter(t)),
 		Reloaded: func(r api.ReloadResult) { reloads <- r }})
 	d.roots = testRoots(t)
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	watched, err := d.Watch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-watched; err != nil {
-			t.Error(err)
-		}
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		d.Shutdown(sctx)
-	})
+	ctx := openWatched(t, d)
 	if _, err := d.Status(ctx, "a"); err != nil {
 		t.Fatalf("a not loaded from the volume: %v", err)
 	}
