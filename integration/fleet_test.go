@@ -12,8 +12,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -261,4 +265,132 @@ func filepathAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// nomadJobFile is what TestNomadChangeScript reads of
+// contrib/nomad/sockd.nomad.hcl: the sockd task's templates.
+type nomadJobFile struct {
+	Job struct {
+		Group struct {
+			Task struct {
+				Templates []struct {
+					Destination  string `hcl:"destination"`
+					Data         string `hcl:"data"`
+					ChangeMode   string `hcl:"change_mode"`
+					ChangeScript *struct {
+						Command string   `hcl:"command"`
+						Args    []string `hcl:"args"`
+						Rest    hcl.Body `hcl:",remain"`
+					} `hcl:"change_script,block"`
+					Rest hcl.Body `hcl:",remain"`
+				} `hcl:"template,block"`
+				Name string   `hcl:"name,label"`
+				Rest hcl.Body `hcl:",remain"`
+			} `hcl:"task,block"`
+			Name string   `hcl:"name,label"`
+			Rest hcl.Body `hcl:",remain"`
+		} `hcl:"group,block"`
+		Name string   `hcl:"name,label"`
+		Rest hcl.Body `hcl:",remain"`
+	} `hcl:"job,block"`
+}
+
+// TestNomadChangeScript runs the deploy step of
+// contrib/nomad/sockd.nomad.hcl as Nomad would: sockd serves the units
+// its templates render (with the variable's release, on a loopback
+// port), a new release is rendered over the service's file, and the
+// template's change script runs, as written in the job but for the
+// paths of this test (the API socket, the deploy hook). Under load: a
+// new release is restarted into with no failed request; a broken one
+// makes the script fail, and the old release serves on.
+func TestNomadChangeScript(t *testing.T) {
+	f, diags := hclparse.NewParser().ParseHCLFile("../contrib/nomad/sockd.nomad.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var job nomadJobFile
+	if diags := gohcl.DecodeBody(f.Body, nil, &job); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	port := freePort(t)
+	render := func(data, release string) string {
+		t.Helper()
+		tpl, err := template.New("").Funcs(template.FuncMap{
+			"nomadVar": func(string) map[string]string { return map[string]string{"web_release": release} },
+		}).Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := tpl.Execute(&b, nil); err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(b.String(), "ExecStart=/usr/local/bin/sockd-demo", "ExecStart="+bin.demo)
+		return strings.ReplaceAll(s, "0.0.0.0:8080", fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	files := map[string]string{}
+	var svcData, script string
+	for _, tb := range job.Job.Group.Task.Templates {
+		name := filepath.Base(tb.Destination)
+		files[name] = render(tb.Data, "v1")
+		if tb.ChangeMode == "script" {
+			svcData, script = tb.Data, tb.ChangeScript.Args[1]
+			if tb.ChangeScript.Command != "/bin/sh" || tb.ChangeScript.Args[0] != "-c" || name != "web.service" {
+				t.Fatalf("the change script of %s is %s %q, want /bin/sh -c SCRIPT on web.service", name, tb.ChangeScript.Command, tb.ChangeScript.Args)
+			}
+		}
+	}
+	if script == "" {
+		t.Fatal("no template with a change script")
+	}
+	dir := writeUnits(t, files)
+	s := startSockd(t, dir)
+	c := client("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if got := get(t, c); !strings.HasPrefix(got, "web release v1") {
+		t.Fatalf("release v1 answers %q", got)
+	}
+	script = strings.ReplaceAll(script, "/run/sockd/api.sock", s.api)
+	script = strings.ReplaceAll(script, "/usr/local/lib/sockd/deploy-hook", filepathAbs(t, "../contrib/deploy-hook"))
+	// deploy renders svc as consul-template does (a temporary file
+	// renamed over the unit file), runs the change script, and returns
+	// its exit status; no request may fail meanwhile.
+	deploy := func(svc string) int {
+		t.Helper()
+		tmp := filepath.Join(dir, ".web.service.tmp")
+		if err := os.WriteFile(tmp, []byte(svc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "web.service")); err != nil {
+			t.Fatal(err)
+		}
+		l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), false, false)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+bin.dir+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("change script: %v\n%s", err, out)
+		}
+		t.Logf("change script: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+		r := l.stop()
+		t.Logf("%d requests, failures %v", r.Requests, r.Failures)
+		if len(r.Failures) > 0 || r.OK == 0 {
+			t.Fatalf("failed requests during the deploy: %v %v", r.Failures, r.Errors)
+		}
+		return cmd.ProcessState.ExitCode()
+	}
+	if code := deploy(render(svcData, "v2")); code != 0 {
+		t.Fatalf("release v2: the change script exited %d", code)
+	}
+	if got := get(t, c); !strings.HasPrefix(got, "web release v2") {
+		t.Fatalf("after release v2: %q", got)
+	}
+	if code := deploy(render(svcData, "v3") + "Environment=DEMO_FAIL=1\n"); code != 1 {
+		t.Fatalf("a broken release: the change script exited %d, want 1", code)
+	}
+	if got := get(t, c); !strings.HasPrefix(got, "web release v2") {
+		t.Fatalf("after a broken release: %q, want release v2 serving on", got)
+	}
 }
