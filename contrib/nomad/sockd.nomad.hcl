@@ -86,9 +86,10 @@ job "sockd" {
       # through the deploy hook: the new process starts on the same
       # socket, the old one drains once the new one is ready, and a new
       # release that fails to start is rolled back on that node while
-      # the old one serves on. A failed script is a task event ("Template
-      # failed to run script"); fail_on_error stays false, since killing
-      # the task would stop every unit of the node.
+      # the old one serves on. A failed script is a task event
+      # ("Template ran script … on change but it exited with code: 1");
+      # fail_on_error stays false, since killing the task would stop
+      # every unit of the node.
       template {
         destination = "local/units/web.service"
         change_mode = "script"
