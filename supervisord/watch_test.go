@@ -40,23 +40,7 @@ func TestWatch(t *testing.T) {
 	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"),
 		Log:      zerolog.New(zerolog.NewTestWriter(t)),
 		Reloaded: func(r api.ReloadResult) { reloads <- r }})
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	watched, err := d.Watch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-watched; err != nil {
-			t.Error(err)
-		}
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		d.Shutdown(sctx)
-	})
+	ctx := openWatched(t, d)
 	next := func(what string) api.ReloadResult {
 		t.Helper()
 		select {
@@ -88,6 +72,34 @@ func TestWatch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "b.sock")); !os.IsNotExist(err) {
 		t.Fatalf("b's socket file left: %v", err)
 	}
+}
+
+// openWatched opens d and watches its unit directory until the test
+// ends, when the watch must end cleanly and d shuts down. The context
+// is the watch's.
+func openWatched(t *testing.T, d *Daemon) context.Context {
+	t.Helper()
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the watch's end, below
+		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
+		defer c()
+		d.Shutdown(sctx)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	watched, err := d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Error(err)
+		}
+	})
+	return ctx
 }
 
 // logSpy passes a log on to the test's log and tells of each line
@@ -293,23 +305,7 @@ func TestWatchSymlinkedUnitDir(t *testing.T) {
 	d := New(Config{UnitsDir: link, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(gone),
 		Reloaded: func(r api.ReloadResult) { reloads <- r }})
 	d.roots = testRoots(t)
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	watched, err := d.Watch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-watched; err != nil {
-			t.Error(err)
-		}
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		d.Shutdown(sctx)
-	})
+	openWatched(t, d)
 	added := func(what, unit string) {
 		t.Helper()
 		start := time.Now()
