@@ -38,15 +38,19 @@ func (d *Daemon) listUnits(ctx context.Context, opts api.ListOptions) ([]api.Uni
 
 	// Parked actors (idle units, most of them on a host of tenants) are
 	// read here; the others are asked at once, then their answers taken.
-	replies := make(chan reply, len(all))
-	reqs := make([]request, len(all))
 	out := make([]api.UnitStatus, 0, len(all))
-	asked := 0
-	for i, u := range all {
+	var busy []*handle
+	for _, u := range all {
 		if st, ok := u.park.parkedStatus(false); ok {
 			out = append(out, st)
-			continue
+		} else {
+			busy = append(busy, u)
 		}
+	}
+	replies := make(chan reply, len(busy))
+	reqs := make([]request, len(busy))
+	asked := 0
+	for i, u := range busy {
 		reqs[i] = request{kind: reqStatus, reply: replies}
 		switch err := u.ask(ctx, &reqs[i]); {
 		case err == nil:
