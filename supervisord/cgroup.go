@@ -120,6 +120,31 @@ func (d *Daemon) unitCgroup(name string) *unitCG {
 	return &unitCG{g: g, h: d.cg, refs: 1}
 }
 
+// cgroup returns the unit's cgroup, made and opened when a process is
+// to run in it: an idle unit holds none (no fd, no mkdir at load), and
+// gives it back when it parks (releaseCgroup). nil without cgroups.
+func (u *unit) cgroup() *unitCG {
+	if u.cg == nil && u.cgd != nil {
+		if u.cg = u.cgd.unitCgroup(u.name); u.cg != nil {
+			u.pids.addCgroup(u.cg.g.Path(), u)
+		}
+	}
+	return u.cg
+}
+
+// cgroupName is the unit's control group as status shows it, whether
+// or not it is open now.
+func (u *unit) cgroupName() string {
+	if u.cg != nil || u.cgd == nil {
+		return u.cg.name()
+	}
+	esc, err := cgroup.Escape(u.name)
+	if err != nil {
+		return "process group"
+	}
+	return "cgroup " + filepath.Join(u.cgd.cg.Dir(), esc)
+}
+
 // closeCgroup ends the actor's hold of the unit's cgroup; the cgroup
 // stays (a later sockd, or the unit added again, finds it by name).
 func (u *unit) closeCgroup() {
@@ -128,6 +153,13 @@ func (u *unit) closeCgroup() {
 	}
 	u.pids.removeCgroup(u.cg.g.Path(), u)
 	u.cg.release()
+}
+
+// releaseCgroup lets the unit's cgroup go while the unit is idle (its
+// directory stays); the next process opens it again.
+func (u *unit) releaseCgroup() {
+	u.closeCgroup()
+	u.cg = nil
 }
 
 // close ends an acceptor's hold of its cgroup (none: nothing).
@@ -239,7 +271,7 @@ func (c *unitCG) has(file string) bool { return c.g.Exists(file) }
 // unit's cgroup, and its Done closed only once what KillMode= kills of
 // the leaf is gone.
 func (u *unit) starter() startFunc {
-	return cgStarter(u.cg, killGroupOnExit(u.svc), u.start)
+	return cgStarter(u.cgroup(), killGroupOnExit(u.svc), u.start)
 }
 
 // cgStarter is start with every process born in a new leaf of c (start
@@ -273,8 +305,11 @@ func cgStarter(c *unitCG, killRest bool, start startFunc) startFunc {
 // process, one taken back after a crash), under the leaf it runs in, if
 // that is one of the unit's; else p is returned as it is.
 func (u *unit) adoptInto(p process, killRest bool) process {
-	c := u.cg
-	if c == nil || p == nil {
+	if p == nil {
+		return p
+	}
+	c := u.cgroup()
+	if c == nil {
 		return p
 	}
 	path, err := cgroup.PathOf(p.Pid())
@@ -451,10 +486,11 @@ func (t *pidTable) byCgroupLocked(path string) *unit {
 // applyResources writes the unit's resource options to its cgroup
 // before a process starts; a failure is logged, the start goes on.
 func (u *unit) applyResources() {
-	if u.cg == nil {
+	c := u.cgroup()
+	if c == nil {
 		return
 	}
-	for _, err := range u.cg.applyResources(u.svc) {
+	for _, err := range c.applyResources(u.svc) {
 		u.log.Warn().Err(err).Msg("resource option not applied")
 	}
 }

@@ -2,7 +2,9 @@ package supervisord
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,4 +249,69 @@ func TestCgroupRestartNoLeaks(t *testing.T) {
 	if len(leaves) != 1 {
 		t.Fatalf("leaves %v: want the serving process's only", leaves)
 	}
+}
+
+// cgroupFDs lists this process's fds open on dir (or below it).
+func cgroupFDs(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && (l == dir || strings.HasPrefix(l, dir+"/")) {
+			out = append(out, e.Name()+" → "+l)
+		}
+	}
+	return out
+}
+
+// An idle unit has no cgroup: it is made at the first process, and the
+// unit lets it go (its fd) once it is idle again and parks. Status names
+// it all along.
+func TestCgroupOnlyWhileRunning(t *testing.T) {
+	base := testCgroup(t)
+	e := newEnvCgroup(t, notifyService, base)
+	dir := filepath.Join(base, "app.service")
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an idle unit's cgroup %s: %v, want none", dir, err)
+	}
+	if st := e.status(); st.ControlGroup != "cgroup "+dir {
+		t.Fatalf("idle: control group %q, want cgroup %s", st.ControlGroup, dir)
+	}
+	e.mustGet()
+	if fds := cgroupFDs(t, dir); len(fds) == 0 {
+		t.Fatalf("running: no fd on %s", dir)
+	}
+	h, err := e.d.lookup("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked := make(chan struct{}, 1)
+	h.park.mu.Lock() // onPark is called under it
+	h.park.onPark = func() {
+		select {
+		case parked <- struct{}{}:
+		default:
+		}
+	}
+	h.park.mu.Unlock()
+	if err := e.d.Stop(e.ctx(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	for !h.park.isParked() {
+		select {
+		case <-parked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stopped unit did not park within 10 s")
+		}
+	}
+	if fds := cgroupFDs(t, dir); len(fds) != 0 {
+		t.Fatalf("idle again: fds still open on its cgroup: %v", fds)
+	}
+	if st := e.status(); st.ControlGroup != "cgroup "+dir {
+		t.Fatalf("idle again: control group %q", st.ControlGroup)
+	}
+	e.mustGet() // and again, from the cgroup left in place
 }

@@ -374,8 +374,8 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	u.waiter = d.waiter
 	u.idleMon = d.idle
 	u.start = d.start
-	if u.cg = d.unitCgroup(svc.Name); u.cg != nil {
-		d.pids.addCgroup(u.cg.g.Path(), u)
+	if d.cg != nil {
+		u.cgd = d // its cgroup is made and opened at its first process (cgroup.go)
 	}
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	u.staging = filepath.Join(d.runDir, "sandbox")

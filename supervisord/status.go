@@ -29,7 +29,7 @@ func (u *unit) status() api.UnitStatus {
 			}
 		}
 	}
-	st.ControlGroup = u.cg.name()
+	st.ControlGroup = u.cgroupName()
 	if u.hold != nil {
 		st.HeldBy = u.hold.pid
 	}

@@ -26,7 +26,8 @@ type unit struct {
 	lockDir string    // of DynamicUser= allocations
 	start   startFunc // children.Start, or a test's fake
 	adopt   adoptFunc // children.Adopt, or a test's fake
-	cg      *unitCG   // the unit's cgroup; nil: process groups (cgroup.go)
+	cg      *unitCG   // the unit's cgroup while it has processes (cgroup.go); nil: none open
+	cgd     *Daemon   // the daemon whose cgroups the unit's are; nil: process groups
 	pids    *pidTable
 	waiter  *activation.Waiter // the daemon's, for lazy starts
 	observe func(string, api.ServiceStatus)
@@ -155,8 +156,11 @@ func (u *unit) run() {
 // in a new goroutine.
 func (u *unit) loop() {
 	for !u.exiting || u.phase != phaseDead {
-		if u.parkable() && u.park.park() {
-			return
+		if u.parkable() {
+			u.releaseCgroup()
+			if u.park.park() {
+				return
+			}
 		}
 		select {
 		case r := <-u.reqs:
