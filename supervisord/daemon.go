@@ -74,9 +74,10 @@ type Daemon struct {
 	log      zerolog.Logger
 	runDir   string
 	ownRun   bool
-	reloadMu sync.Mutex // one reload at a time
-	start    startFunc  // children.Start; tests put a fake here
-	roots    execRoots  // of RuntimeDirectory= and friends; tests move them
+	reloadMu sync.Mutex   // one reload at a time
+	loads    *units.Cache // what the last load read (reload.go); under reloadMu
+	start    startFunc    // children.Start; tests put a fake here
+	roots    execRoots    // of RuntimeDirectory= and friends; tests move them
 	// life ends when Shutdown begins: a reload under way stops waiting
 	// for the units it removes, and leaves them to Shutdown.
 	life    context.Context

@@ -146,3 +146,59 @@ func writeHeap(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkReload measures Daemon.Reload on a directory of n units (a
+// sleep service with one Unix socket each, as BenchmarkOpen), with
+// nothing changed ("same") and with one service file rewritten before
+// each reload ("one"). With -cpuprofile it is the profile of reloads:
+//
+//	go test -run '^$' -bench 'Reload/same-10000' -cpuprofile cpu.out ./supervisord/
+func BenchmarkReload(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		for _, what := range []string{"same", "one"} {
+			b.Run(fmt.Sprintf("%s-%d", what, n), func(b *testing.B) { benchReload(b, what, n) })
+		}
+	}
+}
+
+func benchReload(b *testing.B, what string, n int) {
+	raiseNofile(b, uint64(n+1000))
+	base := testutil.ShortDir(b)
+	dir := filepath.Join(base, "units")
+	writeScaleUnits(b, dir, base, "unix", n)
+	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.Nop()})
+	d.fds.limitOf = func() int { return 0 } // no budget: see benchOpen
+	if err := d.Open(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			b.Error(err)
+		}
+	})
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if what == "one" {
+			b.StopTimer()
+			body := fmt.Sprintf("[Service]\nExecStart=/bin/sleep %d\n", 100000+i)
+			if err := os.WriteFile(filepath.Join(dir, "u00000.service"), []byte(body), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		res, err := d.Reload(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		want := 0
+		if what == "one" {
+			want = 1
+		}
+		if len(res.Changed) != want || len(res.Added)+len(res.Removed) != 0 {
+			b.Fatalf("reload: changed %v, added %v, removed %v; want %d changed", res.Changed, res.Added, res.Removed, want)
+		}
+	}
+}
