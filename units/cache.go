@@ -44,6 +44,10 @@ type Cache struct {
 	trust trustPolicy
 	units map[buildKey]*cachedUnit
 	insts map[string]*cachedInstance
+	// spare and stat are maps a load empties and fills again: 10,000
+	// units make maps whose allocation costs more than clearing them.
+	spare map[buildKey]*cachedUnit
+	stat  map[string]stamp
 	// parsed counts the files read and lexed through the Cache.
 	parsed atomic.Int64
 	// racy is the timestamp granularity assumed for file systems with
@@ -129,15 +133,23 @@ func (c *Cache) begin(t trustPolicy) *loadCache {
 	if c.trust != t {
 		c.units, c.insts, c.trust = nil, nil, t
 	}
+	if c.spare == nil {
+		c.spare = make(map[buildKey]*cachedUnit, len(c.units))
+	}
+	if c.stat == nil {
+		c.stat = make(map[string]stamp, len(c.units))
+	}
 	return &loadCache{c: c, start: time.Now().UnixNano(), old: c.units, oldI: c.insts,
-		next: make(map[buildKey]*cachedUnit, len(c.units)), nextI: map[string]*cachedInstance{},
-		stat: make(map[string]stamp, 2*len(c.units))}
+		next: c.spare, nextI: map[string]*cachedInstance{}, stat: c.stat}
 }
 
 // end keeps what this load built, and only that, for the next load.
 func (lc *loadCache) end() {
-	lc.c.units, lc.c.insts = lc.next, lc.nextI
-	lc.c.mu.Unlock()
+	c := lc.c
+	c.units, c.insts, c.spare = lc.next, lc.nextI, lc.old
+	clear(c.spare)
+	clear(c.stat)
+	c.mu.Unlock()
 }
 
 // stamp stats path (links followed), once per load.

@@ -270,7 +270,13 @@ func (l *loader) prelex(paths []string) {
 		}()
 	}
 	wg.Wait()
-	l.lexed = make(map[lexKey]lexResult, len(paths))
+	n := 0
+	for i := range res {
+		if !res[i].skip {
+			n++
+		}
+	}
+	l.lexed = make(map[lexKey]lexResult, n)
 	for i, p := range paths {
 		if !res[i].skip {
 			l.lexed[lexKey{p, filepath.Base(p)}] = res[i]
