@@ -373,10 +373,10 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	u.pids = d.pids
 	u.waiter = d.waiter
 	u.idleMon = d.idle
-	u.start = d.start
 	if u.cg = d.unitCgroup(svc.Name); u.cg != nil {
 		d.pids.addCgroup(u.cg.g.Path(), u)
 	}
+	u.start = d.fds.starter(procFDs(u.cg != nil), d.start) // fdbudget.go
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	u.staging = filepath.Join(d.runDir, "sandbox")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {
