@@ -189,3 +189,64 @@ func listenNotify(t *testing.T) (string, <-chan string) {
 	})
 	return path, ready
 }
+
+// sockd raises its own RLIMIT_NOFILE (the soft limit to the hard one;
+// as root the hard one to fs.nr_open when it may), and its children get
+// the limit it was started with: here a soft limit of 256 below the
+// hard one, which Go alone would have raised in sockd and restored at
+// exec only while sockd left its limit alone. A unit's LimitNOFILE=
+// still wins. Both go through the exec helper (LISTEN_PID).
+func TestChildNofile(t *testing.T) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Max < 512 {
+		t.Fatalf("hard RLIMIT_NOFILE %d: the test needs 512", rl.Max)
+	}
+	sockDir := testutil.ShortDir(t)
+	show := "ExecStart=/bin/sh -c 'echo nofile $(ulimit -Sn):$(ulimit -Hn); exec sleep 60'\n"
+	units := writeUnits(t, map[string]string{
+		"plain.socket":  "[Socket]\nListenStream=" + filepath.Join(sockDir, "plain.sock") + "\n",
+		"plain.service": "[Service]\n" + show,
+		"own.socket":    "[Socket]\nListenStream=" + filepath.Join(sockDir, "own.sock") + "\n",
+		"own.service":   "[Service]\nLimitNOFILE=100:200\n" + show,
+	})
+	wrapper := filepath.Join(testutil.ShortDir(t), "sockd-256")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -Sn 256 || exit 1\nexec "+bin.sockd+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startSockdExe(t, wrapper, units, nil)
+	line := s.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "RLIMIT_NOFILE" })
+	hard := float64(rl.Max)
+	if line["children_soft"] != float64(256) || line["children_hard"] != hard || line["soft"] != line["hard"] {
+		t.Errorf("sockd's RLIMIT_NOFILE line %v: want children 256:%d, soft = hard", line, rl.Max)
+	}
+	if os.Geteuid() == 0 {
+		nr, err := os.ReadFile("/proc/sys/fs/nr_open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised := fmt.Sprint(line["hard"]) == strings.TrimSpace(string(nr))
+		if !raised && (line["not_raised"] == nil || line["hard"] != hard) {
+			t.Errorf("as root: hard limit %v, neither fs.nr_open %s nor %d with the reason: %v", line["hard"], nr, rl.Max, line)
+		}
+		t.Logf("hard limit raised to fs.nr_open: %v (%v)", raised, line["not_raised"])
+	}
+	for unit, want := range map[string]string{"plain": fmt.Sprintf("nofile 256:%d", rl.Max), "own": "nofile 100:200"} {
+		c, err := net.Dial("unix", filepath.Join(sockDir, unit+".sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got := s.waitLog(10*time.Second, func(l map[string]any) bool {
+			return l["unit"] == unit+".service" && strings.HasPrefix(fmt.Sprint(l["message"]), "nofile ")
+		})
+		if got["message"] != want {
+			t.Errorf("%s's process: %q, want %q", unit, got["message"], want)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("sockd exit: %v", err)
+	}
+}
