@@ -124,6 +124,10 @@ type loadCache struct {
 	nextI map[string]*cachedInstance
 	mu    sync.Mutex // guards stamps (prelex stats in parallel)
 	stat  map[string]stamp
+	// dir and dirFD are the unit directory, open while the load runs:
+	// its files are stat'ed relative to it, one path component each.
+	dir   string
+	dirFD int
 }
 
 // begin starts a load through c, for the trust policy t: what the last
@@ -140,11 +144,22 @@ func (c *Cache) begin(t trustPolicy) *loadCache {
 		c.stat = make(map[string]stamp, len(c.units))
 	}
 	return &loadCache{c: c, start: time.Now().UnixNano(), old: c.units, oldI: c.insts,
-		next: c.spare, nextI: map[string]*cachedInstance{}, stat: c.stat}
+		next: c.spare, nextI: map[string]*cachedInstance{}, stat: c.stat, dirFD: -1}
+}
+
+// openDir opens the unit directory dir for statting its files.
+func (lc *loadCache) openDir(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		lc.dir, lc.dirFD = filepath.Clean(dir), fd
+	}
 }
 
 // end keeps what this load built, and only that, for the next load.
 func (lc *loadCache) end() {
+	if lc.dirFD >= 0 {
+		unix.Close(lc.dirFD)
+	}
 	c := lc.c
 	c.units, c.insts, c.spare = lc.next, lc.nextI, lc.old
 	clear(c.spare)
@@ -169,7 +184,13 @@ func (lc *loadCache) stamp(path string) stamp {
 
 func (lc *loadCache) statNow(path string) stamp {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	var err error
+	if dir, name := filepath.Split(path); lc.dirFD >= 0 && filepath.Clean(dir) == lc.dir {
+		err = unix.Fstatat(lc.dirFD, name, &st, 0)
+	} else {
+		err = unix.Stat(path, &st)
+	}
+	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
 			return stamp{absent: true}
 		}

@@ -34,6 +34,7 @@ func (o LoadOptions) LoadDir(dir string) (*Set, Diagnostics, error) {
 	if o.Cache != nil {
 		l.cache = o.Cache.begin(l.trust)
 		defer l.cache.end()
+		l.cache.openDir(dir)
 	}
 	return l.loadDir(dir)
 }
