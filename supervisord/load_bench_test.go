@@ -37,10 +37,8 @@ func BenchmarkOpen(b *testing.B) {
 var idleHeap = flag.String("sockd.idleheap", "", "write the heap profile of the idle units after Open to this file (BenchmarkOpen)")
 
 func benchOpen(b *testing.B, kind string, n int) {
-	// One fd per socket: the units only listen. The budget (fdbudget.go)
-	// counts a process's two fds per unit too, 30,000 for 10,000 units,
-	// more than a hard limit of 20,000 that a container may not raise:
-	// the benchmark leaves the budget out.
+	// One fd per socket: the units only listen, and the budget
+	// (fdbudget.go) counts an idle unit for its socket alone.
 	raiseNofile(b, uint64(n+1000))
 	base := testutil.ShortDir(b)
 	dir := filepath.Join(base, "units")
@@ -56,7 +54,6 @@ func benchOpen(b *testing.B, kind string, n int) {
 		var ru0 unix.Rusage
 		unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 		d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.Nop()})
-		d.fds.limitOf = func() int { return 0 } // no budget: see above
 		start := time.Now()
 		if err := d.Open(); err != nil {
 			b.Fatal(err)
@@ -167,7 +164,6 @@ func benchReload(b *testing.B, what string, n int) {
 	dir := filepath.Join(base, "units")
 	writeScaleUnits(b, dir, base, "unix", n)
 	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.Nop()})
-	d.fds.limitOf = func() int { return 0 } // no budget: see benchOpen
 	if err := d.Open(); err != nil {
 		b.Fatal(err)
 	}
