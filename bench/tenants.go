@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,10 +25,10 @@ const (
 	tenantUnits = 10000
 	// tenantFDs is what sockd's fd budget counts an idle unit of one
 	// socket for, with cgroups: the socket and the unit's cgroup, open
-	// while it is loaded, and for the process it may run two output
-	// pipes and the process's cgroup leaf (supervisord/fdbudget.go,
-	// unitFDs); without cgroups it is 3.
-	tenantFDs = 5
+	// while it is loaded (supervisord/fdbudget.go, unitFDs); without
+	// cgroups the socket alone. A running process is counted while it
+	// runs: its two output pipes, and with cgroups its leaf (procFDs).
+	tenantFDs = 2
 	// tenantSmall is the same shape at 1,000 units, for the per-unit
 	// cost: (RSS(10,000) − RSS(1,000)) / 9,000.
 	tenantSmall = 1000
@@ -35,22 +36,28 @@ const (
 	churnBatch = 250
 	// tenantNofile is the open-files limit the bench gives sockd for
 	// 10,000 units, as a host of that many tenants would set it
-	// (LimitNOFILE=), if it may raise its hard limit (CAP_SYS_RESOURCE).
-	tenantNofile = tenantUnits*tenantFDs + 1000
+	// (LimitNOFILE=), if it may raise its hard limit (CAP_SYS_RESOURCE):
+	// the units, and the churn's processes running at once.
+	tenantNofile = tenantUnits*tenantFDs + churnBatch*3 + 1000
+	// tenantOwnFDs is what sockd opens besides the units (about 20) and
+	// keeps in reserve (32), with room to spare.
+	tenantOwnFDs = 200
 )
 
 // tenantsWant is how many tenants the step loads at most (-tenants).
 var tenantsWant = tenantUnits
 
 // tenantCount raises the bench's RLIMIT_NOFILE (sockd inherits it) as
-// far as it may and returns how many tenants fit sockd's fd budget:
-// tenantUnits, or fewer, in steps of 500, where the hard limit is lower
-// and cannot be raised. The rows then say how many, and the figures
-// that grow with the units are extrapolated to 10,000.
-func tenantCount() (int, uint64, error) {
+// far as it may and returns how many tenants fit sockd's fd budget, and
+// sockd's extra arguments: tenantUnits with cgroups, else tenantUnits
+// without them ("--cgroup=off": one fd per idle unit, not two) where
+// the hard limit is lower and cannot be raised, else fewer, in steps of
+// 500. The rows then say how many, and the figures that grow with the
+// units are extrapolated to 10,000.
+func tenantCount() (int, []string, uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, 0, fmt.Errorf("getrlimit nofile: %w", err)
+		return 0, nil, 0, fmt.Errorf("getrlimit nofile: %w", err)
 	}
 	if rl.Max < tenantNofile {
 		want := rl
@@ -62,17 +69,23 @@ func tenantCount() (int, uint64, error) {
 	if rl.Cur < rl.Max {
 		rl.Cur = rl.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return 0, 0, fmt.Errorf("setrlimit nofile %d: %w", rl.Cur, err)
+			return 0, nil, 0, fmt.Errorf("setrlimit nofile %d: %w", rl.Cur, err)
 		}
 	}
-	// What sockd opens besides the units (about 20) and keeps in
-	// reserve (32), with room to spare.
-	n := (int(rl.Cur) - 200) / tenantFDs
-	n = min(tenantsWant, n-n%500)
-	if n <= tenantSmall {
-		return 0, rl.Cur, fmt.Errorf("RLIMIT_NOFILE %d fits only %d tenants", rl.Cur, n)
+	fit := func(perUnit, perProc int) int {
+		n := (int(rl.Cur) - tenantOwnFDs - churnBatch*perProc) / perUnit
+		return min(tenantsWant, n-n%500)
 	}
-	return n, rl.Cur, nil
+	n, args := fit(tenantFDs, 3), []string{"--watch=false"}
+	if n < tenantsWant {
+		if m := fit(1, 2); m > n {
+			n, args = m, append(args, "--cgroup=off")
+		}
+	}
+	if n <= tenantSmall {
+		return 0, nil, rl.Cur, fmt.Errorf("RLIMIT_NOFILE %d fits only %d tenants", rl.Cur, n)
+	}
+	return n, args, rl.Cur, nil
 }
 
 // tenants loads 10,000 units, each one service (bench/acceptone: sleeps,
@@ -85,9 +98,14 @@ func tenantCount() (int, uint64, error) {
 // limit holds fewer units (tenantCount), it loads those, says so, and
 // extrapolates to 10,000 what grows with the units.
 func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
-	n, limit, err := tenantCount()
+	n, args, limit, err := tenantCount()
 	if err != nil {
 		return err
+	}
+	if slices.Contains(args, "--cgroup=off") {
+		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
+			"with cgroups sockd's fd budget counts each idle unit for %d fds (its socket and its cgroup's directory), "+
+			"so the tenants rows run sockd with --cgroup=off (the socket alone) to load %d", limit, tenantFDs, n)
 	}
 	label := "10,000 units"
 	scale := 1.0
@@ -97,10 +115,9 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	if n < tenantsWant {
 		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
-			"sockd's fd budget counts each idle unit of one socket for %d fds (the socket and its cgroup, "+
-			"and for the process it may run two output pipes and its cgroup leaf), so %d tenants are loaded, not %d; "+
+			"sockd's fd budget counts each idle unit of one socket for 1 fd (2 with cgroups), and %d for the churn's processes, so %d tenants are loaded, not %d; "+
 			"figures that grow with the units are also given extrapolated to 10,000 (× %.2f, or with the per-unit cost for RSS), "+
-			"and the targets are checked against those", limit, tenantFDs, n, tenantsWant, scale)
+			"and the targets are checked against those", limit, churnBatch*2, n, tenantsWant, scale)
 	} else if n < tenantUnits {
 		label = fmt.Sprintf("%d units (-tenants)", n)
 	}
@@ -114,7 +131,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	const mb = 1 << 20
 
 	// The same shape at 1,000 units first, for the per-unit cost.
-	rss1k, err := smallTenants(ctx, b)
+	rss1k, err := smallTenants(ctx, b, args)
 	if err != nil {
 		return err
 	}
@@ -138,7 +155,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	if err != nil {
 		return err
 	}
-	s, err := startSockd(ctx, b, unitDir, "--watch=false")
+	s, err := startSockd(ctx, b, unitDir, args...)
 	if err != nil {
 		return err
 	}
@@ -213,12 +230,15 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	})
 
 	// (f) A reload with nothing changed.
-	var same []time.Duration
+	var same, sameCPU []time.Duration
 	for range 3 {
+		c0, _ := cpuTime(s.pid())
 		r, d, err := reload(ctx, b, s)
 		if err != nil {
 			return err
 		}
+		c1, _ := cpuTime(s.pid())
+		sameCPU = append(sameCPU, c1-c0)
 		if len(r.Changed)+len(r.Added)+len(r.Removed) != 0 {
 			return fmt.Errorf("reload with nothing changed: changed %v, added %v, removed %v", r.Changed, r.Added, r.Removed)
 		}
@@ -226,7 +246,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	res.add(row{
 		figure: "tenants: `sockctl reload` of " + label + ", nothing changed (median of 3)",
-		sockd:  ms(median(same)),
+		sockd:  fmt.Sprintf("%s (%s of sockd's CPU)", ms(median(same)), ms(median(sameCPU))),
 		peer:   fmt.Sprintf("min %s, max %s%s", ms(minD(same)), ms(maxD(same)), extra(median(same))),
 		target: "little (no figure set)",
 		met:    "–",
@@ -235,16 +255,19 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	// (g) One unit changed. The daemon runs without its file watch
 	// (--watch=false), so the time is that of `sockctl reload` alone:
 	// what follows the end of the watch's quiet period.
-	var one []time.Duration
+	var one, oneCPU []time.Duration
 	for i := range 5 {
 		svc := filepath.Join(unitDir, "t00000.service")
 		if err := os.WriteFile(svc, []byte(tenantService(b, fmt.Sprintf("Environment=EDIT=%d\n", i))), 0o644); err != nil {
 			return err
 		}
+		c0, _ := cpuTime(s.pid())
 		r, d, err := reload(ctx, b, s)
 		if err != nil {
 			return err
 		}
+		c1, _ := cpuTime(s.pid())
+		oneCPU = append(oneCPU, c1-c0)
 		if len(r.Changed) != 1 || !strings.HasPrefix(r.Changed[0], "t00000") {
 			return fmt.Errorf("reload after editing t00000.service: changed %v, want t00000 alone", r.Changed)
 		}
@@ -252,7 +275,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	res.add(row{
 		figure: "tenants: one unit changed among " + label + ": `sockctl reload` (median of 5)",
-		sockd:  ms(median(one)),
+		sockd:  fmt.Sprintf("%s (%s of sockd's CPU)", ms(median(one)), ms(median(oneCPU))),
 		peer:   fmt.Sprintf("min %s, max %s%s", ms(minD(one)), ms(maxD(one)), extra(median(one))),
 		target: "< 100 ms at 10,000",
 		met:    yesNo(at10k(median(one)) < 100*time.Millisecond),
@@ -268,7 +291,7 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 
 	// (b) TCP: one socket per unit on 127.0.0.1.
-	if err := tenantsTCP(ctx, b, p, n, label, scale, res); err != nil {
+	if err := tenantsTCP(ctx, b, p, n, args, label, scale, res); err != nil {
 		res.fail("tenants: "+label+", one TCP socket each", err)
 	}
 	return nil
@@ -549,7 +572,7 @@ func parallel(start, end, conc int, fn func(int) error) error {
 
 // smallTenants loads the tenants' shape at 1,000 units and returns
 // sockd's idle RSS after 10 s.
-func smallTenants(ctx context.Context, b *bins) (int64, error) {
+func smallTenants(ctx context.Context, b *bins, args []string) (int64, error) {
 	dir, cleanup, err := shortDir("sockd-bt1k-")
 	if err != nil {
 		return 0, err
@@ -559,7 +582,7 @@ func smallTenants(ctx context.Context, b *bins) (int64, error) {
 	if err := writeTenants(b, unitDir, tenantSmall, func(i int) string { return fmt.Sprintf("%s/t%05d.sock", dir, i) }); err != nil {
 		return 0, err
 	}
-	s, err := startSockd(ctx, b, unitDir, "--watch=false")
+	s, err := startSockd(ctx, b, unitDir, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -570,7 +593,7 @@ func smallTenants(ctx context.Context, b *bins) (int64, error) {
 
 // tenantsTCP loads n tenants with one TCP socket each on 127.0.0.1
 // beside the floor doing the same.
-func tenantsTCP(ctx context.Context, b *bins, p *ports, n int, label string, scale float64, res *results) error {
+func tenantsTCP(ctx context.Context, b *bins, p *ports, n int, args []string, label string, scale float64, res *results) error {
 	ps, err := p.take(n)
 	if err != nil {
 		return err
@@ -592,7 +615,7 @@ func tenantsTCP(ctx context.Context, b *bins, p *ports, n int, label string, sca
 	if err != nil {
 		return err
 	}
-	s, err := startSockd(ctx, b, unitDir, "--watch=false")
+	s, err := startSockd(ctx, b, unitDir, args...)
 	if err != nil {
 		return err
 	}

@@ -17,12 +17,13 @@ import (
 )
 
 // sockd with RLIMIT_NOFILE 64 (soft and hard: it cannot raise it) and
-// 100 units: it keeps the fds it needs itself, opens the units that fit
-// and lists the others as failed with the limit in their reason; the
-// API answers, the units that serve spawn their apps, the unit
-// directory is watched, and neither the ready line nor READY=1 claims
-// that every unit is ready. Removing a unit makes room for one that
-// failed.
+// 100 units: it keeps the fds it needs itself, opens the units whose
+// sockets fit with room for one process, and lists the others as failed
+// with the limit in their reason; the API answers, a unit spawns its app,
+// a second spawn past the budget fails its start and succeeds once the
+// first process is gone, the unit directory is watched, and neither the
+// ready line nor READY=1 claims that every unit is ready. Removing a
+// unit makes room for one that failed.
 func TestFDLimit(t *testing.T) {
 	const n = 100
 	sockDir := testutil.ShortDir(t)
@@ -34,9 +35,15 @@ func TestFDLimit(t *testing.T) {
 	}
 	units := writeUnits(t, files)
 	// The limit is set by the shell sockd is exec'd from: ulimit -n
-	// sets the soft and the hard limit.
+	// sets the soft and the hard limit. As root sockd raises its hard
+	// limit when it has CAP_SYS_RESOURCE: setpriv (util-linux) takes it
+	// away.
+	exec := "exec "
+	if os.Geteuid() == 0 {
+		exec += "setpriv --bounding-set=-sys_resource --inh-caps=-sys_resource "
+	}
 	wrapper := filepath.Join(testutil.ShortDir(t), "sockd-64")
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -n 64 || exit 1\nexec "+bin.sockd+" \"$@\"\n"), 0o755); err != nil {
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -n 64 || exit 1\n"+exec+bin.sockd+" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	notify, ready := listenNotify(t)
@@ -105,25 +112,42 @@ func TestFDLimit(t *testing.T) {
 		t.Errorf("sockctl status %s: exit %d: %s%s", failed[0], code, out, errs)
 	}
 
-	// Every unit that serves spawns its app at the limit, and the API
-	// still answers with them all running.
-	for _, name := range serving {
-		body := get(t, client("unix", filepath.Join(sockDir, name+".sock")))
-		if !strings.HasPrefix(body, "hi (pid ") {
-			t.Errorf("%s answered %q", name, body)
-		}
+	// The units' sockets fill the budget but for one process: the first
+	// unit triggered gets its app; the second's spawn does not fit and
+	// fails that start (result resources, the limit named), its socket
+	// staying; once the first has stopped, the second starts.
+	if body := get(t, client("unix", filepath.Join(sockDir, serving[0]+".sock"))); !strings.HasPrefix(body, "hi (pid ") {
+		t.Errorf("%s answered %q", serving[0], body)
 	}
-	for _, name := range serving {
-		if st := s.status(name); st.Service.State != "active" || len(st.Service.Pids) != 1 {
-			t.Errorf("%s after its request: %+v", name, st.Service)
-		}
+	if st := s.status(serving[0]); st.Service.State != "active" || len(st.Service.Pids) != 1 {
+		t.Errorf("%s after its request: %+v", serving[0], st.Service)
+	}
+	want := "start " + serving[1] + ".service: too many open files (fd limit 64;"
+	if _, errs, code := s.ctl("start", serving[1]); code != 1 || !strings.Contains(errs, want) {
+		t.Errorf("sockctl start %s with %s running: exit %d: %s; want 1 and %q", serving[1], serving[0], code, errs, want)
+	}
+	st := s.status(serving[1])
+	if st.Service.Result != "resources" || !strings.Contains(st.Service.LastExit, want) || len(st.Sockets) != 1 {
+		t.Errorf("%s after a spawn past the budget: %+v; want result resources, %q, its socket", serving[1], st, want)
+	}
+	if _, errs, code := s.ctl("stop", serving[0]); code != 0 {
+		t.Fatalf("sockctl stop %s: exit %d: %s", serving[0], code, errs)
+	}
+	if _, errs, code := s.ctl("start", serving[1]); code != 0 {
+		t.Errorf("sockctl start %s once %s stopped: exit %d: %s", serving[1], serving[0], code, errs)
+	}
+	if body := get(t, client("unix", filepath.Join(sockDir, serving[1]+".sock"))); !strings.HasPrefix(body, "hi (pid ") {
+		t.Errorf("%s answered %q", serving[1], body)
 	}
 	if strings.Contains(s.log(), "not watching the unit directory") {
 		t.Error("the unit directory is not watched")
 	}
 	_, errs, code = s.ctl("list")
 	if code != 0 || strings.Contains(errs, "warning") {
-		t.Errorf("sockctl list with every unit that fits running: exit %d: %s", code, errs)
+		t.Errorf("sockctl list at the limit: exit %d: %s", code, errs)
+	}
+	if _, errs, code := s.ctl("stop", serving[1]); code != 0 {
+		t.Fatalf("sockctl stop %s: exit %d: %s", serving[1], code, errs)
 	}
 
 	// The watch works at the limit, and a reload that removes a unit
@@ -188,4 +212,65 @@ func listenNotify(t *testing.T) (string, <-chan string) {
 		<-done
 	})
 	return path, ready
+}
+
+// sockd raises its own RLIMIT_NOFILE (the soft limit to the hard one;
+// as root the hard one to fs.nr_open when it may), and its children get
+// the limit it was started with: here a soft limit of 256 below the
+// hard one, which Go alone would have raised in sockd and restored at
+// exec only while sockd left its limit alone. A unit's LimitNOFILE=
+// still wins. Both go through the exec helper (LISTEN_PID).
+func TestChildNofile(t *testing.T) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Max < 512 {
+		t.Fatalf("hard RLIMIT_NOFILE %d: the test needs 512", rl.Max)
+	}
+	sockDir := testutil.ShortDir(t)
+	show := "ExecStart=/bin/sh -c 'echo nofile $(ulimit -Sn):$(ulimit -Hn); exec sleep 60'\n"
+	units := writeUnits(t, map[string]string{
+		"plain.socket":  "[Socket]\nListenStream=" + filepath.Join(sockDir, "plain.sock") + "\n",
+		"plain.service": "[Service]\n" + show,
+		"own.socket":    "[Socket]\nListenStream=" + filepath.Join(sockDir, "own.sock") + "\n",
+		"own.service":   "[Service]\nLimitNOFILE=100:200\n" + show,
+	})
+	wrapper := filepath.Join(testutil.ShortDir(t), "sockd-256")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -Sn 256 || exit 1\nexec "+bin.sockd+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startSockdExe(t, wrapper, units, nil)
+	line := s.waitLog(time.Second, func(l map[string]any) bool { return l["message"] == "RLIMIT_NOFILE" })
+	hard := float64(rl.Max)
+	if line["children_soft"] != float64(256) || line["children_hard"] != hard || line["soft"] != line["hard"] {
+		t.Errorf("sockd's RLIMIT_NOFILE line %v: want children 256:%d, soft = hard", line, rl.Max)
+	}
+	if os.Geteuid() == 0 {
+		nr, err := os.ReadFile("/proc/sys/fs/nr_open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised := fmt.Sprint(line["hard"]) == strings.TrimSpace(string(nr))
+		if !raised && (line["not_raised"] == nil || line["hard"] != hard) {
+			t.Errorf("as root: hard limit %v, neither fs.nr_open %s nor %d with the reason: %v", line["hard"], nr, rl.Max, line)
+		}
+		t.Logf("hard limit raised to fs.nr_open: %v (%v)", raised, line["not_raised"])
+	}
+	for unit, want := range map[string]string{"plain": fmt.Sprintf("nofile 256:%d", rl.Max), "own": "nofile 100:200"} {
+		c, err := net.Dial("unix", filepath.Join(sockDir, unit+".sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got := s.waitLog(10*time.Second, func(l map[string]any) bool {
+			return l["unit"] == unit+".service" && strings.HasPrefix(fmt.Sprint(l["message"]), "nofile ")
+		})
+		if got["message"] != want {
+			t.Errorf("%s's process: %q, want %q", unit, got["message"], want)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("sockd exit: %v", err)
+	}
 }

@@ -149,9 +149,10 @@ func (d *Daemon) addAcceptUnit(svc *units.Service, socks []*units.Socket) error 
 	h := newHandle(svc.Name, svc, socks)
 	h.ls, h.lsNames, h.out = ls, lsNames, d.cfg.Output
 	a := newAcceptor(h, svc, sock, d.log)
-	a.observe, a.sockSt, a.start = d.cfg.Observe, sockSt, d.start
+	a.observe, a.sockSt = d.cfg.Observe, sockSt
 	a.events = d.events
 	a.cg = d.unitCgroup(svc.Name)
+	a.start = d.fds.starter(procFDs(a.cg != nil), d.start) // fdbudget.go
 	a.roots, a.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	a.staging = filepath.Join(d.runDir, "sandbox")
 	d.bound(svc.Name)

@@ -74,9 +74,10 @@ type Daemon struct {
 	log      zerolog.Logger
 	runDir   string
 	ownRun   bool
-	reloadMu sync.Mutex // one reload at a time
-	start    startFunc  // children.Start; tests put a fake here
-	roots    execRoots  // of RuntimeDirectory= and friends; tests move them
+	reloadMu sync.Mutex   // one reload at a time
+	loads    *units.Cache // what the last load read (reload.go); under reloadMu
+	start    startFunc    // children.Start; tests put a fake here
+	roots    execRoots    // of RuntimeDirectory= and friends; tests move them
 	// life ends when Shutdown begins: a reload under way stops waiting
 	// for the units it removes, and leaves them to Shutdown.
 	life    context.Context
@@ -373,10 +374,10 @@ func (d *Daemon) openUnit(svc *units.Service, socks []*units.Socket) error {
 	u.pids = d.pids
 	u.waiter = d.waiter
 	u.idleMon = d.idle
-	u.start = d.start
 	if d.cg != nil {
 		u.cgd = d // its cgroup is made and opened at its first process (cgroup.go)
 	}
+	u.start = d.fds.starter(procFDs(d.cg != nil), d.start) // fdbudget.go
 	u.roots, u.lockDir = d.roots, filepath.Join(d.runDir, "dynamic-uid")
 	u.staging = filepath.Join(d.runDir, "sandbox")
 	if svc.Type == units.TypeNotify || (svc.NotifyAccess != "" && svc.NotifyAccess != units.NotifyNone) || svc.WatchdogSec > 0 {

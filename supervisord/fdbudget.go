@@ -9,12 +9,16 @@ package supervisord
 // opens later and for a while: the API socket and its connections, the
 // unit-directory watch, and what spawning a child takes for a moment
 // (pipes, /dev/null, a pidfd, the exec helper's pipe). The rest of the
-// limit is the units' budget. Each unit is counted for its listening
-// sockets and for the output pipes sockd reads while its process runs
-// (unitFDs). A unit that does not fit is not opened: it is listed as
-// failed with result "resources" and an error wrapping EMFILE that
-// names the limit, like a unit whose address is taken (busy.go), and is
-// tried again at every reload and with back-off.
+// limit is the units' budget. A unit is counted for what it keeps while
+// idle: its listening sockets (unitFDs). A unit whose sockets do not fit
+// is not opened: it is listed as failed with result "resources" and an
+// error wrapping EMFILE that names the limit, like a unit whose address
+// is taken (busy.go), and is tried again at every reload and with
+// back-off. A process is counted while it runs, for the output pipes
+// sockd reads (procFDs): taken from the budget when it spawns, given
+// back when it has exited. A spawn that does not fit fails that start
+// with result "resources" and the same error; the sockets stay, and the
+// back-off applies as for any failed start.
 
 import (
 	"errors"
@@ -26,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/units"
 )
 
@@ -41,9 +46,9 @@ const (
 	fdReserve = 32
 	// fdsPerProcess is what a running process costs sockd: the read
 	// ends of its stdout and stderr pipes, and the pidfd the netpoller
-	// waits on for its exit (children/exitwait.go). Each unit is counted for one
-	// running process (a restart's overlapping second process uses the
-	// reserve), an Accept=yes unit for MaxConnections= instances.
+	// waits on for its exit (children/exitwait.go). A restart's
+	// overlapping process, an Accept=yes instance and an Exec*= command
+	// are each counted as they spawn.
 	fdsPerProcess = 3
 )
 
@@ -55,6 +60,11 @@ type fdBudget struct {
 	base  int // fds open when the units first loaded, sockd's own
 	used  map[string]int
 	total int // sum of used
+	procs int // fds of the processes running (takeProc)
+	// run is what one process takes (procFDs): a unit is opened only
+	// with room left to run it, else its sockets would hold a
+	// connection that no process could ever serve.
+	run int
 	// want and wantUnits are what every unit of the last load needs,
 	// for the error and the log line.
 	want, wantUnits int
@@ -108,7 +118,8 @@ func (b *fdBudget) plan(n, need int) fdSummary {
 }
 
 // take counts need fds for unit (replacing what it was counted for), or
-// returns an error wrapping EMFILE if they do not fit; what is the
+// returns an error wrapping EMFILE if they, and one process (run), do
+// not fit; what is the
 // object the error names ("open app.socket"). A unit taken back (force:
 // its sockets are open already, given back by the fd holder or systemd)
 // is counted even past the budget: refusing it would close a socket
@@ -120,7 +131,7 @@ func (b *fdBudget) take(unit string, need int, what string, force bool) error {
 		b.used = map[string]int{}
 	}
 	old := b.used[unit]
-	if !force && b.limit > 0 && b.total-old+need > b.limit-b.base-fdReserve {
+	if !force && b.limit > 0 && b.total-old+need+b.procs+b.run > b.limit-b.base-fdReserve {
 		e := b.errorLocked(what, syscall.EMFILE)
 		e.Budget = true
 		return e
@@ -128,6 +139,67 @@ func (b *fdBudget) take(unit string, need int, what string, force bool) error {
 	b.used[unit] = need
 	b.total += need - old
 	return nil
+}
+
+// takeProc counts n fds for a process about to spawn, or returns an
+// error wrapping EMFILE if they do not fit (the caller names the unit).
+func (b *fdBudget) takeProc(n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.limit > 0 && b.total+b.procs+n > b.limit-b.base-fdReserve {
+		e := b.errorLocked("", syscall.EMFILE)
+		e.Budget = true
+		return e
+	}
+	b.procs += n
+	return nil
+}
+
+// releaseProc gives back what takeProc took.
+func (b *fdBudget) releaseProc(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.procs -= n
+}
+
+// starter is start with each process's fds (n) taken from b while it
+// runs: a spawn that does not fit fails with takeProc's error.
+func (b *fdBudget) starter(n int, start startFunc) startFunc {
+	return func(spec children.Spec) (process, error) {
+		if err := b.takeProc(n); err != nil {
+			return nil, err
+		}
+		p, err := start(spec)
+		if err != nil {
+			b.releaseProc(n)
+			return nil, err
+		}
+		bp := &budgetProc{process: p, done: make(chan struct{})}
+		go func() {
+			<-p.Done()
+			b.releaseProc(n)
+			close(bp.done)
+		}()
+		return bp, nil
+	}
+}
+
+// budgetProc is a process whose Done is closed once its fds are back in
+// the budget: whoever sees it done may start another at once.
+type budgetProc struct {
+	process
+	done chan struct{}
+}
+
+func (p *budgetProc) Done() <-chan struct{} { return p.done }
+
+// Exited is the process's own, when it tells its exit apart from the
+// end of its output (cgProc waits for it).
+func (p *budgetProc) Exited() <-chan struct{} {
+	if e, ok := p.process.(interface{ Exited() <-chan struct{} }); ok {
+		return e.Exited()
+	}
+	return p.process.Done()
 }
 
 // release forgets what unit was counted for.
@@ -151,7 +223,7 @@ func (b *fdBudget) explain(err error) error {
 }
 
 func (b *fdBudget) errorLocked(what string, err error) *fdLimitError {
-	return &fdLimitError{What: what, Err: err, Limit: b.limit, Own: b.base + fdReserve, Units: b.wantUnits, Need: b.want}
+	return &fdLimitError{What: what, Err: err, Limit: b.limit, Own: b.base + fdReserve, Units: b.wantUnits, Need: b.want, Procs: b.procs}
 }
 
 // fdLimitError is a unit not opened for want of fds.
@@ -161,7 +233,8 @@ type fdLimitError struct {
 	Limit int
 	Own   int // what sockd keeps for itself: open at start + reserve
 	Units int
-	Need  int
+	Need  int // the units' sockets
+	Procs int // the running processes' pipes
 	// Budget is set when the budget refused the unit, rather than the
 	// kernel: only a reload (units removed, a higher limit) changes that.
 	Budget bool
@@ -175,7 +248,7 @@ func (e *fdLimitError) Error() string {
 	if e.Limit == 0 {
 		return msg
 	}
-	return fmt.Sprintf("%s (fd limit %d; sockd keeps %d for itself, %d units need about %d)", msg, e.Limit, e.Own, e.Units, e.Need)
+	return fmt.Sprintf("%s (fd limit %d; sockd keeps %d for itself, the sockets of %d units need about %d, running processes take %d)", msg, e.Limit, e.Own, e.Units, e.Need, e.Procs)
 }
 
 func (e *fdLimitError) Unwrap() error { return e.Err }
@@ -186,29 +259,32 @@ func isTooManyFiles(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
-// unitFDs is what a unit is counted for: one fd for each socket it
-// opens, and fdsPerProcess for a running process, or for each of the
-// MaxConnections= instances an Accept=yes socket may run at once. With
-// cgroups (cg), one more for the unit's cgroup, open while the unit is
-// loaded, and one per process for its leaf, open while it runs.
+// unitFDs is what an idle unit is counted for: one fd for each socket
+// it opens, and with cgroups (cg) one more for an Accept=yes unit's
+// cgroup, open while it is loaded (a service's is open only while it has
+// a process: procFDs).
 func unitFDs(svc *units.Service, socks []*units.Socket, cg bool) int {
-	n, procs := 0, 1
+	n := 0
 	for _, s := range socks {
 		if svc.Template && !s.Accept {
 			continue // Sockets= of an Accept=yes template: never opened
 		}
 		n += len(s.Listens)
-		if s.Accept {
-			procs = s.MaxConnections
-			if procs <= 0 {
-				procs = 64 // as newAcceptor
-			}
-		}
 	}
+	if cg && svc.Template {
+		n++
+	}
+	return n
+}
+
+// procFDs is what a running process is counted for: its output pipes
+// and pidfd, and with cgroups (cg) its leaf and its unit's cgroup (open
+// while the unit has a process: counted for each, the safe side).
+func procFDs(cg bool) int {
 	if cg {
-		return n + 1 + procs*(fdsPerProcess+1)
+		return fdsPerProcess + 2
 	}
-	return n + procs*fdsPerProcess
+	return fdsPerProcess
 }
 
 // socketNames is "open a.socket, b.socket", what a budget error names.
@@ -255,6 +331,9 @@ func (d *Daemon) initFDs() {
 		d.keep.mu.Unlock()
 	}
 	d.fds.init(d.fds.readLimit(), max(openFDs()-held, 0))
+	d.fds.mu.Lock()
+	d.fds.run = procFDs(d.cg != nil)
+	d.fds.mu.Unlock()
 }
 
 // planFDs records what the units of set need (socksOf is

@@ -27,12 +27,12 @@ func TestUnitFDs(t *testing.T) {
 		svc   *units.Service
 		socks []*units.Socket
 		want  int
-		cg    int // with cgroups: the unit's, and a leaf per process
+		cg    int // with cgroups: an Accept=yes unit's (a service's is counted per process)
 	}{
-		{"no socket", &units.Service{Name: "x.service"}, nil, fdsPerProcess, 1 + fdsPerProcess + 1},
-		{"two sockets of two lines and one", &units.Service{Name: "x.service"}, []*units.Socket{two, one}, 3 + fdsPerProcess, 3 + 1 + fdsPerProcess + 1},
-		{"Accept=yes template: its socket alone, MaxConnections= instances", &units.Service{Name: "c@.service", Template: true},
-			[]*units.Socket{accept, two}, 1 + 10*fdsPerProcess, 1 + 1 + 10*(fdsPerProcess+1)},
+		{"no socket", &units.Service{Name: "x.service"}, nil, 0, 0},
+		{"two sockets of two lines and one", &units.Service{Name: "x.service"}, []*units.Socket{two, one}, 3, 3},
+		{"Accept=yes template: its socket alone", &units.Service{Name: "c@.service", Template: true},
+			[]*units.Socket{accept, two}, 1, 1 + 1},
 	} {
 		if got := unitFDs(tc.svc, tc.socks, false); got != tc.want {
 			t.Errorf("%s: unitFDs = %d, want %d", tc.name, got, tc.want)
@@ -40,6 +40,9 @@ func TestUnitFDs(t *testing.T) {
 		if got := unitFDs(tc.svc, tc.socks, true); got != tc.cg {
 			t.Errorf("%s, with cgroups: unitFDs = %d, want %d", tc.name, got, tc.cg)
 		}
+	}
+	if procFDs(false) != fdsPerProcess || procFDs(true) != fdsPerProcess+2 {
+		t.Errorf("procFDs: %d, with cgroups %d", procFDs(false), procFDs(true))
 	}
 }
 
@@ -62,7 +65,7 @@ func TestFDBudget(t *testing.T) {
 	if !errors.Is(err, syscall.EMFILE) || !errors.As(err, &fe) || !fe.Budget {
 		t.Fatalf("sixth unit: %v, want a budget error wrapping EMFILE", err)
 	}
-	if want := "open u5.socket: too many open files (fd limit 64; sockd keeps 47 for itself, 100 units need about 300)"; err.Error() != want {
+	if want := "open u5.socket: too many open files (fd limit 64; sockd keeps 47 for itself, the sockets of 100 units need about 300, running processes take 0)"; err.Error() != want {
 		t.Errorf("error %q\nwant  %q", err, want)
 	}
 	if err := b.take("u6", 2, "open u6.socket", false); err != nil {
@@ -86,6 +89,40 @@ func TestFDBudget(t *testing.T) {
 	if err := b.take("u7", 1, "open u7.socket", false); err == nil {
 		t.Error("a unit fits past the budget")
 	}
+
+	// Processes take from the same budget while they run.
+	b.release("back")
+	b.release("u6") // 15 of 17 taken
+	if err := b.takeProc(2); err != nil {
+		t.Fatalf("a process in the 2 left: %v", err)
+	}
+	err = b.takeProc(2)
+	if !errors.As(err, &fe) || !fe.Budget || !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("a process past the budget: %v, want a budget error wrapping EMFILE", err)
+	}
+	if want := "too many open files (fd limit 64; sockd keeps 47 for itself, the sockets of 100 units need about 300, running processes take 2)"; err.Error() != want {
+		t.Errorf("error %q\nwant  %q", err, want)
+	}
+	if err := b.take("u8", 1, "open u8.socket", false); err == nil {
+		t.Error("a unit's socket fits in what a running process takes")
+	}
+	b.releaseProc(2)
+	if err := b.takeProc(2); err != nil {
+		t.Errorf("a process after one exited: %v", err)
+	}
+	b.releaseProc(2)
+
+	// With room kept for one process (2), a unit's sockets fit only
+	// with that room left.
+	b.run = 2 // 15 of 17 taken
+	if err := b.take("u9", 1, "open u9.socket", false); err == nil {
+		t.Error("a unit fits without room left to run a process")
+	}
+	b.release("u5") // 12 of 17
+	if err := b.take("u9", 1, "open u9.socket", false); err != nil {
+		t.Errorf("a unit with room for a process: %v", err)
+	}
+	b.run = 0
 
 	// The kernel's own EMFILE is explained with the limit, and is not
 	// the budget's.
@@ -111,9 +148,12 @@ func TestFDBudget(t *testing.T) {
 	}
 }
 
-// Units that do not fit in the fd budget are listed as failed (result
-// resources, the limit in their reason), not left out; a reload that
-// removes units makes room for them.
+// Units whose sockets do not fit in the fd budget are listed as failed
+// (result resources, the limit in their reason), not left out; a
+// process takes its fds while it runs, a spawn that does not fit fails
+// its start (result resources, the socket stays) and fits again once
+// the other process is gone; a reload that removes units makes room
+// for the units that failed.
 func TestFDBudgetDaemon(t *testing.T) {
 	base := testutil.ShortDir(t)
 	dir := filepath.Join(base, "units")
@@ -122,11 +162,11 @@ func TestFDBudgetDaemon(t *testing.T) {
 	for i := range n {
 		name := fmt.Sprintf("u%d", i)
 		os.WriteFile(filepath.Join(dir, name+".socket"), []byte("[Socket]\nListenStream="+filepath.Join(base, name+".sock")+"\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, name+".service"), []byte("[Service]\nExecStart=/bin/true\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, name+".service"), []byte("[Service]\nExecStart=/bin/sleep 60\n"), 0o644)
 	}
 	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(zerolog.NewTestWriter(t))})
-	// Room for two units: each is 1 socket and a process.
-	room := 2 * (1 + fdsPerProcess)
+	// Room for two units of 1 socket each, and one process.
+	room := 2 + fdsPerProcess
 	d.fds.limitOf = func() int { return d.fds.base + fdReserve + room }
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
@@ -163,6 +203,26 @@ func TestFDBudgetDaemon(t *testing.T) {
 	st, err := d.Status(ctx, strings.TrimSuffix(failed[0], ".service"))
 	if err != nil || st.Service.Result != "resources" {
 		t.Errorf("Status(%s): %+v %v", failed[0], st.Service, err)
+	}
+
+	// One process runs; a second does not fit until it is gone.
+	if err := d.Start(ctx, serving[0]); err != nil {
+		t.Fatalf("start %s: %v", serving[0], err)
+	}
+	err = d.Start(ctx, serving[1])
+	if err == nil || !strings.Contains(err.Error(), "too many open files (fd limit") {
+		t.Errorf("start %s with %s running: %v, want the fd limit", serving[1], serving[0], err)
+	}
+	st, err = d.Status(ctx, serving[1])
+	want := "start " + serving[1] + ": too many open files (fd limit"
+	if err != nil || st.Service.Result != "resources" || !strings.Contains(st.Service.LastExit, want) || len(st.Sockets) != 1 {
+		t.Errorf("Status(%s) after a spawn past the budget: %+v %v; want result resources, %q, its socket", serving[1], st, err, want)
+	}
+	if err := d.Stop(ctx, serving[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, serving[1]); err != nil {
+		t.Errorf("start %s once %s stopped: %v", serving[1], serving[0], err)
 	}
 
 	// Remove the units that serve: the reload opens the others.

@@ -34,12 +34,17 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	if err := d.life.Err(); err != nil {
 		return res, fmt.Errorf("reload: sockd is shutting down: %w", api.ErrConflict)
 	}
-	set, diags, err := units.LoadOptions{AllowUntrusted: d.cfg.AllowUntrustedUnits}.LoadDir(d.cfg.UnitsDir)
+	if d.loads == nil {
+		d.loads = units.NewCache()
+	}
+	parsed := d.loads.Parsed()
+	set, diags, err := units.LoadOptions{AllowUntrusted: d.cfg.AllowUntrustedUnits, Cache: d.loads}.LoadDir(d.cfg.UnitsDir)
 	if err != nil {
 		err = fmt.Errorf("load %s: %w", d.cfg.UnitsDir, err)
 		d.events.publish(api.UnitEvent{Kind: api.EventReload, Outcome: api.ReloadFailed, Message: err.Error()})
 		return res, err
 	}
+	d.log.Debug().Int64("parsed", d.loads.Parsed()-parsed).Int("units", len(set.Services)).Msg("unit files read")
 	diags = append(diags, d.resourceDiagnostics(set)...)
 	d.setLoadErrors(diags)       // status and list show them (eventsapi.go)
 	socksOf := set.SocketIndex() // each service's sockets, in one pass
@@ -97,8 +102,10 @@ func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 		}
 		changed := false
 		// The service first: a restart onto new sockets runs the new
-		// definition.
-		if !reflect.DeepEqual(old.svcSnapshot, svc) {
+		// definition. A unit whose files did not change is the very
+		// value of the last load (units.Cache): nothing to compare, no
+		// call to its actor.
+		if old.svcSnapshot != svc && !reflect.DeepEqual(old.svcSnapshot, svc) {
 			old.svcSnapshot = svc
 			old.logs.setBudget(logBudget(svc)) // X-LogBufferBytes=
 			if _, err := old.call(ctx, &request{kind: reqUpdate, svc: svc}); err == nil {
@@ -365,6 +372,9 @@ func sameSockets(a, b []*units.Socket) bool {
 		return false
 	}
 	for i := range a {
+		if a[i] == b[i] {
+			continue // the same load's value (units.Cache)
+		}
 		x, y := *a[i], *b[i]
 		x.Listens = stripLines(x.Listens)
 		y.Listens = stripLines(y.Listens)

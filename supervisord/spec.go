@@ -11,13 +11,28 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/internal/ids"
 	"github.com/sockd/sockd/internal/sandbox"
 	"github.com/sockd/sockd/units"
 )
+
+// childNofile is the RLIMIT_NOFILE of a child whose unit sets no
+// LimitNOFILE= (SetChildNofile); nil: sockd's own, as Go restores it.
+var childNofile atomic.Pointer[children.Rlimit]
+
+// SetChildNofile makes soft and hard the RLIMIT_NOFILE of every process
+// sockd starts for a unit that sets no LimitNOFILE=: sockd sets it to the
+// limit it was started with once it has raised its own (cmd/sockd). It
+// is process-wide, as the limit is.
+func SetChildNofile(soft, hard uint64) {
+	childNofile.Store(&children.Rlimit{Resource: unix.RLIMIT_NOFILE, Cur: soft, Max: hard})
+}
 
 // defaultPath is the PATH systemd gives services.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -51,8 +66,13 @@ func processSpec(svc *units.Service, env []string, sink func(stream, line string
 		n := svc.Nice
 		spec.Nice = &n
 	}
+	ownNofile := false
 	for _, l := range svc.Limits {
 		spec.Rlimits = append(spec.Rlimits, children.Rlimit{Resource: l.Resource, Cur: l.Soft, Max: l.Hard})
+		ownNofile = ownNofile || l.Resource == unix.RLIMIT_NOFILE
+	}
+	if l := childNofile.Load(); l != nil && !ownNofile {
+		spec.Rlimits = append(spec.Rlimits, *l)
 	}
 	if err := setIdentity(&spec, svc, cmd, box); err != nil {
 		return children.Spec{}, nil, err

@@ -39,7 +39,19 @@ func instanceSource(path, base string) string {
 // and the warnings of its own drop-ins (the template's were reported
 // with the template).
 func (l *loader) instantiate(t *Service, n unitName) (*Service, Diagnostics) {
+	if l.cache != nil {
+		return l.cachedInstantiate(t, n)
+	}
+	return l.instantiateFresh(t, n, nil)
+}
+
+// instantiateFresh is instantiate, reading the instance's drop-ins; the
+// drop-in files it looked at are put in dropInsSeen when not nil.
+func (l *loader) instantiateFresh(t *Service, n unitName, dropInsSeen *[]string) (*Service, Diagnostics) {
 	files, dirDiags := l.dropInFiles(filepath.Dir(t.File), t.File, n)
+	if dropInsSeen != nil {
+		*dropInsSeen = files
+	}
 	if dirDiags.Err() != nil {
 		return nil, dirDiags
 	}

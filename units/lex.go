@@ -27,6 +27,10 @@ const maxLineLen = 1 << 20
 // write is refused with an *untrustedError, or read with a warning in
 // diags when AllowUntrusted (see trust.go).
 func (l *loader) lexFile(path, unit string) (opts []rawOption, diags Diagnostics, masked string, err error) {
+	if l.cache != nil {
+		l.cache.stamp(path) // before the read: a later change shows
+		l.cache.c.parsed.Add(1)
+	}
 	data, masked, err := readUnitFile(path, func(st fs.FileInfo) error {
 		err := l.trust.untrusted(path, st)
 		if d, ok := trustDiag(path, unit, err); ok && d.Severity == Warning {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // loader loads units into a Set and collects diagnostics.
@@ -38,6 +39,8 @@ type loader struct {
 	lexed map[lexKey]lexResult
 	// sequential turns prelex off (a test compares both ways).
 	sequential bool
+	// cache, when loading through a Cache, is this load's side of it.
+	cache *loadCache
 }
 
 type lexKey struct{ path, unit string }
@@ -48,6 +51,7 @@ type lexResult struct {
 	diags  Diagnostics
 	masked string
 	err    error
+	skip   bool // not read: unchanged since the last load (cache.go)
 }
 
 func newLoader(dir string, o LoadOptions) *loader {
@@ -99,7 +103,12 @@ func (l *loader) dropInFiles(dir, file string, n unitName) (files []string, diag
 				continue
 			}
 			f := filepath.Join(p, e.Name())
-			if st, err := os.Stat(f); err != nil || st.IsDir() {
+			if l.cache != nil {
+				// The stat the cache keeps, taken before the file is read.
+				if st := l.cache.stamp(f); st.absent || st.mode&syscall.S_IFMT == syscall.S_IFDIR {
+					continue
+				}
+			} else if st, err := os.Stat(f); err != nil || st.IsDir() {
 				continue
 			}
 			byName[e.Name()] = f
@@ -169,8 +178,18 @@ func (l *loader) load(base, file, dropDir string) {
 
 // build reads file as the unit n, merges n's drop-ins found in dropDir,
 // and builds a *Socket or a *Service; ok is false when the unit has
-// errors (or is masked).
+// errors (or is masked). Through a Cache, an unchanged unit is the one
+// the last load built.
 func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagnostics, ok bool) {
+	if l.cache != nil {
+		return l.cachedBuild(n, file, dropDir)
+	}
+	return l.buildFresh(n, file, dropDir, nil)
+}
+
+// buildFresh is build, reading every file; the drop-in files it looked
+// at (merged or masked) are added to dropInsSeen when not nil.
+func (l *loader) buildFresh(n unitName, file, dropDir string, dropInsSeen *[]string) (unit any, diags Diagnostics, ok bool) {
 	base := n.Full
 	opts, diags, masked, err := l.lexFileAhead(file, base)
 	if err != nil {
@@ -182,6 +201,9 @@ func (l *loader) build(n unitName, file, dropDir string) (unit any, diags Diagno
 	}
 	dropIns, ds := l.dropInFiles(dropDir, file, n)
 	diags = append(diags, ds...)
+	if dropInsSeen != nil {
+		*dropInsSeen = dropIns
+	}
 	var merged []string
 	for _, d := range dropIns {
 		o, ds, masked, err := l.lexFile(d, base)
@@ -239,14 +261,26 @@ func (l *loader) prelex(paths []string) {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
 				r := &res[i]
+				if l.unchanged(paths[i]) {
+					r.skip = true // build takes the unit the cache kept
+					continue
+				}
 				r.opts, r.diags, r.masked, r.err = l.lexFile(paths[i], filepath.Base(paths[i]))
 			}
 		}()
 	}
 	wg.Wait()
-	l.lexed = make(map[lexKey]lexResult, len(paths))
+	n := 0
+	for i := range res {
+		if !res[i].skip {
+			n++
+		}
+	}
+	l.lexed = make(map[lexKey]lexResult, n)
 	for i, p := range paths {
-		l.lexed[lexKey{p, filepath.Base(p)}] = res[i]
+		if !res[i].skip {
+			l.lexed[lexKey{p, filepath.Base(p)}] = res[i]
+		}
 	}
 }
 

@@ -22,16 +22,31 @@ type LoadOptions struct {
 	// when sockd runs as root (euid 0), they are errors (see untrusted).
 	// It is sockd's --allow-untrusted-units, for development.
 	AllowUntrusted bool
+	// Cache, when not nil, keeps what a load read for the next load
+	// through it, which then reads and parses only the files that
+	// changed (see Cache). sockd's reloads share one.
+	Cache *Cache
 }
 
 // LoadDir is LoadDir with the options o.
 func (o LoadOptions) LoadDir(dir string) (*Set, Diagnostics, error) {
-	return newLoader(dir, o).loadDir(dir)
+	l := newLoader(dir, o)
+	if o.Cache != nil {
+		l.cache = o.Cache.begin(l.trust)
+		defer l.cache.end()
+		l.cache.openDir(dir)
+	}
+	return l.loadDir(dir)
 }
 
 // LoadFiles is LoadFiles with the options o.
 func (o LoadOptions) LoadFiles(paths ...string) (*Set, Diagnostics, error) {
-	return newLoader("", o).loadFiles(paths)
+	l := newLoader("", o)
+	if o.Cache != nil {
+		l.cache = o.Cache.begin(l.trust)
+		defer l.cache.end()
+	}
+	return l.loadFiles(paths)
 }
 
 // geteuid is os.Geteuid; tests play a user's own sockd with it.

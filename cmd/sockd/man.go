@@ -73,6 +73,7 @@ func writeManPage(w io.Writer, fs *flag.FlagSet) error {
 		{Term: "SOCKD_UNITS", Text: "The default of --units."},
 		{Term: "SOCKD_API", Text: "The default of --api."},
 		{Term: "SOCKD_CGROUP", Text: "The default of --cgroup."},
+		{Term: "SOCKD_CHILD_NOFILE", Text: "Set by sockd itself to the RLIMIT_NOFILE it was started with (soft:hard), which its children get; a re-executed sockd reads it, having started with the raised limit."},
 		{Term: "NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES", Text: "Under systemd: sockd says READY=1 and keeps its sockets in systemd's fd store (FileDescriptorStoreMax=), and takes them back when systemd starts it again."},
 	} {
 		p.Tagged(mangen.Bold(mangen.Literally(e.Term)), mangen.Text(e.Text))

@@ -41,6 +41,11 @@ on PATH (env SOCKD_API, default /run/sockd/api.sock); see sockctl.
 GET /metrics on it is the Prometheus exposition; --metrics ADDR also
 serves it (and nothing else, to anyone who can connect) over TCP.
 
+sockd raises its RLIMIT_NOFILE at start: the soft limit to the hard one,
+and as root the hard one to fs.nr_open where it may (each idle unit keeps
+its sockets open). The units' processes get the limit sockd was started
+with, unless their unit sets LimitNOFILE=.
+
 Signals: SIGHUP reloads the unit files; SIGUSR2 re-executes sockd in
 place (the binary it was started from, which may have been upgraded:
 sockets, processes and their output carry across); SIGTERM and SIGINT
@@ -132,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
-	logNofile(log)
+	raiseNofile().log(log) // nofile.go
 	// Orphans of the units (a Type=forking daemon) reparent to sockd,
 	// which reaps them and so learns how a forking service's main
 	// process ended.
@@ -427,21 +432,6 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// logNofile logs sockd's RLIMIT_NOFILE. The Go runtime has already raised
-// the soft limit to the hard limit at start (and restores the original
-// for children, unless a unit sets LimitNOFILE=).
-func logNofile(log zerolog.Logger) {
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil {
-		if rl.Cur < rl.Max {
-			rl.Cur = rl.Max
-			unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-			unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
-		}
-		log.Info().Uint64("soft", rl.Cur).Uint64("hard", rl.Max).Msg("RLIMIT_NOFILE")
-	}
 }
 
 // allowUntrustedHelp is the help of --allow-untrusted-units.
