@@ -64,8 +64,10 @@ func (h fleetHost) answer(t *testing.T) (release string, pid int) {
 // load: site.yml installs sockd (started without a service manager) and
 // deploys release v1; deploy.yml rolls v2 out in batches of 40% with no
 // failed request; a second roll of v2 changes nothing and restarts
-// nothing; a broken release stops the roll at the first host, which sockd
-// rolls back, so that every host still serves v2.
+// nothing; a unit file with an error is refused before it replaces
+// anything, and a changed one restarts the unit; a broken release stops
+// the roll at the first host, which sockd rolls back, so that every host
+// still serves v2.
 func TestAnsibleRollingDeploy(t *testing.T) {
 	playbook, err := exec.LookPath("ansible-playbook")
 	if err != nil {
@@ -131,7 +133,9 @@ func TestAnsibleRollingDeploy(t *testing.T) {
 
 	// The first install: every host at once, sockd started by
 	// start-stop-daemon, v1 started by its first restart.
+	start := time.Now()
 	out := ans.run(0, "site.yml", "sockd_app_release=v1")
+	t.Logf("site.yml on %d hosts at once: %s", len(hosts), time.Since(start).Round(time.Millisecond))
 	pids := map[string]int{}
 	for _, h := range hosts {
 		rel, pid := h.answer(t)
@@ -147,7 +151,7 @@ func TestAnsibleRollingDeploy(t *testing.T) {
 	}
 
 	// The roll: batches of 2, 2 and 1 hosts, each host restarted once.
-	start := time.Now()
+	start = time.Now()
 	out = ans.run(0, "deploy.yml", "sockd_app_release=v2", "sockd_serial=40%")
 	took := time.Since(start)
 	if n := strings.Count(out, "PLAY [Roll a release out]"); n != 3 {
@@ -187,7 +191,44 @@ func TestAnsibleRollingDeploy(t *testing.T) {
 		}
 	}
 
-	// A release that exits at once: the first host rolls back and fails,
+	// A unit file with an error: sockd verify refuses it before anything is
+	// replaced.
+	h1 := hosts[0]
+	service := func() string {
+		b, err := os.ReadFile(h1.path("units/demo.service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := service()
+	out = ans.run(2, "deploy.yml", "sockd_hosts=h1", "sockd_app_release=v2", `{"sockd_app_service_options": {"Bogus": "1"}}`)
+	if !regexp.MustCompile(`sockd verify: nothing installed: demo.service:\d+: Bogus: unknown option`).MatchString(out) {
+		t.Errorf("a unit with an unknown option: no sockd verify error in:\n%s", out)
+	}
+	if service() != before {
+		t.Errorf("demo.service was replaced by a file sockd verify refused")
+	}
+	if rel, pid := h1.answer(t); rel != "v2" || pid != pids["h1"] {
+		t.Errorf("h1 after a refused unit file: release %s, pid %d; want v2 on pid %d", rel, pid, pids["h1"])
+	}
+
+	// A changed unit file alone restarts the unit.
+	start = time.Now()
+	out = ans.run(0, "deploy.yml", "sockd_hosts=h1", "sockd_app_release=v2", `{"sockd_app_service_options": {"TimeoutStopSec": "11s"}}`)
+	t.Logf("a roll of one host (a unit file changed): %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(out, "unit files changed: demo.service") {
+		t.Errorf("a changed unit file: no restart for it in:\n%s", out)
+	}
+	rel, pid := h1.answer(t)
+	if rel != "v2" || pid == pids["h1"] {
+		t.Errorf("h1 after its unit file changed: release %s, pid %d (was %d); want v2 on a new pid", rel, pid, pids["h1"])
+	}
+	pids["h1"] = pid
+	before = service()
+
+	// A release that exits at once, with h1's unit file changed back: the
+	// first host rolls back, gets its link and unit file back, and fails,
 	// which ends the roll there.
 	out = ans.run(2, "deploy.yml", "sockd_app_release=broken", "sockd_serial=1")
 	recap = playRecap(t, out)
@@ -198,6 +239,9 @@ func TestAnsibleRollingDeploy(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the broken roll's output lacks %q:\n%s", want, out)
 		}
+	}
+	if service() != before {
+		t.Errorf("h1's demo.service after the rollback:\n%s\nwant it put back:\n%s", service(), before)
 	}
 	for i, h := range hosts {
 		if _, ran := recap[h.name]; i > 0 && ran {
