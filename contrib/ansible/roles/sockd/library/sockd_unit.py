@@ -51,8 +51,8 @@ options:
   files:
     description: The unit's files (C(NAME.service), C(NAME.socket), drop-ins as
       C(NAME.service.d/X.conf)), file name to content. Those that differ from
-      O(units_dir)'s are written to a staging directory, verified together with
-      C(sockd verify), and only then installed, each in one rename (services
+      O(units_dir)'s are written to a temporary directory with the unit's other
+      files, verified there with C(sockd verify), and only then installed, each in one rename (services
       before sockets), and sockd reloaded.
     type: dict
   release_link:
@@ -324,7 +324,7 @@ class Deploy:
         """Fails unless sockd verify accepts the unit as it will be: its files
         in the unit directory, with files over them."""
         p = self.p
-        stage = tempfile.mkdtemp(dir=p["state_dir"], prefix=".stage.")
+        stage = tempfile.mkdtemp(dir=self.module.tmpdir, prefix="stage.")
         try:
             for name in unit_files(p["units_dir"], service):
                 os.makedirs(os.path.dirname(os.path.join(stage, name)), exist_ok=True)
@@ -462,7 +462,6 @@ def main():
     if p["release_link"] and not os.path.isdir(p["release"]):
         module.fail_json(msg="release: %s: no such directory" % p["release"])
 
-    os.makedirs(p["state_dir"], mode=0o755, exist_ok=True)
     state_path = os.path.join(p["state_dir"], service + ".json")
     try:
         state = read_state(state_path)
@@ -498,6 +497,7 @@ def main():
 
     began, result = d.restart(service)
     try:
+        os.makedirs(p["state_dir"], mode=0o755, exist_ok=True)
         write_state(state_path, dict(
             version=STATE_VERSION,
             unit=service,
