@@ -156,9 +156,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 STATE_VERSION = 1
-# A unit file's name below the unit directory: NAME.service, NAME.socket,
-# or a drop-in NAME.service.d/X.conf.
-FILE_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+(\.d/[A-Za-z0-9_.@:-]+\.conf)?$")
+# A unit file's name below the unit directory, after the unit's name:
+# .service, .socket, or a drop-in such as .service.d/X.conf.
+FILE_SUFFIX = re.compile(r"^\.(service|socket)(\.d/[A-Za-z0-9_@:-][A-Za-z0-9_.@:-]*\.conf)?$")
 
 
 def unit_files(units_dir, service):
@@ -448,7 +448,7 @@ def main():
     # The files that differ from the unit directory's.
     files = {}
     for fname, content in (p["files"] or {}).items():
-        if not FILE_NAME.match(fname) or ".." in fname or not fname.startswith(base + "."):
+        if not (fname.startswith(base) and FILE_SUFFIX.match(fname[len(base):])):
             module.fail_json(msg="files: %r: not a file of %s (NAME.service, NAME.socket, NAME.service.d/X.conf)" % (fname, service))
         data = content.encode() if isinstance(content, str) else str(content).encode()
         if read_bytes(os.path.join(p["units_dir"], fname)) != data:
@@ -459,8 +459,8 @@ def main():
     elif p["release_link"] and os.path.lexists(p["release_link"]):
         module.fail_json(msg="release_link: %s: not a symbolic link" % p["release_link"])
     relinks = bool(p["release_link"]) and link_now != p["release"]
-    if p["release_link"] and not os.path.isdir(p["release"]):
-        module.fail_json(msg="release: %s: no such directory" % p["release"])
+    if p["release_link"] and not (os.path.isabs(p["release"]) and os.path.isdir(p["release"])):
+        module.fail_json(msg="release: %s: not an absolute path to a directory" % p["release"])
 
     state_path = os.path.join(p["state_dir"], service + ".json")
     try:
