@@ -61,12 +61,19 @@ test-short:
 
 # Static checks; fails on any finding. staticcheck is pinned and fetched
 # through the module proxy (its options are in staticcheck.conf).
+# contrib/ansible is linted by Debian's ansible-lint, offline (its options
+# are in contrib/ansible/.ansible-lint), and its playbooks syntax-checked
+# by ansible-core's ansible-playbook; make deps installs both.
 check:
 	@out=$$($(GOFMT) -l .) || exit 1; \
 	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
+	@for t in ansible-lint ansible-playbook; do command -v $$t >/dev/null || \
+		{ echo "make check: $$t not found (make deps installs Debian's ansible-lint and ansible-core)"; exit 1; }; done
+	cd contrib/ansible && ansible-lint --offline --nocolor -q
+	cd contrib/ansible && ansible-playbook --syntax-check -i inventory.example.yml site.yml deploy.yml
 
 bench: deps build
 	$(GO) run ./bench -out bench/results/latest.md

@@ -36,6 +36,12 @@ func startLoad(t *testing.T, addr string, unix, keepAlive bool) *load {
 	if keepAlive {
 		args = append(args, "-keepalive")
 	}
+	return startLoadArgs(t, args...)
+}
+
+// startLoadArgs runs loadgen with args until stop is called.
+func startLoadArgs(t *testing.T, args ...string) *load {
+	t.Helper()
 	l := &load{t: t, cmd: exec.Command(bin.loadgen, args...)}
 	l.cmd.Stdout = &l.out
 	l.cmd.Stderr = os.Stderr
