@@ -57,7 +57,7 @@ func TestRestartOverlapping(t *testing.T) {
 func TestRestartRollback(t *testing.T) {
 	for _, tc := range []struct{ name, lines, cause, tail string }{
 		{"exits", "Environment=SOCKD_TEST_CHILD=fail\n", "exited before ready: exit status 3", "broken build: cannot start"},
-		{"never-ready", "Environment=SOCKD_TEST_CHILD=never-ready\nTimeoutStartSec=500ms\n", "not ready within TimeoutStartSec=", "child ready"},
+		{"never-ready", "Environment=SOCKD_TEST_CHILD=never-ready\nTimeoutStartSec=2s\n" /* time to print under -race on a loaded machine */, "not ready within TimeoutStartSec=", "child ready"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, notifyService)
