@@ -93,7 +93,7 @@ type proc struct {
 	// the exit, so that a timer of 90 s does not keep the process's
 	// books alive long after it (memory under churn).
 	startTimer, stopTimer *time.Timer
-	stopCancel context.CancelFunc // of its ExecStop=, nil if none runs
+	stopCancel            context.CancelFunc // of its ExecStop=, nil if none runs
 
 	// stopList is closed when its ExecStop= has ended; nil if none
 	// runs. The exit is reported only after it: a stop is done when
