@@ -24,11 +24,13 @@ const (
 	// a host of 10,000 idle tenants, each one service with one socket.
 	tenantUnits = 10000
 	// tenantFDs is what sockd's fd budget counts an idle unit of one
-	// socket for, with cgroups: the socket and the unit's cgroup, open
-	// while it is loaded (supervisord/fdbudget.go, unitFDs); without
-	// cgroups the socket alone. A running process is counted while it
-	// runs: its two output pipes, and with cgroups its leaf (procFDs).
-	tenantFDs = 2
+	// socket for: the socket (supervisord/fdbudget.go, unitFDs; its
+	// cgroup is open only while it has a process). A running process is
+	// counted while it runs: its two output pipes and its pidfd, and
+	// with cgroups its leaf and its unit's cgroup (procFDs): tenantProcFDs.
+	tenantFDs = 1
+	// tenantProcFDs is procFDs with cgroups, and without.
+	tenantProcFDs, tenantProcFDsNoCgroup = 5, 3
 	// tenantSmall is the same shape at 1,000 units, for the per-unit
 	// cost: (RSS(10,000) − RSS(1,000)) / 9,000.
 	tenantSmall = 1000
@@ -38,7 +40,7 @@ const (
 	// 10,000 units, as a host of that many tenants would set it
 	// (LimitNOFILE=), if it may raise its hard limit (CAP_SYS_RESOURCE):
 	// the units, and the churn's processes running at once.
-	tenantNofile = tenantUnits*tenantFDs + churnBatch*3 + 1000
+	tenantNofile = tenantUnits*tenantFDs + churnBatch*tenantProcFDs + 1000
 	// tenantOwnFDs is what sockd opens besides the units (about 20) and
 	// keeps in reserve (32), with room to spare.
 	tenantOwnFDs = 200
@@ -50,7 +52,7 @@ var tenantsWant = tenantUnits
 // tenantCount raises the bench's RLIMIT_NOFILE (sockd inherits it) as
 // far as it may and returns how many tenants fit sockd's fd budget, and
 // sockd's extra arguments: tenantUnits with cgroups, else tenantUnits
-// without them ("--cgroup=off": one fd per idle unit, not two) where
+// without them ("--cgroup=off": 3 fds per running process, not 5) where
 // the hard limit is lower and cannot be raised, else fewer, in steps of
 // 500. The rows then say how many, and the figures that grow with the
 // units are extrapolated to 10,000.
@@ -76,9 +78,9 @@ func tenantCount() (int, []string, uint64, error) {
 		n := (int(rl.Cur) - tenantOwnFDs - churnBatch*perProc) / perUnit
 		return min(tenantsWant, n-n%500)
 	}
-	n, args := fit(tenantFDs, 3), []string{"--watch=false"}
+	n, args := fit(tenantFDs, tenantProcFDs), []string{"--watch=false"}
 	if n < tenantsWant {
-		if m := fit(1, 2); m > n {
+		if m := fit(tenantFDs, tenantProcFDsNoCgroup); m > n {
 			n, args = m, append(args, "--cgroup=off")
 		}
 	}
@@ -104,8 +106,8 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	if slices.Contains(args, "--cgroup=off") {
 		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
-			"with cgroups sockd's fd budget counts each idle unit for %d fds (its socket and its cgroup's directory), "+
-			"so the tenants rows run sockd with --cgroup=off (the socket alone) to load %d", limit, tenantFDs, n)
+			"with cgroups sockd's fd budget counts each of the churn's running processes for %d fds (its pipes, pidfd, leaf and unit cgroup), "+
+			"so the tenants rows run sockd with --cgroup=off (%d) to load %d", limit, tenantProcFDs, tenantProcFDsNoCgroup, n)
 	}
 	label := "10,000 units"
 	scale := 1.0
@@ -115,9 +117,9 @@ func tenants(ctx context.Context, b *bins, p *ports, res *results) error {
 	}
 	if n < tenantsWant {
 		res.note("tenants: sockd's open-files limit here is %d and the bench cannot raise it (no CAP_SYS_RESOURCE); "+
-			"sockd's fd budget counts each idle unit of one socket for 1 fd (2 with cgroups), and %d for the churn's processes, so %d tenants are loaded, not %d; "+
+			"sockd's fd budget counts each idle unit of one socket for 1 fd, and %d for the churn's processes, so %d tenants are loaded, not %d; "+
 			"figures that grow with the units are also given extrapolated to 10,000 (× %.2f, or with the per-unit cost for RSS), "+
-			"and the targets are checked against those", limit, churnBatch*2, n, tenantsWant, scale)
+			"and the targets are checked against those", limit, churnBatch*tenantProcFDs, n, tenantsWant, scale)
 	} else if n < tenantUnits {
 		label = fmt.Sprintf("%d units (-tenants)", n)
 	}
