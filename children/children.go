@@ -255,6 +255,39 @@ func Start(spec Spec) (*Process, error) {
 		}
 	}
 
+	pid, err := startProcess(path, argv, fds, &spec)
+	if err != nil {
+		return fail(err)
+	}
+	p := &Process{
+		pid:             pid,
+		path:            path,
+		started:         time.Now(),
+		exited:          make(chan struct{}),
+		killGroupOnExit: spec.KillGroupOnExit,
+		done:            make(chan struct{}),
+	}
+	readers := fs.startReaders()
+	live.Add(1)
+	go p.wait(readers)
+	return p, nil
+}
+
+// startProcess forks and execs path with fds as its fds 0, 1, 2, 3…, and
+// registers its pid in owned. An unsandboxed start is spawned in C
+// (spawn_cgo.c), with no exec helper, where cgo is built in; a sandboxed
+// one, and every start without cgo, takes ForkExec and the exec helper
+// if spec needs one.
+func startProcess(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
+	if spawnInC && spec.Sandbox == nil && (!spec.UseCgroup || spawnCgroupInC) {
+		return spawn(path, argv, fds, spec)
+	}
+	return forkExec(path, argv, fds, spec)
+}
+
+// forkExec starts path with syscall.ForkExec, through the exec helper if
+// spec needs one.
+func forkExec(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -262,7 +295,7 @@ func Start(spec Spec) (*Process, error) {
 		Sys:   &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: spec.UseCgroup, CgroupFD: spec.CgroupFD},
 	}
 	execPath, execArgv := path, argv
-	if needsHelper(&spec) {
+	if needsHelper(spec) {
 		if spec.Sandbox != nil {
 			// The working directory is entered once the mounts are made,
 			// so that it is the sandbox's view of it. (A copy: the
@@ -279,9 +312,9 @@ func Start(spec Spec) (*Process, error) {
 				sandbox.UserNamespace(attr.Sys, uid, gid, groups)
 			}
 		}
-		settings, err := encodeHelper(&spec, len(spec.ExtraFiles))
+		settings, err := encodeHelper(spec, len(spec.ExtraFiles))
 		if err != nil {
-			return fail(err)
+			return 0, err
 		}
 		// The helper applies the credential itself, after nice and
 		// rlimits, which may take privileges the user lacks.
@@ -299,21 +332,7 @@ func Start(spec Spec) (*Process, error) {
 		owned.addLocked(pid)
 	}
 	owned.mu.Unlock()
-	if err != nil {
-		return fail(err)
-	}
-	p := &Process{
-		pid:             pid,
-		path:            path,
-		started:         time.Now(),
-		exited:          make(chan struct{}),
-		killGroupOnExit: spec.KillGroupOnExit,
-		done:            make(chan struct{}),
-	}
-	readers := fs.startReaders()
-	live.Add(1)
-	go p.wait(readers)
-	return p, nil
+	return pid, err
 }
 
 // closeOnExecAll marks every descriptor above 2 of this process
