@@ -263,7 +263,9 @@ func TestSpawnLeavesNothing(t *testing.T) {
 			t.Fatalf("after 20 starts: %d goroutines, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
 		}
 	}
-	if n := countFds(); n != fds {
+	// Fewer is possible: a descriptor of an earlier test may close
+	// meanwhile.
+	if n := countFds(); n > fds {
 		t.Errorf("after 20 starts: %d fds, %d before", n, fds)
 	}
 	if kids := childrenOf(os.Getpid()); len(kids) > 0 {
