@@ -273,13 +273,16 @@ func Start(spec Spec) (*Process, error) {
 	return p, nil
 }
 
+// forceForkExec makes every start take ForkExec (benchmarks compare).
+var forceForkExec = false
+
 // startProcess forks and execs path with fds as its fds 0, 1, 2, 3…, and
 // registers its pid in owned. An unsandboxed start is spawned in C
 // (spawn_cgo.c), with no exec helper, where cgo is built in; a sandboxed
 // one, and every start without cgo, takes ForkExec and the exec helper
 // if spec needs one.
 func startProcess(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
-	if spawnInC && spec.Sandbox == nil && (!spec.UseCgroup || spawnCgroupInC) {
+	if spawnInC && !forceForkExec && spec.Sandbox == nil && (!spec.UseCgroup || spawnCgroupInC) {
 		return spawn(path, argv, fds, spec)
 	}
 	return forkExec(path, argv, fds, spec)
