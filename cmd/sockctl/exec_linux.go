@@ -29,7 +29,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 // exec holds the unit's sockets and runs the command on them as the
 // systemd protocol hands them over: fds 3.. in order, LISTEN_FDS,
-// LISTEN_FDNAMES and LISTEN_PID (its own pid, set by the exec helper).
+// LISTEN_FDNAMES and LISTEN_PID (its own pid, set by children.Start).
 // The command runs in its own process group with sockctl's stdin,
 // stdout and stderr; SIGINT, SIGTERM and SIGHUP are passed on to it.
 // sockctl lets go of the sockets (closes the API connection) only once
