@@ -96,7 +96,7 @@ func exitStatus(st children.ExitStatus) error {
 }
 
 // listenEnv is env without the socket activation variables it may have,
-// plus LISTEN_FDS and LISTEN_FDNAMES for names (the exec helper adds
+// plus LISTEN_FDS and LISTEN_FDNAMES for names (children.Start adds
 // LISTEN_PID).
 func listenEnv(env, names []string) []string {
 	out := make([]string, 0, len(env)+2)
