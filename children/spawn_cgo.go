@@ -30,6 +30,9 @@ var spawnCgroupInC = C.sockd_spawn_cgroup_ok() == 1
 // pid, registered in owned, or the error of the step that failed (the
 // child is reaped then).
 func spawn(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
+	if err := checkNUL(path, argv, spec); err != nil {
+		return 0, err
+	}
 	var a cmem
 	defer a.free()
 	s := (*C.struct_sockd_spawn)(a.alloc(C.sizeof_struct_sockd_spawn))
@@ -144,6 +147,29 @@ func spawn(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
 		return 0, fmt.Errorf("spawn: short report from the child (%d bytes, %v)", n, rerr)
 	}
 	return 0, spawnError(&rep, path, spec)
+}
+
+// checkNUL refuses a string that C would cut short, as ForkExec does.
+func checkNUL(path string, argv []string, spec *Spec) error {
+	bad := func(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+	switch {
+	case bad(path):
+		return fmt.Errorf("path %q: NUL byte: %w", path, syscall.EINVAL)
+	case bad(spec.Dir):
+		return fmt.Errorf("working directory %q: NUL byte: %w", spec.Dir, syscall.EINVAL)
+	}
+	for i, a := range argv {
+		if bad(a) {
+			return fmt.Errorf("argument %d %q: NUL byte: %w", i, a, syscall.EINVAL)
+		}
+	}
+	for _, kv := range spec.Env {
+		if bad(kv) {
+			k, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("environment variable %q: NUL byte: %w", k, syscall.EINVAL)
+		}
+	}
+	return nil
 }
 
 // readFull reads into buf until it is full or at end of file.

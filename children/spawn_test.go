@@ -1,6 +1,7 @@
 package children
 
 import (
+	"errors"
 	"net"
 	"os/signal"
 
@@ -175,6 +176,25 @@ func TestSpawnExecErrors(t *testing.T) {
 	// A working directory that goes away between Start's check and the
 	// child's chdir cannot be staged here; a file where a directory is
 	// wanted is refused before the spawn.
+}
+
+// TestSpawnNUL: a NUL byte in an argument or the environment, which C
+// would cut short, is refused, as ForkExec refuses it.
+func TestSpawnNUL(t *testing.T) {
+	for _, spec := range []Spec{
+		{Path: "/bin/echo", Argv: []string{"echo", "a\x00b"}, Umask: -1},
+		{Path: "/bin/echo", Env: []string{"A=1", "SECRET=x\x00y"}, Umask: -1, PIDEnv: "LISTEN_PID"},
+	} {
+		p, err := Start(spec)
+		if err == nil {
+			waitDone(t, p)
+			t.Errorf("Start(%q, env %q) succeeded", spec.Argv, spec.Env)
+			continue
+		}
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("Start(%q, env %q): %v, want invalid argument", spec.Argv, spec.Env, err)
+		}
+	}
 }
 
 // TestSpawnSignals: the child starts with no signal blocked (sockd's
