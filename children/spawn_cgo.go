@@ -30,6 +30,9 @@ var spawnCgroupInC = C.sockd_spawn_cgroup_ok() == 1
 // pid, registered in owned, or the error of the step that failed (the
 // child is reaped then).
 func spawn(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
+	if err := checkSettings(spec); err != nil {
+		return 0, err
+	}
 	if err := checkNUL(path, argv, spec); err != nil {
 		return 0, err
 	}
@@ -41,9 +44,6 @@ func spawn(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
 	env := spec.Env
 	var pidSlot *C.char
 	if spec.PIDEnv != "" {
-		if strings.ContainsAny(spec.PIDEnv, "=,\x00") {
-			return 0, fmt.Errorf("pid variable %q: invalid name", spec.PIDEnv)
-		}
 		kept := make([]string, 0, len(env)+1)
 		for _, kv := range env {
 			if !strings.HasPrefix(kv, spec.PIDEnv+"=") {
@@ -76,24 +76,15 @@ func spawn(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
 	}
 	s.umask = -1
 	if spec.Umask >= 0 {
-		if spec.Umask > 0o777 {
-			return 0, fmt.Errorf("umask %#o: out of range", spec.Umask)
-		}
 		s.umask = C.int(spec.Umask)
 	}
 	if spec.Nice != nil {
-		if *spec.Nice < -20 || *spec.Nice > 19 {
-			return 0, fmt.Errorf("nice %d: out of range [-20, 19]", *spec.Nice)
-		}
 		s.have_nice, s.nice = 1, C.int(*spec.Nice)
 	}
 	if n := len(spec.Rlimits); n > 0 {
 		p := (*C.struct_sockd_rlimit)(a.alloc(uintptr(n) * C.sizeof_struct_sockd_rlimit))
 		rl := unsafe.Slice(p, n)
 		for i, r := range spec.Rlimits {
-			if r.Cur > r.Max {
-				return 0, fmt.Errorf("rlimit %d: soft limit %d above hard limit %d", r.Resource, r.Cur, r.Max)
-			}
 			rl[i] = C.struct_sockd_rlimit{resource: C.int(r.Resource), cur: C.uint64_t(r.Cur), max: C.uint64_t(r.Max)}
 		}
 		s.rlimits, s.nrlimits = p, C.int(n)
