@@ -92,8 +92,9 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 }
 
 // MaybeRunHelper runs the exec helper when the program was started as
-// one (by Start with a PIDEnv, umask, nice or rlimits) and then never
-// returns; otherwise it returns at once. Call it first thing in main and
+// one (by Start with a PIDEnv, umask, nice or rlimits, where the C spawn
+// does not apply them: a sandboxed start, a build without cgo) and then
+// never returns; otherwise it returns at once. Call it first thing in main and
 // in TestMain of any package whose tests start children.
 //
 // In cgo builds with glibc the C helper of helper_cgo.c has done the work
