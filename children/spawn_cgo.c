@@ -15,10 +15,11 @@
 // error.
 //
 // The child runs in sockd's address space while sockd's other threads
-// run on: it calls only async-signal-safe code (raw system calls, no
-// malloc, no stdio, no locks, nothing that touches errno's users), reads
-// only what the parent prepared, and writes only its own stack, the pid
-// slot of the environment and its report. Every signal is blocked around
+// run on: it calls only async-signal-safe code (raw system calls through
+// syscall(3), memset; no malloc, no stdio, no locks), reads only what
+// the parent prepared, and writes only its own stack, the parent's
+// scratch array and pid slot, and errno of the parent's thread, which
+// sleeps until the child is gone. Every signal is blocked around
 // the clone, and the child resets the handlers sockd installed (Go's)
 // to SIG_DFL before it restores the signal mask, so no Go handler can
 // run in it.
@@ -142,8 +143,8 @@ static int sockd_child(void *arg) {
 		sys(SYS_umask, s->umask, 0, 0, 0);
 	}
 	// Go raised its soft RLIMIT_NOFILE to its hard limit less one at
-	// start; the program gets the original unless the limit was changed
-	// since (the test ForkExec makes) or the unit sets its own below.
+	// start; the program gets the original back unless the limit was
+	// changed since (ForkExec's test, the same) or Rlimits sets it below.
 	if (have_orig_nofile && orig_nofile.rlim_max > 0 && orig_nofile.rlim_cur < orig_nofile.rlim_max - 1) {
 		struct rlimit now;
 		if (sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&now) == 0 && now.rlim_cur == orig_nofile.rlim_max - 1 &&
