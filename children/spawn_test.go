@@ -240,19 +240,29 @@ func statusFields(t *testing.T, path string) map[string]string {
 // TestSpawnLeavesNothing: starts that succeed and starts that fail in
 // the child leave no fd, goroutine or process behind.
 func TestSpawnLeavesNothing(t *testing.T) {
-	countFds := func() int {
+	listFds := func() map[string]string {
 		ents, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(ents)
+		m := map[string]string{}
+		for _, e := range ents {
+			// Not counted: what the reaper reads (/proc/self/task/…),
+			// which it may be doing now (our children's SIGCHLD), and
+			// the listing itself ("", closed before the readlink).
+			if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(target, "/proc/") {
+				m[e.Name()] = target
+			}
+		}
+		return m
 	}
 	l, _ := listener(t, false)
 	defer l.Close()
 	// Warm up what a first start opens once (/dev/null's path lookups,
 	// the reaper's signal channel): counted before the loop.
 	waitDone(t, start(t, Spec{Path: "/bin/true", Umask: -1}))
-	fds, goroutines := countFds(), runtime.NumGoroutine()
+	before, goroutines := listFds(), runtime.NumGoroutine()
+	fds := len(before)
 	huge := uint64(1 << 40)
 	for i := range 20 {
 		spec := Spec{Path: "/bin/true", Umask: 0o022, PIDEnv: "LISTEN_PID", ExtraFiles: []*os.File{l},
@@ -285,8 +295,8 @@ func TestSpawnLeavesNothing(t *testing.T) {
 	}
 	// Fewer is possible: a descriptor of an earlier test may close
 	// meanwhile.
-	if n := countFds(); n > fds {
-		t.Errorf("after 20 starts: %d fds, %d before", n, fds)
+	if after := listFds(); len(after) > fds {
+		t.Errorf("after 20 starts: %d fds %v, %d before %v", len(after), after, fds, before)
 	}
 	if kids := childrenOf(os.Getpid()); len(kids) > 0 {
 		t.Errorf("after 20 starts: children %v", kids)
