@@ -24,20 +24,39 @@ func benchStart(b *testing.B, spec Spec) {
 	}
 }
 
-// BenchmarkStartDirect is the cost of a spawn without the exec helper.
+// BenchmarkStartDirect is the cost of a spawn with nothing to set up in
+// the child: the C spawn in cgo builds.
 func BenchmarkStartDirect(b *testing.B) {
 	benchStart(b, Spec{Umask: -1})
 }
 
-// BenchmarkStartHelper is the cost of a spawn through the exec helper
-// (PIDEnv set); the difference to BenchmarkStartDirect is the helper's.
+// BenchmarkStartHelper is the cost of a spawn with PIDEnv set: the C
+// spawn in cgo builds (no exec helper), the Go helper without cgo.
 func BenchmarkStartHelper(b *testing.B) {
 	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID"})
 }
 
+// BenchmarkStartForkExec is BenchmarkStartDirect through Go's
+// syscall.ForkExec, as Start did before the C spawn.
+func BenchmarkStartForkExec(b *testing.B) {
+	forceForkExec = true
+	defer func() { forceForkExec = false }()
+	benchStart(b, Spec{Umask: -1})
+}
+
+// BenchmarkStartForkExecHelper is BenchmarkStartHelper through
+// ForkExec and the exec helper (the C one in cgo builds), as Start did
+// before the C spawn: the difference to BenchmarkStartHelper is what the
+// spawn saves.
+func BenchmarkStartForkExecHelper(b *testing.B) {
+	forceForkExec = true
+	defer func() { forceForkExec = false }()
+	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID"})
+}
+
 // BenchmarkStartSandboxNNP is a spawn with the smallest sandbox
-// (NoNewPrivileges=): the C helper hands it to the Go helper, so the
-// difference to BenchmarkStartHelper is a Go runtime's start.
+// (NoNewPrivileges=): ForkExec and the Go helper, so the difference to
+// BenchmarkStartForkExecHelper is a Go runtime's start.
 func BenchmarkStartSandboxNNP(b *testing.B) {
 	benchStart(b, Spec{Umask: -1, PIDEnv: "LISTEN_PID", Sandbox: &sandbox.Setup{Options: sandbox.Options{NoNewPrivileges: true}}})
 }

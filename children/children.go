@@ -10,26 +10,31 @@
 // main process) and, as the child subreaper, reaps the orphans no
 // Process waits for (BecomeSubreaper).
 //
-// Start forks with syscall.ForkExec and hands the child duplicates of the
-// raw descriptors it is given, obtained through (*os.File).SyscallConn: it
-// never calls (*os.File).Fd, which would switch a socket that Go put into
-// non-blocking mode back to blocking mode for sockd too (the flag lives on
-// the open file description the duplicates share). The child therefore
-// sees each socket in exactly the mode the caller left it in.
+// Start hands the child duplicates of the raw descriptors it is given,
+// obtained through (*os.File).SyscallConn: it never calls
+// (*os.File).Fd, which would switch a socket that Go put into
+// non-blocking mode back to blocking mode for sockd too (the flag lives
+// on the open file description the duplicates share). The child
+// therefore sees each socket in exactly the mode the caller left it in.
 //
 // Settings that Go cannot apply between fork and exec (a variable holding
-// the child's own pid, umask, nice, rlimits) take an exec helper: Start
-// re-executes the running binary (/proc/self/exe) with a hidden argument;
-// the helper applies the settings and execs the real program in the same
+// the child's own pid, umask, nice, rlimits) are applied, in cgo builds,
+// by the child of a spawn written in C (spawn_cgo.c): it clones with
+// CLONE_VM|CLONE_VFORK as Go's ForkExec does, applies them with raw
+// system calls and execs the program, so there is no extra exec, and a
+// step that fails is an error of Start. A sandboxed start, and every
+// start of a CGO_ENABLED=0 build, takes syscall.ForkExec and, if the
+// settings need it, an exec helper: Start re-executes the running binary
+// (/proc/self/exe) with a hidden argument; the helper applies the
+// settings (and the sandbox) and execs the real program in the same
 // process, so the pid the supervisor knows is the program's pid.
 //
 // In cgo builds with glibc the helper is C code (helper_cgo.c), an ELF
 // constructor that runs before the Go runtime starts, as runc's nsexec
-// does: it costs about what an exec of a minimal dynamically linked C
-// program costs, with no Go runtime start and no package init. Built with
-// CGO_ENABLED=0 (or another C library), the helper is Go code run by
-// MaybeRunHelper at the top of main. Both read the same arguments and
-// behave the same (the tests run both); see MaybeRunHelper.
+// does; it hands a sandboxed start to the Go helper, run by
+// MaybeRunHelper at the top of main, which is also the helper of
+// CGO_ENABLED=0 builds. All read the same settings and behave the same
+// (the tests run each); see MaybeRunHelper.
 package children
 
 import (
@@ -98,8 +103,9 @@ type Spec struct {
 	Rlimits    []Rlimit
 
 	// PIDEnv, if set, names an environment variable the child finds set
-	// to its own pid (LISTEN_PID). This takes an exec helper: sockd
-	// re-executes itself, sets the variable and execs Path.
+	// to its own pid (LISTEN_PID): the C spawn's child writes it before
+	// its exec; without cgo, or with a Sandbox, it takes an exec helper
+	// (sockd re-executes itself, sets the variable and execs Path).
 	PIDEnv string
 
 	// KillGroupOnExit: when the process exits, SIGKILL what is left of
@@ -110,7 +116,8 @@ type Spec struct {
 	// CgroupFD, with UseCgroup, is an open cgroup v2 directory the
 	// process is born in (clone3's CLONE_INTO_CGROUP): there is no moment
 	// in which it could fork outside it. The exec helper, if any, is the
-	// process born there. The caller keeps the descriptor open until
+	// process born there. (The C spawn does it on amd64; elsewhere such a
+	// start takes ForkExec.) The caller keeps the descriptor open until
 	// Start returns.
 	UseCgroup bool
 	CgroupFD  int
@@ -189,14 +196,18 @@ var live sync.WaitGroup
 //
 // A program that cannot be found or is not executable, a working
 // directory that does not exist and any failure of fork or exec are
-// errors of Start. Failures inside the exec helper (a limit it may not
-// raise, say) happen after Start returned: the helper writes them to the
+// errors of Start, and so, with the C spawn, is the failure of any
+// setting (a limit the child may not raise, say: "start /bin/app:
+// setrlimit 7 …: operation not permitted"). Failures inside an exec
+// helper happen after Start returned: the helper writes them to the
 // child's stderr and exits with status 127.
 //
-// The child's stdin is spec.Stdin, /dev/null by default. Before
-// forking, Start marks every descriptor of sockd above 2 close-on-exec
-// (close_range(2)), so that a descriptor sockd inherited without that
-// flag cannot leak into children; Go's own descriptors have it anyway.
+// The child's stdin is spec.Stdin, /dev/null by default. No descriptor
+// of sockd but those reaches the child: the C spawn's child marks every
+// one above its own close-on-exec (close_range(2)); before ForkExec,
+// Start marks every descriptor of sockd above 2 so, so that one sockd
+// inherited without that flag cannot leak; Go's own descriptors have it
+// anyway.
 func Start(spec Spec) (*Process, error) {
 	path, err := resolvePath(spec.Path, spec.Dir)
 	if err != nil {
@@ -255,6 +266,42 @@ func Start(spec Spec) (*Process, error) {
 		}
 	}
 
+	pid, err := startProcess(path, argv, fds, &spec)
+	if err != nil {
+		return fail(err)
+	}
+	p := &Process{
+		pid:             pid,
+		path:            path,
+		started:         time.Now(),
+		exited:          make(chan struct{}),
+		killGroupOnExit: spec.KillGroupOnExit,
+		done:            make(chan struct{}),
+	}
+	readers := fs.startReaders()
+	live.Add(1)
+	go p.wait(readers)
+	return p, nil
+}
+
+// forceForkExec makes every start take ForkExec (benchmarks compare).
+var forceForkExec = false
+
+// startProcess forks and execs path with fds as its fds 0, 1, 2, 3…, and
+// registers its pid in owned. An unsandboxed start is spawned in C
+// (spawn_cgo.c), with no exec helper, where cgo is built in; a sandboxed
+// one, and every start without cgo, takes ForkExec and the exec helper
+// if spec needs one.
+func startProcess(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
+	if spawnInC && !forceForkExec && spec.Sandbox == nil && (!spec.UseCgroup || spawnCgroupInC) {
+		return spawn(path, argv, fds, spec)
+	}
+	return forkExec(path, argv, fds, spec)
+}
+
+// forkExec starts path with syscall.ForkExec, through the exec helper if
+// spec needs one.
+func forkExec(path string, argv []string, fds []uintptr, spec *Spec) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -262,7 +309,7 @@ func Start(spec Spec) (*Process, error) {
 		Sys:   &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: spec.UseCgroup, CgroupFD: spec.CgroupFD},
 	}
 	execPath, execArgv := path, argv
-	if needsHelper(&spec) {
+	if needsHelper(spec) {
 		if spec.Sandbox != nil {
 			// The working directory is entered once the mounts are made,
 			// so that it is the sandbox's view of it. (A copy: the
@@ -279,9 +326,9 @@ func Start(spec Spec) (*Process, error) {
 				sandbox.UserNamespace(attr.Sys, uid, gid, groups)
 			}
 		}
-		settings, err := encodeHelper(&spec, len(spec.ExtraFiles))
+		settings, err := encodeHelper(spec, len(spec.ExtraFiles))
 		if err != nil {
-			return fail(err)
+			return 0, err
 		}
 		// The helper applies the credential itself, after nice and
 		// rlimits, which may take privileges the user lacks.
@@ -299,21 +346,7 @@ func Start(spec Spec) (*Process, error) {
 		owned.addLocked(pid)
 	}
 	owned.mu.Unlock()
-	if err != nil {
-		return fail(err)
-	}
-	p := &Process{
-		pid:             pid,
-		path:            path,
-		started:         time.Now(),
-		exited:          make(chan struct{}),
-		killGroupOnExit: spec.KillGroupOnExit,
-		done:            make(chan struct{}),
-	}
-	readers := fs.startReaders()
-	live.Add(1)
-	go p.wait(readers)
-	return p, nil
+	return pid, err
 }
 
 // closeOnExecAll marks every descriptor above 2 of this process

@@ -33,26 +33,40 @@ func needsHelper(s *Spec) bool {
 	return s.PIDEnv != "" || s.Umask >= 0 || s.Nice != nil || len(s.Rlimits) > 0 || s.Sandbox != nil
 }
 
-// encodeHelper turns the settings only the helper can apply into one
-// argument.
-func encodeHelper(s *Spec, nfiles int) (string, error) {
-	items := []string{"files=" + strconv.Itoa(nfiles)}
-	if s.Umask >= 0 {
-		if s.Umask > 0o777 {
-			return "", fmt.Errorf("umask %#o: out of range", s.Umask)
-		}
-		items = append(items, "umask="+strconv.FormatInt(int64(s.Umask), 8))
+// checkSettings refuses settings out of range, whichever way they are
+// applied (the C spawn or an exec helper).
+func checkSettings(s *Spec) error {
+	if s.Umask > 0o777 {
+		return fmt.Errorf("umask %#o: out of range", s.Umask)
 	}
-	if s.Nice != nil {
-		if *s.Nice < -20 || *s.Nice > 19 {
-			return "", fmt.Errorf("nice %d: out of range [-20, 19]", *s.Nice)
-		}
-		items = append(items, "nice="+strconv.Itoa(*s.Nice))
+	if s.Nice != nil && (*s.Nice < -20 || *s.Nice > 19) {
+		return fmt.Errorf("nice %d: out of range [-20, 19]", *s.Nice)
 	}
 	for _, r := range s.Rlimits {
 		if r.Cur > r.Max {
-			return "", fmt.Errorf("rlimit %d: soft limit %d above hard limit %d", r.Resource, r.Cur, r.Max)
+			return fmt.Errorf("rlimit %d: soft limit %d above hard limit %d", r.Resource, r.Cur, r.Max)
 		}
+	}
+	if strings.ContainsAny(s.PIDEnv, "=,\x00") {
+		return fmt.Errorf("pid variable %q: invalid name", s.PIDEnv)
+	}
+	return nil
+}
+
+// encodeHelper turns the settings only the helper can apply into one
+// argument.
+func encodeHelper(s *Spec, nfiles int) (string, error) {
+	if err := checkSettings(s); err != nil {
+		return "", err
+	}
+	items := []string{"files=" + strconv.Itoa(nfiles)}
+	if s.Umask >= 0 {
+		items = append(items, "umask="+strconv.FormatInt(int64(s.Umask), 8))
+	}
+	if s.Nice != nil {
+		items = append(items, "nice="+strconv.Itoa(*s.Nice))
+	}
+	for _, r := range s.Rlimits {
 		items = append(items, fmt.Sprintf("rlimit=%d:%d:%d", r.Resource, r.Cur, r.Max))
 	}
 	if s.Sandbox != nil {
@@ -60,9 +74,6 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 		items = append(items, "sandbox="+s.Sandbox.Encode())
 	}
 	if s.PIDEnv != "" {
-		if strings.ContainsAny(s.PIDEnv, "=,\x00") {
-			return "", fmt.Errorf("pid variable %q: invalid name", s.PIDEnv)
-		}
 		items = append(items, "pidenv="+s.PIDEnv)
 	}
 	if c := s.Credential; c != nil {
@@ -81,8 +92,9 @@ func encodeHelper(s *Spec, nfiles int) (string, error) {
 }
 
 // MaybeRunHelper runs the exec helper when the program was started as
-// one (by Start with a PIDEnv, umask, nice or rlimits) and then never
-// returns; otherwise it returns at once. Call it first thing in main and
+// one (by Start with a PIDEnv, umask, nice or rlimits, where the C spawn
+// does not apply them: a sandboxed start, a build without cgo) and then
+// never returns; otherwise it returns at once. Call it first thing in main and
 // in TestMain of any package whose tests start children.
 //
 // In cgo builds with glibc the C helper of helper_cgo.c has done the work

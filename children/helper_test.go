@@ -1,6 +1,7 @@
 package children
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,26 +16,47 @@ import (
 // helper (mode "gohelper"); the C helper does not react to it.
 const goHelperArg = "__sockd-exec-go"
 
-// helperImpl is one implementation of the exec helper. wrap turns a spec
-// into the one to Start; nil starts it as it is.
+// helperImpl is one way of applying a Spec's settings in the child.
+// wrap turns a spec into the one to Start; nil starts it as it is.
+// direct: the settings are applied by Start's own child (the C spawn),
+// whose failures are errors of Start; otherwise an exec helper applies
+// them and fails with status 127.
 type helperImpl struct {
-	name string
-	wrap func(*testing.T, Spec) Spec
+	name   string
+	wrap   func(*testing.T, Spec) Spec
+	direct bool
 }
 
-// helperImpls returns the helper Start uses (the C one in cgo builds)
-// and the Go one, forced: both must behave the same.
+// helperImpls returns the way Start applies the settings (the C spawn in
+// cgo builds, else the Go helper), the C exec helper (in cgo builds with
+// glibc) and the Go one, forced: all must behave the same.
 func helperImpls() []helperImpl {
-	name := "go"
-	if helperInC {
-		name = "c"
+	impls := []helperImpl{{name: "go"}}
+	if spawnInC {
+		impls = []helperImpl{{name: "spawn", direct: true}}
 	}
-	return []helperImpl{{name: name}, {name: "forced-go", wrap: viaGoHelper}}
+	if helperInC {
+		impls = append(impls, helperImpl{name: "c-helper", wrap: viaCHelper})
+	}
+	return append(impls, helperImpl{name: "forced-go", wrap: viaGoHelper})
 }
 
 // viaGoHelper returns a spec that starts the test binary as the Go exec
 // helper with spec's settings, the way Start starts the helper.
 func viaGoHelper(t *testing.T, spec Spec) Spec {
+	t.Helper()
+	return viaHelper(t, spec, goHelperArg, childEnv+"=gohelper")
+}
+
+// viaCHelper returns a spec that starts the test binary as the C exec
+// helper (its constructor) with spec's settings, as Start does without
+// the C spawn.
+func viaCHelper(t *testing.T, spec Spec) Spec {
+	t.Helper()
+	return viaHelper(t, spec, helperArg)
+}
+
+func viaHelper(t *testing.T, spec Spec, arg string, env ...string) Spec {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -54,8 +76,8 @@ func viaGoHelper(t *testing.T, spec Spec) Spec {
 	}
 	return Spec{
 		Path:       exe,
-		Argv:       append([]string{"sockd-exec", goHelperArg, settings, path}, argv...),
-		Env:        append(slices.Clone(spec.Env), childEnv+"=gohelper"),
+		Argv:       append([]string{"sockd-exec", arg, settings, path}, argv...),
+		Env:        append(slices.Clone(spec.Env), env...),
 		Dir:        spec.Dir,
 		ExtraFiles: spec.ExtraFiles,
 		Umask:      -1,
@@ -80,9 +102,9 @@ func runVia(t *testing.T, spec Spec, impl helperImpl) (p *Process, stdout, stder
 	return p, out.get(), errs.get(), exit
 }
 
-// TestHelperNoGoRuntime shows that the helper Start uses in cgo builds
-// runs no Go code: with GODEBUG=inittrace=1 a Go runtime reports every
-// package init on stderr, and /bin/true prints nothing.
+// TestHelperNoGoRuntime shows that the C exec helper runs no Go code:
+// with GODEBUG=inittrace=1 a Go runtime reports every package init on
+// stderr, and /bin/true prints nothing.
 func TestHelperNoGoRuntime(t *testing.T) {
 	spec := Spec{Path: "/bin/true", Env: []string{"GODEBUG=inittrace=1"}, Umask: 0o022, PIDEnv: "LISTEN_PID"}
 	// The probe works: the Go helper does report its inits.
@@ -93,7 +115,7 @@ func TestHelperNoGoRuntime(t *testing.T) {
 	if !helperInC {
 		t.Skip("no C helper in this build (cgo off or not glibc)")
 	}
-	_, _, errs, exit = runVia(t, spec, helperImpl{})
+	_, _, errs, exit = runVia(t, spec, helperImpl{wrap: viaCHelper})
 	if !exit.Success() || len(errs) != 0 {
 		t.Errorf("helper: %v, stderr %q; want success and no Go init trace", exit, errs)
 	}
@@ -147,8 +169,13 @@ func TestHelperParity(t *testing.T) {
 			t.Run("failure", func(t *testing.T) {
 				// Above fs.nr_open: EPERM even for root.
 				const huge = 1 << 40
-				_, out, errs, exit := runVia(t, Spec{Path: "/bin/echo", Argv: []string{"echo", "ran"}, Umask: -1,
-					Rlimits: []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: huge, Max: huge}}}, impl)
+				spec := Spec{Path: "/bin/echo", Argv: []string{"echo", "ran"}, Umask: -1,
+					Rlimits: []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: huge, Max: huge}}}
+				if impl.direct {
+					wantStartError(t, spec, fmt.Sprintf("start /bin/echo: setrlimit 7 %d:%d: operation not permitted", huge, huge), syscall.EPERM)
+					return
+				}
+				_, out, errs, exit := runVia(t, spec, impl)
 				want := fmt.Sprintf("sockd-exec: setting \"rlimit=7:%d:%d\": setrlimit 7 %d:%d: operation not permitted", huge, huge, huge, huge)
 				if exit.Code != helperExitCode || len(out) != 0 || !slices.Equal(errs, []string{want}) {
 					t.Errorf("got %v %q %q, want exit status 127 and %q", exit, out, errs, want)
@@ -161,7 +188,12 @@ func TestHelperParity(t *testing.T) {
 				if err := os.WriteFile(prog, []byte{0, 1, 2, 3}, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				_, out, errs, exit := runVia(t, Spec{Path: prog, Umask: -1, PIDEnv: "LISTEN_PID"}, impl)
+				spec := Spec{Path: prog, Umask: -1, PIDEnv: "LISTEN_PID"}
+				if impl.direct {
+					wantStartError(t, spec, "start "+prog+": exec "+prog+": exec format error", syscall.ENOEXEC)
+					return
+				}
+				_, out, errs, exit := runVia(t, spec, impl)
 				want := "sockd-exec: exec " + prog + ": exec format error"
 				if exit.Code != helperExitCode || len(out) != 0 || !slices.Equal(errs, []string{want}) {
 					t.Errorf("got %v %q %q, want exit status 127 and %q", exit, out, errs, want)
@@ -173,7 +205,10 @@ func TestHelperParity(t *testing.T) {
 					t.Fatal(err)
 				}
 				arg, env := helperArg, []string(nil)
-				if impl.wrap != nil {
+				switch impl.name {
+				case "spawn":
+					t.Skip("no settings to parse: the C spawn is handed them as data")
+				case "forced-go", "go":
 					arg, env = goHelperArg, []string{childEnv + "=gohelper"}
 				}
 				for settings, why := range map[string]string{
@@ -208,5 +243,22 @@ func TestHelperParity(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// wantStartError checks that Start fails on spec with the error text
+// want, which wraps errno, and leaves no process behind.
+func wantStartError(t *testing.T, spec Spec, want string, errno syscall.Errno) {
+	t.Helper()
+	p, err := Start(spec)
+	if err == nil {
+		waitDone(t, p)
+		t.Fatalf("Start succeeded (pid %d, %v), want %q", p.Pid(), p.Exit(), want)
+	}
+	if err.Error() != want || !errors.Is(err, errno) {
+		t.Errorf("Start: %q, want %q (wrapping %v)", err, want, errno)
+	}
+	if kids := childrenOf(os.Getpid()); len(kids) > 0 {
+		t.Errorf("processes left after a failed start: %v", kids)
 	}
 }

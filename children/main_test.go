@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(runChild(mode))
 	}
+	if os.Getenv(activationEnv) != "" {
+		os.Exit(runActivation())
+	}
 	// Every test runs as sockd does: as the child subreaper, its reaper
 	// beside the Processes' waiters.
 	if err := BecomeSubreaper(); err != nil {

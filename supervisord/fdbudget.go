@@ -38,7 +38,7 @@ const (
 	// fdReserve is how many fds the budget keeps free beyond those open
 	// when the units load. Measured with 0 units: sockd has 16 open,
 	// the API listener and inotify included; a spawn takes up to 8 more
-	// for a moment (2 output pipes, the exec helper's status pipe,
+	// for a moment (2 output pipes, the spawn's error pipe,
 	// /dev/null, a pidfd); an API request takes 1, a reload a few
 	// (directory and unit files, one at a time); the Go runtime's
 	// cgroup files and a second start overlapping a restart take the

@@ -29,7 +29,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 // exec holds the unit's sockets and runs the command on them as the
 // systemd protocol hands them over: fds 3.. in order, LISTEN_FDS,
-// LISTEN_FDNAMES and LISTEN_PID (its own pid, set by the exec helper).
+// LISTEN_FDNAMES and LISTEN_PID (its own pid, set by children.Start).
 // The command runs in its own process group with sockctl's stdin,
 // stdout and stderr; SIGINT, SIGTERM and SIGHUP are passed on to it.
 // sockctl lets go of the sockets (closes the API connection) only once
@@ -96,7 +96,7 @@ func exitStatus(st children.ExitStatus) error {
 }
 
 // listenEnv is env without the socket activation variables it may have,
-// plus LISTEN_FDS and LISTEN_FDNAMES for names (the exec helper adds
+// plus LISTEN_FDS and LISTEN_FDNAMES for names (children.Start adds
 // LISTEN_PID).
 func listenEnv(env, names []string) []string {
 	out := make([]string, 0, len(env)+2)
