@@ -99,6 +99,7 @@ type Daemon struct {
 	busy       busyUnits         // units not opened: address in use, too few fds (busy.go)
 	fds        fdBudget          // the units' share of RLIMIT_NOFILE (fdbudget.go)
 	events     *eventBus         // lifecycle events to subscribers (events.go)
+	trim       *memTrim          // gives the heap back after a burst of exits (trim.go)
 	idle       *idleMonitor      // X-IdleTimeoutSec= checks (idle.go)
 	cg         *cgroup.Hierarchy // the units' cgroups; nil: process groups (cgroup.go)
 	cgOwn      bool              // cg is sockd's own delegated cgroup
@@ -119,8 +120,16 @@ var _ api.Backend = (*Daemon)(nil)
 // New returns a Daemon for cfg; Open loads and runs the units.
 func New(cfg Config) *Daemon {
 	life, end := context.WithCancel(context.Background())
+	trim := newMemTrim()
+	hook := trim.note
+	if cfg.OnEvent != nil {
+		hook = func(ev api.UnitEvent) {
+			trim.note(ev)
+			cfg.OnEvent(ev)
+		}
+	}
 	return &Daemon{cfg: cfg, log: cfg.Log, units: map[string]*handle{}, sockets: map[string]string{}, pids: newPidTable(),
-		start: startChild, roots: defaultExecRoots(), life: life, endLife: end, events: newEventBus(cfg.OnEvent),
+		start: startChild, roots: defaultExecRoots(), life: life, endLife: end, events: newEventBus(hook), trim: trim,
 		idle: newIdleMonitor(func(err error) { cfg.Log.Warn().Err(err).Msg("X-IdleTimeoutSec=: counting connections") })}
 }
 
@@ -265,6 +274,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
+	d.trim.close()
 	d.endLife() // a reload under way stops waiting
 	d.stopBusy()
 	d.reloadMu.Lock()

@@ -22,6 +22,13 @@ type FDKeeper interface {
 	Remove(name string) error
 }
 
+// asyncKeeper is an FDKeeper that can take a copy without waiting for
+// its answer (the fd holder's PutAsync); Flush returns the refusals.
+type asyncKeeper interface {
+	PutAsync(name string, f *os.File) error
+	Flush() error
+}
+
 // Held are the fds (and buffered output) a keeper gave back at start, by
 // name: "listen/SOCKET/N" (Listen*= line N of socket unit SOCKET) and
 // "out/UNIT/PID/STREAM" (the output pipe of process PID of UNIT).
@@ -87,8 +94,32 @@ func (k *keepers) put(name string, f *os.File) {
 		return
 	}
 	for _, kp := range k.list {
-		if err := kp.Put(name, f); err != nil {
+		if err := putTo(kp, name, f); err != nil {
 			k.log(fmt.Errorf("keep %s: %w", name, err))
+		}
+	}
+}
+
+// putTo gives kp a copy of f, without waiting for its answer where kp
+// can (its refusals come back from flush).
+func putTo(kp FDKeeper, name string, f *os.File) error {
+	if ak, ok := kp.(asyncKeeper); ok {
+		return ak.PutAsync(name, f)
+	}
+	return kp.Put(name, f)
+}
+
+// flush waits for the keepers' answers to the copies put without
+// waiting, and logs their refusals.
+func (k *keepers) flush() {
+	if k == nil {
+		return
+	}
+	for _, kp := range k.list {
+		if ak, ok := kp.(asyncKeeper); ok {
+			if err := ak.Flush(); err != nil {
+				k.log(fmt.Errorf("keep: %w", err))
+			}
 		}
 	}
 }
@@ -108,7 +139,7 @@ func (k *keepers) putReused(name string, f *os.File) {
 		if slices.Contains(had, kp) {
 			continue
 		}
-		if err := kp.Put(name, f); err != nil {
+		if err := putTo(kp, name, f); err != nil {
 			k.log(fmt.Errorf("keep %s: %w", name, err))
 		}
 	}

@@ -30,6 +30,9 @@ import (
 func (d *Daemon) reload(ctx context.Context) (api.ReloadResult, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	// The fd holder's answers to the copies this reload gave it (put
+	// without waiting, one round trip each otherwise), and its refusals.
+	defer d.keep.flush()
 	var res api.ReloadResult
 	if err := d.life.Err(); err != nil {
 		return res, fmt.Errorf("reload: sockd is shutting down: %w", api.ErrConflict)

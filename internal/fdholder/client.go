@@ -35,7 +35,16 @@ type Client struct {
 	proc  *children.Process // the holder, if this Client's Connect started it
 
 	buf, oob []byte
+	// pending names the PutAsync requests whose answers are not read
+	// yet, in order; late holds the refusals read since the last Flush.
+	pending []string
+	late    []error
 }
+
+// maxPending is how many PutAsync answers may wait unread: the holder
+// answers in order, and would block on a full socket buffer if none
+// were read.
+const maxPending = 64
 
 // dial connects to the holder listening at path.
 func dial(path string) (*Client, error) {
@@ -138,6 +147,88 @@ func (c *Client) Put(name string, f *os.File) error {
 	return perr
 }
 
+// PutAsync is Put without waiting for the holder's answer, so that
+// sockd loading 10,000 units does not wait 10,000 round trips (each a
+// switch to the holder and back). The answer is read before the next
+// request that waits for its own (Put, Remove, Take, Flush), or once
+// maxPending wait; a refusal is then kept for Flush. An error sending
+// the request is returned at once.
+func (c *Client) PutAsync(name string, f *os.File) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("fdholder: put: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("fdholder: put %s: %w", name, err)
+	}
+	op := "put " + name
+	var perr error
+	if err := rc.Control(func(fd uintptr) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if perr = c.usable(op); perr != nil {
+			return
+		}
+		if len(c.pending) >= maxPending {
+			if perr = c.drainLocked(); perr != nil {
+				return
+			}
+		}
+		c.conn.SetDeadline(time.Now().Add(requestTimeout))
+		if _, _, err := c.conn.WriteMsgUnix(append([]byte{opPut}, name...), unix.UnixRights(int(fd)), nil); err != nil {
+			perr = c.fail(op, err)
+			return
+		}
+		c.pending = append(c.pending, op)
+	}); err != nil {
+		return fmt.Errorf("fdholder: put %s: %w", name, err)
+	}
+	return perr
+}
+
+// Flush reads the answers of every PutAsync not read yet and returns
+// the refusals since the last Flush, joined.
+func (c *Client) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable("flush"); err != nil {
+		return err
+	}
+	if err := c.drainLocked(); err != nil {
+		return err
+	}
+	err := errors.Join(c.late...)
+	c.late = nil
+	return err
+}
+
+// drainLocked reads the pending PutAsync answers, keeping refusals in
+// late; an error reading one makes the connection unusable.
+func (c *Client) drainLocked() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	c.conn.SetDeadline(time.Now().Add(requestTimeout))
+	for len(c.pending) > 0 {
+		op := c.pending[0]
+		kind, payload, fds, err := c.recv()
+		closeFds(fds)
+		switch {
+		case err != nil:
+			c.pending = nil
+			return c.fail(op, err)
+		case kind == replyErr:
+			c.late = append(c.late, fmt.Errorf("fdholder: %s: %s", op, payload))
+		case kind != replyOK:
+			c.pending = nil
+			return c.fail(op, errProtocol)
+		}
+		c.pending = c.pending[1:]
+	}
+	c.pending = nil
+	return nil
+}
+
 // Remove closes the holder's copy of name and forgets the output it
 // buffered for it; a name it does not hold is not an error.
 func (c *Client) Remove(name string) error {
@@ -152,6 +243,9 @@ func (c *Client) call(op string, req []byte, fd int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(op); err != nil {
+		return err
+	}
+	if err := c.drainLocked(); err != nil {
 		return err
 	}
 	c.conn.SetDeadline(time.Now().Add(requestTimeout))
@@ -188,6 +282,9 @@ func (c *Client) Take() (*Held, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable("take"); err != nil {
+		return nil, err
+	}
+	if err := c.drainLocked(); err != nil {
 		return nil, err
 	}
 	c.conn.SetDeadline(time.Now().Add(requestTimeout))
@@ -284,6 +381,9 @@ func (c *Client) Shutdown() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable("shutdown"); err != nil {
+		return err
+	}
+	if err := c.drainLocked(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(requestTimeout)

@@ -703,3 +703,41 @@ func lowestFreeFD(t *testing.T, pid int) int {
 	}
 	return n
 }
+
+// PutAsync does not wait for the holder's answers: more copies than
+// maxPending all land, a refusal comes back from Flush (once), a request
+// that waits (Remove, Take) reads the answers before its own, and the
+// connection stays usable.
+func TestPutAsync(t *testing.T) {
+	checkFDs(t)
+	_, c := startHolder(t)
+	r, w := pipe(t)
+	const n = 3*maxPending + 5
+	for i := range n {
+		if err := c.PutAsync(fmt.Sprintf("a%d", i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PutAsync("out/w", w); err != nil { // refused by the holder: not a read end
+		t.Fatal(err)
+	}
+	if err := c.PutAsync("last", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove("a0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err == nil || !strings.Contains(err.Error(), "put out/w: not the read end of a pipe") {
+		t.Errorf("Flush: %v, want the refusal of out/w", err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Errorf("second Flush: %v, want nothing", err)
+	}
+	h := take(t, c)
+	if len(h.Files) != n { // a1…a(n-1) and last
+		t.Errorf("Take: %d files, want %d", len(h.Files), n)
+	}
+	if h.Files["a0"] != nil || h.Files["out/w"] != nil || h.Files["last"] == nil || h.Files[fmt.Sprintf("a%d", n-1)] == nil {
+		t.Errorf("Take: a0 %v, out/w %v, last %v", h.Files["a0"] != nil, h.Files["out/w"] != nil, h.Files["last"] != nil)
+	}
+}
