@@ -138,6 +138,9 @@ func TestEventsAPIFollowsRestart(t *testing.T) {
 func TestLoadErrorsInStatus(t *testing.T) {
 	e := newEnv(t, notifyService)
 	pid, _ := e.mustGet()
+	// The app may answer before its READY=1 is taken (a CI run saw
+	// "activating" under load).
+	e.await(func(st api.ServiceStatus) bool { return st.State == api.StateActive })
 	ch, cancel := e.d.subscribeEvents("app.service")
 	defer cancel()
 	e.write("app.service", e.service(notifyService+"Type=bogus\n"))

@@ -158,15 +158,22 @@ func TestSignalEveryProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	cmd := startIn(t, u, `trap 'exit 7' TERM; setsid sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done' & while :; do sleep 0.1; done`)
-	// Wait for the setsid child to appear (no event for a fork).
+	// Each shell says when its trap is set: a TERM before that, or a
+	// count of processes taken while the setsid child was still being
+	// forked, left it running (a flake under load).
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := startIn(t, u, `trap 'exit 7' TERM; setsid sh -c 'trap "exit 0" TERM; touch `+ready+`.inner; while :; do sleep 0.1; done' & touch `+ready+`.outer; while :; do sleep 0.1; done`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		procs, _ := u.Procs()
-		if len(procs) >= 3 || time.Now().After(deadline) {
+		_, e1 := os.Stat(ready + ".inner")
+		_, e2 := os.Stat(ready + ".outer")
+		if e1 == nil && e2 == nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("the shells did not set their traps within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond) // no event for a file another process makes, short of inotify
 	}
 	if err := u.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -187,6 +187,14 @@ func startHolder(t *testing.T) (string, *Client) {
 		if !exited(pidfd) {
 			t.Errorf("holder %d still runs after Shutdown", c.Pid())
 		}
+		// Shutdown through another connection waited on the holder's
+		// pidfd; the Process that started it reaps it too, and holds a
+		// pidfd of its own until then (children's netpoller wait).
+		select {
+		case <-c.proc.Done():
+		case <-time.After(waitLimit):
+			t.Errorf("holder %d not reaped within %v of its exit", c.Pid(), waitLimit)
+		}
 		if _, err := os.Lstat(dir + "/" + SocketName); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket file after Shutdown: %v", err)
 		}
