@@ -7,12 +7,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sockd/sockd/api"
+	"github.com/sockd/sockd/children"
 	"github.com/sockd/sockd/internal/fdholder"
 	"github.com/sockd/sockd/supervisord"
 )
@@ -61,21 +61,44 @@ func prepareReexec(ctx context.Context, exe string, d *supervisord.Daemon, log z
 }
 
 // selfTest runs `exe self-test`: the binary must start, and read the
-// state file this sockd writes.
+// state file this sockd writes. It runs through children.Start, not
+// os/exec: sockd is the child subreaper, and its reaper takes the exit of
+// any child no children.Process owns (a CI run saw the self-test fail
+// with "waitid: no child processes").
 func selfTest(exe string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, exe, "self-test").Output()
-	want := fmt.Sprintf(" state-version %d", supervisord.StateVersion)
+	var mu sync.Mutex
+	var out, errs []string
+	collect := func(to *[]string) func(string) {
+		return func(l string) {
+			mu.Lock()
+			*to = append(*to, l)
+			mu.Unlock()
+		}
+	}
+	p, err := children.Start(children.Spec{Path: exe, Argv: []string{exe, "self-test"}, Umask: -1,
+		Stdout: children.Output{Lines: collect(&out)}, Stderr: children.Output{Lines: collect(&errs)}})
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		return fmt.Errorf("re-exec: %s fails its self-test: %w", exe, err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		p.Signal(syscall.SIGKILL)
+		<-p.Done()
+		return fmt.Errorf("re-exec: %s fails its self-test: no answer within 10 s", exe)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if st := p.Exit(); !st.Success() {
+		err := fmt.Errorf("%s", st)
+		if len(errs) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(strings.Join(errs, "\n")))
 		}
 		return fmt.Errorf("re-exec: %s fails its self-test: %w", exe, err)
 	}
-	if !strings.Contains(string(out), want) {
-		return fmt.Errorf("re-exec: %s self-test says %q; this sockd writes state version %d", exe, strings.TrimSpace(string(out)), supervisord.StateVersion)
+	got := strings.Join(out, "\n")
+	if want := fmt.Sprintf(" state-version %d", supervisord.StateVersion); !strings.Contains(got, want) {
+		return fmt.Errorf("re-exec: %s self-test says %q; this sockd writes state version %d", exe, strings.TrimSpace(got), supervisord.StateVersion)
 	}
 	return nil
 }
