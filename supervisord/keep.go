@@ -22,10 +22,12 @@ type FDKeeper interface {
 	Remove(name string) error
 }
 
-// asyncKeeper is an FDKeeper that can take a copy without waiting for
-// its answer (the fd holder's PutAsync); Flush returns the refusals.
+// asyncKeeper is an FDKeeper that can take or drop a copy without
+// waiting for its answer (the fd holder's PutAsync, RemoveAsync); Flush
+// returns the refusals.
 type asyncKeeper interface {
 	PutAsync(name string, f *os.File) error
+	RemoveAsync(name string) error
 	Flush() error
 }
 
@@ -150,8 +152,12 @@ func (k *keepers) remove(names ...string) {
 		return
 	}
 	for _, kp := range k.list {
+		rm := kp.Remove
+		if ak, ok := kp.(asyncKeeper); ok {
+			rm = ak.RemoveAsync // 10,000 units stopping are not 10,000 round trips
+		}
 		for _, n := range names {
-			if err := kp.Remove(n); err != nil {
+			if err := rm(n); err != nil {
 				k.log(fmt.Errorf("forget %s: %w", n, err))
 			}
 		}

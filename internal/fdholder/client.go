@@ -161,29 +161,41 @@ func (c *Client) PutAsync(name string, f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("fdholder: put %s: %w", name, err)
 	}
-	op := "put " + name
 	var perr error
 	if err := rc.Control(func(fd uintptr) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if perr = c.usable(op); perr != nil {
-			return
-		}
-		if len(c.pending) >= maxPending {
-			if perr = c.drainLocked(); perr != nil {
-				return
-			}
-		}
-		c.conn.SetDeadline(time.Now().Add(requestTimeout))
-		if _, _, err := c.conn.WriteMsgUnix(append([]byte{opPut}, name...), unix.UnixRights(int(fd)), nil); err != nil {
-			perr = c.fail(op, err)
-			return
-		}
-		c.pending = append(c.pending, op)
+		perr = c.sendAsync("put "+name, append([]byte{opPut}, name...), unix.UnixRights(int(fd)))
 	}); err != nil {
 		return fmt.Errorf("fdholder: put %s: %w", name, err)
 	}
 	return perr
+}
+
+// RemoveAsync is Remove without waiting for the answer, as PutAsync.
+func (c *Client) RemoveAsync(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("fdholder: remove: %w", err)
+	}
+	return c.sendAsync("remove "+name, append([]byte{opRemove}, name...), nil)
+}
+
+// sendAsync sends a request whose answer is read later (drainLocked).
+func (c *Client) sendAsync(op string, req, oob []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(op); err != nil {
+		return err
+	}
+	if len(c.pending) >= maxPending {
+		if err := c.drainLocked(); err != nil {
+			return err
+		}
+	}
+	c.conn.SetDeadline(time.Now().Add(requestTimeout))
+	if _, _, err := c.conn.WriteMsgUnix(req, oob, nil); err != nil {
+		return c.fail(op, err)
+	}
+	c.pending = append(c.pending, op)
+	return nil
 }
 
 // Flush reads the answers of every PutAsync not read yet and returns

@@ -704,8 +704,8 @@ func lowestFreeFD(t *testing.T, pid int) int {
 	return n
 }
 
-// PutAsync does not wait for the holder's answers: more copies than
-// maxPending all land, a refusal comes back from Flush (once), a request
+// PutAsync (and RemoveAsync) do not wait for the holder's answers: more
+// copies than maxPending all land, a refusal comes back from Flush (once), a request
 // that waits (Remove, Take) reads the answers before its own, and the
 // connection stays usable.
 func TestPutAsync(t *testing.T) {
@@ -724,7 +724,10 @@ func TestPutAsync(t *testing.T) {
 	if err := c.PutAsync("last", r); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Remove("a0"); err != nil {
+	if err := c.RemoveAsync("a0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove("never"); err != nil { // waits: reads every answer before its own
 		t.Fatal(err)
 	}
 	if err := c.Flush(); err == nil || !strings.Contains(err.Error(), "put out/w: not the read end of a pipe") {
