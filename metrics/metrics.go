@@ -12,6 +12,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,12 @@ type Metrics struct {
 	mu   sync.Mutex
 	src  Source
 	gens map[string]*genTrack // by unit
+	// second labels holds, by unit, the values of the second label
+	// (exits' result, restarts' outcome) it has series for, so that
+	// forget deletes them by their labels: DeletePartialMatch scans every
+	// series, and 10,000 units removed at once (a stop) were 10,000 scans
+	// of 10,000 under one lock.
+	second map[string][]string
 }
 
 // perUnit are the vectors whose only label is the unit.
@@ -86,9 +93,10 @@ func New(opts Options) *Metrics {
 	}
 	unit := []string{"unit"}
 	m := &Metrics{
-		reg:  prometheus.NewRegistry(),
-		opts: opts,
-		gens: map[string]*genTrack{},
+		reg:    prometheus.NewRegistry(),
+		opts:   opts,
+		gens:   map[string]*genTrack{},
+		second: map[string][]string{},
 		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockd_unit_spawns_total",
 			Help: "Processes started for the unit (each instance, each restart)."}, unit),
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockd_unit_exits_total",
@@ -163,8 +171,10 @@ func (m *Metrics) Observe(ev api.UnitEvent) {
 			result = "unknown"
 		}
 		m.exits.WithLabelValues(ev.Unit, result).Inc()
+		m.seen(ev.Unit, "exits\x00"+result)
 	case api.EventRestartDone:
 		m.restarts.WithLabelValues(ev.Unit, ev.Outcome).Inc()
+		m.seen(ev.Unit, "restarts\x00"+ev.Outcome)
 		m.restartTime.WithLabelValues(ev.Unit).Observe(float64(ev.Millis) / 1000)
 		if ev.Outcome != "done" {
 			m.rolledBack(ev.Unit)
@@ -188,17 +198,33 @@ func (m *Metrics) Observe(ev api.UnitEvent) {
 // unit's sockets removes and adds it: its counters start again at zero,
 // which rate() takes as a counter reset.
 func (m *Metrics) forget(unit string) {
-	l := prometheus.Labels{"unit": unit}
 	for _, v := range m.perUnit() {
-		v.DeletePartialMatch(l)
+		v.DeleteLabelValues(unit)
 	}
-	m.exits.DeletePartialMatch(l)
-	m.restarts.DeletePartialMatch(l)
-	m.ready.DeletePartialMatch(l)
-	m.restartTime.DeletePartialMatch(l)
+	m.ready.DeleteLabelValues(unit)
+	m.restartTime.DeleteLabelValues(unit)
 	m.mu.Lock()
+	second := m.second[unit]
+	delete(m.second, unit)
 	delete(m.gens, unit)
 	m.mu.Unlock()
+	for _, s := range second {
+		vec, value, _ := strings.Cut(s, "\x00")
+		if vec == "exits" {
+			m.exits.DeleteLabelValues(unit, value)
+		} else {
+			m.restarts.DeleteLabelValues(unit, value)
+		}
+	}
+}
+
+// seen records that unit has a series of exits or restarts ("exits\x00RESULT").
+func (m *Metrics) seen(unit, series string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.second[unit], series) {
+		m.second[unit] = append(m.second[unit], series)
+	}
 }
 
 // withoutNetwork is the process collector less process_network_*: on
