@@ -190,12 +190,47 @@ func (c *Client) sendAsync(op string, req, oob []byte) error {
 			return err
 		}
 	}
+	if err := c.writeLocked(op, req, oob); err != nil {
+		return err
+	}
+	c.pending = append(c.pending, op)
+	return nil
+}
+
+// readyLocked returns an error unless requests can be sent, after the
+// answers of the requests sent without waiting have been read: the next
+// answer is then the next request's.
+func (c *Client) readyLocked(op string) error {
+	if err := c.usable(op); err != nil {
+		return err
+	}
+	return c.drainLocked()
+}
+
+// writeLocked sends one request, with the fds in oob.
+func (c *Client) writeLocked(op string, req, oob []byte) error {
 	c.conn.SetDeadline(time.Now().Add(requestTimeout))
 	if _, _, err := c.conn.WriteMsgUnix(req, oob, nil); err != nil {
 		return c.fail(op, err)
 	}
-	c.pending = append(c.pending, op)
 	return nil
+}
+
+// answerLocked reads the answer to op: refused is the holder's refusal;
+// err, a failure that made the connection unusable.
+func (c *Client) answerLocked(op string) (refused, err error) {
+	kind, payload, fds, err := c.recv()
+	closeFds(fds)
+	switch {
+	case err != nil:
+		return nil, c.fail(op, err)
+	case kind == replyOK:
+		return nil, nil
+	case kind == replyErr:
+		return fmt.Errorf("fdholder: %s: %s", op, payload), nil
+	default:
+		return nil, c.fail(op, errProtocol)
+	}
 }
 
 // Flush reads the answers of every PutAsync not read yet and returns
@@ -203,10 +238,7 @@ func (c *Client) sendAsync(op string, req, oob []byte) error {
 func (c *Client) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usable("flush"); err != nil {
-		return err
-	}
-	if err := c.drainLocked(); err != nil {
+	if err := c.readyLocked("flush"); err != nil {
 		return err
 	}
 	err := errors.Join(c.late...)
@@ -221,21 +253,15 @@ func (c *Client) drainLocked() error {
 		return nil
 	}
 	c.conn.SetDeadline(time.Now().Add(requestTimeout))
-	for len(c.pending) > 0 {
-		op := c.pending[0]
-		kind, payload, fds, err := c.recv()
-		closeFds(fds)
-		switch {
-		case err != nil:
+	for _, op := range c.pending {
+		refused, err := c.answerLocked(op)
+		if err != nil {
 			c.pending = nil
-			return c.fail(op, err)
-		case kind == replyErr:
-			c.late = append(c.late, fmt.Errorf("fdholder: %s: %s", op, payload))
-		case kind != replyOK:
-			c.pending = nil
-			return c.fail(op, errProtocol)
+			return err
 		}
-		c.pending = c.pending[1:]
+		if refused != nil {
+			c.late = append(c.late, refused)
+		}
 	}
 	c.pending = nil
 	return nil
@@ -254,32 +280,21 @@ func (c *Client) Remove(name string) error {
 func (c *Client) call(op string, req []byte, fd int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usable(op); err != nil {
+	if err := c.readyLocked(op); err != nil {
 		return err
 	}
-	if err := c.drainLocked(); err != nil {
-		return err
-	}
-	c.conn.SetDeadline(time.Now().Add(requestTimeout))
 	var oob []byte
 	if fd >= 0 {
 		oob = unix.UnixRights(fd)
 	}
-	if _, _, err := c.conn.WriteMsgUnix(req, oob, nil); err != nil {
-		return c.fail(op, err)
+	if err := c.writeLocked(op, req, oob); err != nil {
+		return err
 	}
-	kind, payload, fds, err := c.recv()
-	closeFds(fds)
-	switch {
-	case err != nil:
-		return c.fail(op, err)
-	case kind == replyOK:
-		return nil
-	case kind == replyErr:
-		return fmt.Errorf("fdholder: %s: %s", op, payload)
-	default:
-		return c.fail(op, errProtocol)
+	refused, err := c.answerLocked(op)
+	if err != nil {
+		return err
 	}
+	return refused
 }
 
 // Take returns copies of every fd the holder holds (it keeps its own),
@@ -293,10 +308,7 @@ func (c *Client) Take() (*Held, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usable("take"); err != nil {
-		return nil, err
-	}
-	if err := c.drainLocked(); err != nil {
+	if err := c.readyLocked("take"); err != nil {
 		return nil, err
 	}
 	c.conn.SetDeadline(time.Now().Add(requestTimeout))
@@ -392,10 +404,7 @@ func (c *Client) Close() error {
 func (c *Client) Shutdown() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usable("shutdown"); err != nil {
-		return err
-	}
-	if err := c.drainLocked(); err != nil {
+	if err := c.readyLocked("shutdown"); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(requestTimeout)
