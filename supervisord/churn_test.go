@@ -44,21 +44,7 @@ func TestChurnMemoryFlat(t *testing.T) {
 	}
 	base := testutil.ShortDir(t)
 	dir := filepath.Join(base, "units")
-	socks := filepath.Join(base, "s")
-	for _, d := range []string{dir, socks} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range churnUnits {
-		name := fmt.Sprintf("c%04d", i)
-		if err := os.WriteFile(filepath.Join(dir, name+".socket"), []byte("[Socket]\nListenStream="+filepath.Join(socks, name+".sock")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".service"), []byte("[Service]\nExecStart=/bin/sh -c 'echo hello from %n; exec sleep 1000'\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeScaleUnits(t, dir, base, "unix", churnUnits, "/bin/sh -c 'echo hello from %n; exec sleep 1000'")
 	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.New(io.Discard)})
 	d.roots = testRoots(t)
 	if err := d.Open(); err != nil {
@@ -115,7 +101,7 @@ func TestChurnMemoryFlat(t *testing.T) {
 		}()
 	}
 	for i := range churnUnits {
-		names <- fmt.Sprintf("c%04d", i)
+		names <- fmt.Sprintf("u%05d", i)
 	}
 	close(names)
 	wg.Wait()

@@ -42,7 +42,7 @@ func benchOpen(b *testing.B, kind string, n int) {
 	raiseNofile(b, uint64(n+1000))
 	base := testutil.ShortDir(b)
 	dir := filepath.Join(base, "units")
-	writeScaleUnits(b, dir, base, kind, n)
+	writeScaleUnits(b, dir, base, kind, n, "/bin/sleep infinity")
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 		var before runtime.MemStats
@@ -92,8 +92,8 @@ func benchOpen(b *testing.B, kind string, n int) {
 
 // writeScaleUnits writes n units into dir: u00000.socket on a Unix
 // socket in sockDir (kind "unix") or on a TCP port of its own loopback
-// address (kind "tcp"), and u00000.service running sleep.
-func writeScaleUnits(b *testing.B, dir, sockDir, kind string, n int) {
+// address (kind "tcp"), and u00000.service running execStart.
+func writeScaleUnits(b testing.TB, dir, sockDir, kind string, n int, execStart string) {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -109,7 +109,7 @@ func writeScaleUnits(b *testing.B, dir, sockDir, kind string, n int) {
 		if err := os.WriteFile(filepath.Join(dir, name+".socket"), []byte("[Socket]\nListenStream="+listen+"\n"), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name+".service"), []byte("[Service]\nExecStart=/bin/sleep infinity\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+".service"), []byte("[Service]\nExecStart="+execStart+"\n"), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -162,7 +162,7 @@ func benchReload(b *testing.B, what string, n int) {
 	raiseNofile(b, uint64(n+1000))
 	base := testutil.ShortDir(b)
 	dir := filepath.Join(base, "units")
-	writeScaleUnits(b, dir, base, "unix", n)
+	writeScaleUnits(b, dir, base, "unix", n, "/bin/sleep infinity")
 	d := New(Config{UnitsDir: dir, RuntimeDir: filepath.Join(base, "rt"), Log: zerolog.Nop()})
 	if err := d.Open(); err != nil {
 		b.Fatal(err)
