@@ -74,7 +74,7 @@ type Metrics struct {
 	// forget deletes them by their labels: DeletePartialMatch scans every
 	// series, and 10,000 units removed at once (a stop) were 10,000 scans
 	// of 10,000 under one lock.
-	second map[string][]string
+	second map[string][]series
 }
 
 // perUnit are the vectors whose only label is the unit.
@@ -96,7 +96,7 @@ func New(opts Options) *Metrics {
 		reg:    prometheus.NewRegistry(),
 		opts:   opts,
 		gens:   map[string]*genTrack{},
-		second: map[string][]string{},
+		second: map[string][]series{},
 		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockd_unit_spawns_total",
 			Help: "Processes started for the unit (each instance, each restart)."}, unit),
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockd_unit_exits_total",
@@ -171,10 +171,10 @@ func (m *Metrics) Observe(ev api.UnitEvent) {
 			result = "unknown"
 		}
 		m.exits.WithLabelValues(ev.Unit, result).Inc()
-		m.seen(ev.Unit, "exits\x00"+result)
+		m.seen(ev.Unit, series{m.exits, result})
 	case api.EventRestartDone:
 		m.restarts.WithLabelValues(ev.Unit, ev.Outcome).Inc()
-		m.seen(ev.Unit, "restarts\x00"+ev.Outcome)
+		m.seen(ev.Unit, series{m.restarts, ev.Outcome})
 		m.restartTime.WithLabelValues(ev.Unit).Observe(float64(ev.Millis) / 1000)
 		if ev.Outcome != "done" {
 			m.rolledBack(ev.Unit)
@@ -209,21 +209,22 @@ func (m *Metrics) forget(unit string) {
 	delete(m.gens, unit)
 	m.mu.Unlock()
 	for _, s := range second {
-		vec, value, _ := strings.Cut(s, "\x00")
-		if vec == "exits" {
-			m.exits.DeleteLabelValues(unit, value)
-		} else {
-			m.restarts.DeleteLabelValues(unit, value)
-		}
+		s.vec.DeleteLabelValues(unit, s.value)
 	}
 }
 
-// seen records that unit has a series of exits or restarts ("exits\x00RESULT").
-func (m *Metrics) seen(unit, series string) {
+// series is one of a unit's series of a vector labelled (unit, value).
+type series struct {
+	vec   *prometheus.CounterVec
+	value string
+}
+
+// seen records that unit has the series s.
+func (m *Metrics) seen(unit string, s series) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !slices.Contains(m.second[unit], series) {
-		m.second[unit] = append(m.second[unit], series)
+	if !slices.Contains(m.second[unit], s) {
+		m.second[unit] = append(m.second[unit], s)
 	}
 }
 

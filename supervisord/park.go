@@ -11,7 +11,7 @@ package supervisord
 //   - whoever sends to the actor (a request on reqs, an event on evs)
 //     first calls enter, which counts the send as inbound and starts the
 //     goroutine again if it was parked; the actor counts down each
-//     request and event it takes (took), and a sender that gives up
+//     request and event it takes (leave), and a sender that gives up
 //     before its send was taken counts down itself (leave);
 //   - the mailbox's router, which never blocks, pokes after it puts;
 //   - the actor parks only with nothing inbound and no mail waiting.
@@ -47,8 +47,8 @@ type parker interface {
 }
 
 // enter counts a send to the actor and wakes it if it is parked. Every
-// enter is matched by one took (the actor took what was sent) or one
-// leave (the sender gave up).
+// enter is matched by one leave: the actor took what was sent, or the
+// sender gave up.
 func (p *parking) enter() {
 	if p.u == nil {
 		return
@@ -59,18 +59,8 @@ func (p *parking) enter() {
 	p.mu.Unlock()
 }
 
-// leave uncounts a send that was never taken.
+// leave uncounts a send: taken by the actor, or given up by its sender.
 func (p *parking) leave() {
-	if p.u == nil {
-		return
-	}
-	p.mu.Lock()
-	p.inbound--
-	p.mu.Unlock()
-}
-
-// took uncounts a send the actor has taken.
-func (p *parking) took() {
 	if p.u == nil {
 		return
 	}

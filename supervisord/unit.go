@@ -164,10 +164,10 @@ func (u *unit) loop() {
 		}
 		select {
 		case r := <-u.reqs:
-			u.park.took()
+			u.park.leave() // taken
 			u.request(r)
 		case e := <-u.evs:
-			u.park.took()
+			u.park.leave() // taken
 			u.dispatch(e)
 		case <-u.mail.wake:
 			for _, n := range u.mail.take() {
